@@ -1,0 +1,81 @@
+/*
+ * extent.c - the extent record: the LMDB value holding EXTENT_PAGES pages.
+ *
+ *   offset  size  field
+ *   0       4     magic 0x31545843 ("CXT1" little-endian)
+ *   4       2     format version, 1
+ *   6       2     flags, 0
+ *   8       4     pages in the extent (16)
+ *   12      4     length of the zstd frame that follows
+ *   16      8     extent number (must equal the key)
+ *   24      8     XXH3-64 of the uncompressed pages, seeded with the
+ *                 extent number XOR the store's checksum seed
+ *   32      ...   one zstd frame; decompresses to pages * 4096 bytes
+ *
+ * All integers little-endian.  Pages are stored unswizzled.  A record that
+ * fails any check decodes to CAIRN_CORRUPT and nothing of it is shown.
+ * decode is async-signal-safe (no allocation: ZSTD_decompressDCtx with a
+ * context made at open decompresses into the caller's buffer).
+ */
+#include <string.h>
+#include <xxhash.h>
+
+#include "pager.h"
+
+#define EXTENT_MAGIC 0x31545843u
+#define EXTENT_VERSION 1
+
+struct extent_header {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t flags;
+    uint32_t pages;
+    uint32_t zlen;
+    uint64_t extent;
+    uint64_t checksum;
+};
+_Static_assert(sizeof(struct extent_header) == EXTENT_HEADER, "extent header");
+
+size_t extent_bound(void)
+{
+    return EXTENT_HEADER + ZSTD_compressBound(EXTENT_BYTES);
+}
+
+int extent_encode(void *dst, size_t cap, size_t *len, const void *raw, uint64_t e, uint64_t seed, int level,
+                  ZSTD_CCtx *cctx)
+{
+    if (cap < extent_bound())
+        return CAIRN_INVALID;
+    size_t z = ZSTD_compressCCtx(cctx, (char *)dst + EXTENT_HEADER, cap - EXTENT_HEADER, raw, EXTENT_BYTES, level);
+    if (ZSTD_isError(z))
+        return CAIRN_INVALID;
+    struct extent_header h = {
+        .magic = EXTENT_MAGIC,
+        .version = EXTENT_VERSION,
+        .flags = 0,
+        .pages = EXTENT_PAGES,
+        .zlen = (uint32_t)z,
+        .extent = e,
+        .checksum = XXH3_64bits_withSeed(raw, EXTENT_BYTES, e ^ seed),
+    };
+    memcpy(dst, &h, sizeof h);
+    *len = EXTENT_HEADER + z;
+    return 0;
+}
+
+int extent_decode(void *raw, const void *val, size_t len, uint64_t e, uint64_t seed, ZSTD_DCtx *dctx)
+{
+    struct extent_header h;
+    if (len < EXTENT_HEADER)
+        return CAIRN_CORRUPT;
+    memcpy(&h, val, sizeof h);
+    if (h.magic != EXTENT_MAGIC || h.version != EXTENT_VERSION || h.flags != 0 || h.pages != EXTENT_PAGES ||
+        h.zlen != len - EXTENT_HEADER || h.extent != e)
+        return CAIRN_CORRUPT;
+    size_t n = ZSTD_decompressDCtx(dctx, raw, EXTENT_BYTES, (const char *)val + EXTENT_HEADER, h.zlen);
+    if (ZSTD_isError(n) || n != EXTENT_BYTES)
+        return CAIRN_CORRUPT;
+    if (XXH3_64bits_withSeed(raw, EXTENT_BYTES, e ^ seed) != h.checksum)
+        return CAIRN_CORRUPT;
+    return 0;
+}

@@ -1,0 +1,248 @@
+/*
+ * fault.c - the fault path: load an extent on first touch, record a page's
+ * before-image on first write.
+ *
+ * EVERYTHING IN THIS FILE RUNS INSIDE A SIGNAL HANDLER (SIGBUS from
+ * userfaultfd, SIGSEGV from mprotect) on whatever thread touched the page,
+ * possibly while that thread was inside malloc, stdio, or our own library.
+ * So: no malloc, no stdio, no mutex, no call that may take a lock the
+ * interrupted code may hold.  What is used:
+ *   - atomics on the per-extent and per-page state bytes;
+ *   - the load slots (an LMDB read transaction kept reset, renewed here
+ *     without LMDB's reader mutex because its reader slot is kept, and a
+ *     zstd decompression context), prepared at open;
+ *   - syscalls: ioctl on the userfaultfd, mprotect, fallocate, sched_yield.
+ * Nothing here touches the client view (no nested faults): pages are
+ * written through the private view and the shadow view only.
+ *
+ * Waiting.  A thread that finds an extent LOADING or a page LOCKed spins
+ * and yields.  That is safe because every holder runs a bounded step that
+ * never waits on anything a waiter could hold:
+ *   - LOADING is held by a loader, which may wait only for the extent of
+ *     its descriptor page (descriptor extents load without dependencies,
+ *     so the wait graph is a forest of depth one) and for a load slot
+ *     (every slot holder finishes without waiting for a slot);
+ *   - PS_LOCK is held around one 4 KiB copy (here, at checkpoint, commit).
+ *
+ * Interleaving that the publish order prevents: thread A loads extent E
+ * and thread B touches E meanwhile.  B sees LOADING and waits; A prepares
+ * all of E in the private view, publishes it read-only in one ioctl (or
+ * one mprotect), and only then stores RESIDENT.  B returns from its
+ * handler, its load retries and sees the complete page.  No thread ever
+ * observes a half-prepared page, because the client view has no mapping
+ * for E until the publish.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "pager.h"
+
+void pager_relax(unsigned *spins)
+{
+    if (++*spins < 64) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        return;
+    }
+    sched_yield();
+}
+
+void pager_lock_page(struct pager *p, uint64_t n)
+{
+    unsigned spins = 0;
+    for (;;) {
+        uint8_t st = atomic_load_explicit(&p->page_state[n], memory_order_relaxed);
+        if (!(st & PS_LOCK) && atomic_compare_exchange_weak_explicit(&p->page_state[n], &st, st | PS_LOCK,
+                                                                     memory_order_acquire, memory_order_relaxed))
+            return;
+        pager_relax(&spins);
+    }
+}
+
+void pager_unlock_page(struct pager *p, uint64_t n)
+{
+    atomic_fetch_and_explicit(&p->page_state[n], (uint8_t)~PS_LOCK, memory_order_release);
+}
+
+static int slot_claim(struct pager *p)
+{
+    unsigned spins = 0;
+    for (;;) {
+        uint32_t f = atomic_load_explicit(&p->slots_free, memory_order_relaxed);
+        if (f) {
+            int i = __builtin_ctz(f);
+            if (atomic_compare_exchange_weak_explicit(&p->slots_free, &f, f & ~(1u << i), memory_order_acquire,
+                                                      memory_order_relaxed))
+                return i;
+            continue;
+        }
+        pager_relax(&spins);
+    }
+}
+
+static void slot_release(struct pager *p, int i)
+{
+    atomic_fetch_or_explicit(&p->slots_free, 1u << i, memory_order_release);
+}
+
+/* Map LMDB's codes onto ours without calling mdb_strerror (not signal-safe). */
+static int lmdb_rc(int rc)
+{
+    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_BAD_VALSIZE || rc == MDB_INVALID)
+        return CAIRN_CORRUPT;
+    return rc > 0 ? rc : CAIRN_IOERR;
+}
+
+/* Fill the private view of extent e from LMDB (or zeros) and swizzle it. */
+static int prepare_extent(struct pager *p, uint64_t e)
+{
+    uint64_t first = e * EXTENT_PAGES;
+    char *dst = p->priv + first * PAGE_SIZE;
+    int slot = slot_claim(p);
+    struct load_slot *s = &p->slots[slot];
+    int rc = mdb_txn_renew(s->txn);
+    if (rc == 0) {
+        MDB_val key = {sizeof e, &e}, val;
+        rc = mdb_get(s->txn, p->extents, &key, &val);
+        if (rc == MDB_NOTFOUND) {
+            memset(dst, 0, EXTENT_BYTES); /* never written: zero pages */
+            rc = 0;
+        } else if (rc == 0) {
+            rc = extent_decode(dst, val.mv_data, val.mv_size, e, p->checksum_seed, s->dctx);
+        } else {
+            rc = lmdb_rc(rc);
+        }
+        mdb_txn_reset(s->txn);
+    } else {
+        rc = lmdb_rc(rc);
+    }
+    slot_release(p, slot);
+    if (rc)
+        return rc;
+
+    uintptr_t base = (uintptr_t)p->base;
+    uint64_t lo = p->layout.data_start * PAGE_SIZE, hi = p->layout.pages * PAGE_SIZE;
+    for (uint64_t i = 0; i < EXTENT_PAGES; i++) {
+        uint64_t map[PAGE_WORDS / 64];
+        pager_ptr_map(p, first + i, p->priv, map);
+        rc = swizzle_page((uint64_t *)(dst + i * PAGE_SIZE), map, base, lo, hi);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int load_owned_extent(struct pager *p, uint64_t e)
+{
+    uint64_t first = e * EXTENT_PAGES;
+    int rc = 0;
+    /* Object pages are swizzled with the pointer bitmaps of their
+     * descriptors, so the descriptor extent comes first. */
+    if (first >= p->layout.data_start)
+        rc = pager_load_extent(p, layout_desc_page(first) / EXTENT_PAGES);
+    if (rc == 0)
+        rc = prepare_extent(p, e);
+    if (rc == 0) {
+        if (p->backend == CAIRN_BACKEND_UFFD)
+            rc = uffd_publish(p, first, EXTENT_PAGES, 0);
+        else
+            rc = mprot_set(p, first, EXTENT_PAGES, PROT_READ);
+    }
+    if (rc) {
+        /* Nothing of a page that failed is ever shown: drop what was prepared. */
+        fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * PAGE_SIZE),
+                  (off_t)EXTENT_BYTES);
+        return rc;
+    }
+    atomic_fetch_add_explicit(&p->extents_loaded, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->extents_resident, 1, memory_order_relaxed);
+    return 0;
+}
+
+int pager_load_extent(struct pager *p, uint64_t e)
+{
+    unsigned spins = 0;
+    for (;;) {
+        uint8_t st = atomic_load_explicit(&p->ext_state[e], memory_order_acquire);
+        if ((st & 0x0f) == EXT_RESIDENT)
+            return 0;
+        if ((st & 0x0f) == EXT_ABSENT) {
+            if (atomic_compare_exchange_weak_explicit(&p->ext_state[e], &st, EXT_LOADING, memory_order_acquire,
+                                                      memory_order_relaxed))
+                break;
+            continue;
+        }
+        pager_relax(&spins);
+    }
+    int rc = load_owned_extent(p, e);
+    atomic_store_explicit(&p->ext_state[e], rc ? EXT_ABSENT : EXT_RESIDENT, memory_order_release);
+    return rc;
+}
+
+/* Save the before-image of page n once per transaction. Caller holds no lock. */
+static void snapshot_page(struct pager *p, uint64_t n)
+{
+    pager_lock_page(p, n);
+    uint8_t st = atomic_load_explicit(&p->page_state[n], memory_order_relaxed);
+    if (!(st & PS_DIRTY)) {
+        memcpy(p->shadow + n * PAGE_SIZE, p->priv + n * PAGE_SIZE, PAGE_SIZE);
+        uint64_t i = atomic_fetch_add_explicit(&p->ndirty, 1, memory_order_relaxed);
+        p->dirty[i] = (uint32_t)n;
+        atomic_fetch_or_explicit(&p->page_state[n], PS_DIRTY, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->faults_write, 1, memory_order_relaxed);
+    }
+    pager_unlock_page(p, n);
+}
+
+int pager_make_writable(struct pager *p, uint64_t n)
+{
+    uint64_t e = n / EXTENT_PAGES;
+    int rc = pager_load_extent(p, e);
+    if (rc)
+        return rc;
+    if (p->backend == CAIRN_BACKEND_UFFD) {
+        snapshot_page(p, n);
+        return uffd_publish(p, n, 1, 1);
+    }
+    /* mprotect works per extent so that the number of mappings stays
+     * bounded by extents written, not pages: every page of the extent
+     * gets its before-image before any of them becomes writable. */
+    uint64_t first = e * EXTENT_PAGES;
+    if (atomic_load_explicit(&p->ext_state[e], memory_order_acquire) & EXT_WRITABLE)
+        return mprot_set(p, first, EXTENT_PAGES, PROT_READ | PROT_WRITE); /* raced with another writer */
+    for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+        snapshot_page(p, first + i);
+    rc = mprot_set(p, first, EXTENT_PAGES, PROT_READ | PROT_WRITE);
+    if (rc == 0)
+        atomic_fetch_or_explicit(&p->ext_state[e], EXT_WRITABLE, memory_order_release);
+    return rc;
+}
+
+int pager_fault(struct pager *p, uintptr_t addr, int is_write)
+{
+    uint64_t n = (addr - (uintptr_t)p->base) >> PAGE_SIZE_LOG2;
+    uint64_t e = n / EXTENT_PAGES;
+    if (is_write) {
+        if (!atomic_load_explicit(&p->txn_open, memory_order_acquire))
+            return CAIRN_READONLY;
+        return pager_make_writable(p, n);
+    }
+    uint8_t st = atomic_load_explicit(&p->ext_state[e], memory_order_acquire);
+    if ((st & 0x0f) == EXT_RESIDENT) {
+        /* Already loaded: another thread published it after our trap, or
+         * (userfaultfd) the kernel dropped the page-table entry and this is
+         * a minor fault.  Map it again with the protection it should have. */
+        if (p->backend == CAIRN_BACKEND_UFFD) {
+            int w = atomic_load_explicit(&p->page_state[n], memory_order_acquire) & PS_DIRTY;
+            return uffd_publish(p, n, 1, w);
+        }
+        return 0;
+    }
+    atomic_fetch_add_explicit(&p->faults_read, 1, memory_order_relaxed);
+    return pager_load_extent(p, e);
+}

@@ -1,0 +1,398 @@
+/*
+ * pager.c - one store's address range, its views and page states.
+ *
+ * Design note
+ * -----------
+ * Memory.  All pages of a store live in one memfd of P pages, mapped
+ * three ways:
+ *   client view   the address range the application sees, placed with
+ *                 MAP_FIXED over our own PROT_NONE reservation (the Linux
+ *                 form of replacing a placeholder: the range is never free
+ *                 for another mapping to take).  Under userfaultfd it is
+ *                 registered MISSING|MINOR|WP; under mprotect it starts
+ *                 PROT_NONE.
+ *   private view  the same memfd, read-write, never registered: pages are
+ *                 decompressed and swizzled here, then published to the
+ *                 client view in one step (UFFDIO_CONTINUE or mprotect).
+ *   shadow        a second memfd holding, for each page written in the
+ *                 open transaction, its before-image at the same offset.
+ * Page n is at base + n*4096 in the client view, priv + n*4096 in the
+ * private view and shadow + n*4096 in the shadow.  All three are marked
+ * MADV_DONTFORK: a forked child has none of them.
+ *
+ * States.  Per extent (ext_state, one byte):
+ *
+ *      ABSENT --pager_load_extent (CAS)--> LOADING --publish--> RESIDENT
+ *         ^                                   |
+ *         +------------ load failed ----------+
+ *
+ * (eviction, RESIDENT -> ABSENT, is not part of this version.)
+ * Per page (page_state, one byte of flags):
+ *      clean --first write (pager_make_writable)--> DIRTY
+ *      DIRTY --commit (pager_txn_committed)--> UNFLUSHED, write-protected
+ *      DIRTY --abort (pager_txn_rolled_back)--> previous flags, bytes restored
+ *      UNFLUSHED --checkpoint (pager_flushed)--> clean
+ * A page can be DIRTY|UNFLUSHED: written again before its last commit
+ * reached LMDB; the checkpoint then takes its before-image, which is the
+ * committed state.
+ *
+ * Invariants.
+ *  1. A page is visible in the client view only when its extent is
+ *     RESIDENT, and then it holds the complete, swizzled page.
+ *  2. A page is writable in the client view only if it is DIRTY (under
+ *     mprotect: only if its extent has EXT_WRITABLE, and then every page
+ *     of the extent is DIRTY).
+ *  3. A DIRTY page's before-image is in the shadow, taken before the page
+ *     became writable.
+ *  4. The bytes of a page that is not DIRTY in the private view are its
+ *     committed state.
+ *  5. An UNFLUSHED or DIRTY page is never dropped from memory.
+ *
+ * Locks.  The fault path takes none (see fault.c).  The functions below
+ * that run at commit, abort and checkpoint are called with the store's
+ * log mutex held and never touch the client view, so they never fault
+ * while holding it.  Lock order: txn (store) -> log mutex -> LMDB write
+ * transaction -> page lock (PS_LOCK, a spin bit held for one copy).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "pager.h"
+
+static void *map_anon(size_t len)
+{
+    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    madvise(m, len, MADV_DONTFORK);
+    return m;
+}
+
+static int choose_backend(int requested)
+{
+    if (requested != CAIRN_BACKEND_AUTO)
+        return requested;
+    const char *env = getenv("CAIRN_FAULT_BACKEND");
+    if (env && strcmp(env, "uffd") == 0)
+        return CAIRN_BACKEND_UFFD;
+    if (env && strcmp(env, "mprotect") == 0)
+        return CAIRN_BACKEND_MPROTECT;
+    return CAIRN_BACKEND_AUTO;
+}
+
+static int map_views(struct pager *p, int prot)
+{
+    /* Reserve, then replace the reservation in place with the memfd. */
+    void *res = mmap(NULL, p->bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (res == MAP_FAILED)
+        return errno;
+    void *client = mmap(res, p->bytes, prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, p->memfd, 0);
+    if (client == MAP_FAILED) {
+        int rc = errno;
+        munmap(res, p->bytes);
+        return rc;
+    }
+    p->base = client;
+    madvise(p->base, p->bytes, MADV_DONTFORK);
+    return 0;
+}
+
+int pager_open(struct pager **out, const struct pager_config *cfg)
+{
+    struct pager *p = calloc(1, sizeof *p);
+    if (!p)
+        return ENOMEM;
+    int rc;
+    layout_init(&p->layout, cfg->pages);
+    p->bytes = cfg->pages * PAGE_SIZE;
+    p->memfd = p->shadow_fd = p->uffd = -1;
+    p->pid = getpid();
+    p->env = cfg->env;
+    p->extents = cfg->extents;
+    p->checksum_seed = cfg->checksum_seed;
+    p->store = cfg->store;
+    p->fault_error = cfg->fault_error;
+    p->fault_error_arg = cfg->fault_error_arg;
+    p->name = cfg->name;
+
+    p->memfd = memfd_create("cairn-pages", MFD_CLOEXEC);
+    p->shadow_fd = memfd_create("cairn-shadow", MFD_CLOEXEC);
+    if (p->memfd < 0 || p->shadow_fd < 0 || ftruncate(p->memfd, (off_t)p->bytes) != 0 ||
+        ftruncate(p->shadow_fd, (off_t)p->bytes) != 0) {
+        rc = errno;
+        goto fail;
+    }
+    p->priv = mmap(NULL, p->bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, p->memfd, 0);
+    p->shadow = mmap(NULL, p->bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, p->shadow_fd, 0);
+    if (p->priv == MAP_FAILED || p->shadow == MAP_FAILED) {
+        rc = errno;
+        goto fail;
+    }
+    madvise(p->priv, p->bytes, MADV_DONTFORK);
+    madvise(p->shadow, p->bytes, MADV_DONTFORK);
+
+    p->ext_state = map_anon(cfg->pages / EXTENT_PAGES);
+    p->page_state = map_anon(cfg->pages);
+    p->dirty = map_anon(cfg->pages * sizeof(uint32_t));
+    if (!p->ext_state || !p->page_state || !p->dirty) {
+        rc = ENOMEM;
+        goto fail;
+    }
+
+    for (int i = 0; i < PAGER_SLOTS; i++) {
+        rc = mdb_txn_begin(p->env, NULL, MDB_RDONLY, &p->slots[i].txn);
+        if (rc) {
+            rc = rc > 0 ? rc : CAIRN_IOERR;
+            goto fail;
+        }
+        mdb_txn_reset(p->slots[i].txn);
+        p->slots[i].dctx = ZSTD_createDCtx();
+        if (!p->slots[i].dctx) {
+            rc = ENOMEM;
+            goto fail;
+        }
+    }
+    p->slots_free = PAGER_SLOTS == 32 ? 0xffffffffu : (1u << PAGER_SLOTS) - 1;
+
+    int backend = choose_backend(cfg->backend);
+    if (backend != CAIRN_BACKEND_MPROTECT) {
+        rc = map_views(p, PROT_READ | PROT_WRITE);
+        if (rc)
+            goto fail;
+        rc = uffd_setup(p);
+        if (rc == 0) {
+            p->backend = CAIRN_BACKEND_UFFD;
+        } else if (backend == CAIRN_BACKEND_UFFD) {
+            rc = CAIRN_UNSUPPORTED;
+            goto fail;
+        } else if (mprotect(p->base, p->bytes, PROT_NONE) != 0) {
+            rc = errno;
+            goto fail;
+        } else {
+            p->backend = CAIRN_BACKEND_MPROTECT;
+        }
+    } else {
+        rc = map_views(p, PROT_NONE);
+        if (rc)
+            goto fail;
+        p->backend = CAIRN_BACKEND_MPROTECT;
+    }
+
+    rc = fault_register(p);
+    if (rc)
+        goto fail;
+    *out = p;
+    return 0;
+fail:
+    pager_close(p);
+    return rc;
+}
+
+void pager_close(struct pager *p)
+{
+    if (!p)
+        return;
+    fault_unregister(p);
+    if (p->uffd >= 0)
+        close(p->uffd);
+    if (p->base)
+        munmap(p->base, p->bytes);
+    if (p->priv && p->priv != MAP_FAILED)
+        munmap(p->priv, p->bytes);
+    if (p->shadow && p->shadow != MAP_FAILED)
+        munmap(p->shadow, p->bytes);
+    if (p->ext_state)
+        munmap((void *)p->ext_state, p->layout.pages / EXTENT_PAGES);
+    if (p->page_state)
+        munmap((void *)p->page_state, p->layout.pages);
+    if (p->dirty)
+        munmap(p->dirty, p->layout.pages * sizeof(uint32_t));
+    for (int i = 0; i < PAGER_SLOTS; i++) {
+        if (p->slots[i].txn)
+            mdb_txn_abort(p->slots[i].txn);
+        ZSTD_freeDCtx(p->slots[i].dctx);
+    }
+    if (p->memfd >= 0)
+        close(p->memfd);
+    if (p->shadow_fd >= 0)
+        close(p->shadow_fd);
+    free(p->unflushed);
+    free(p);
+}
+
+int pager_ensure_loaded(struct pager *p, uint64_t e)
+{
+    uint8_t st = atomic_load_explicit(&p->ext_state[e], memory_order_acquire);
+    if ((st & 0x0f) == EXT_RESIDENT)
+        return 0;
+    atomic_fetch_add_explicit(&p->faults_read, 1, memory_order_relaxed);
+    return pager_load_extent(p, e);
+}
+
+int pager_prefault(struct pager *p, const void *addr, size_t len, int for_write)
+{
+    uintptr_t a = (uintptr_t)addr, b = (uintptr_t)p->base;
+    if (len == 0)
+        return 0;
+    if (a < b || a - b >= p->bytes || len > p->bytes - (a - b))
+        return CAIRN_EXTERNAL_POINTER;
+    if (for_write && !atomic_load(&p->txn_open))
+        return CAIRN_INVALID;
+    uint64_t first = (a - b) / PAGE_SIZE, last = (a - b + len - 1) / PAGE_SIZE;
+    for (uint64_t n = first; n <= last; n++) {
+        int rc = pager_ensure_loaded(p, n / EXTENT_PAGES);
+        if (rc == 0 && for_write)
+            rc = pager_make_writable(p, n);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void pager_txn_begin(struct pager *p)
+{
+    atomic_store(&p->ndirty, 0);
+    atomic_store_explicit(&p->txn_open, 1, memory_order_release);
+}
+
+int pager_reserve_unflushed(struct pager *p)
+{
+    size_t need = p->n_unflushed + atomic_load(&p->ndirty);
+    if (need <= p->cap_unflushed)
+        return 0;
+    size_t cap = p->cap_unflushed ? p->cap_unflushed : 1024;
+    while (cap < need)
+        cap *= 2;
+    uint32_t *u = realloc(p->unflushed, cap * sizeof *u);
+    if (!u)
+        return ENOMEM;
+    p->unflushed = u;
+    p->cap_unflushed = cap;
+    return 0;
+}
+
+/* Write-protect the pages written in the transaction again, coalescing
+ * neighbours into one call. */
+static int protect_dirty(struct pager *p)
+{
+    uint64_t nd = atomic_load(&p->ndirty);
+    int rc = 0;
+    for (uint64_t i = 0; i < nd;) {
+        uint64_t n = p->dirty[i], run = 1;
+        if (p->backend == CAIRN_BACKEND_UFFD) {
+            while (i + run < nd && p->dirty[i + run] == n + run)
+                run++;
+            int r = uffd_set_writable(p, n, run, 0);
+            rc = rc ? rc : r;
+        } else {
+            uint64_t e = n / EXTENT_PAGES;
+            if (atomic_load(&p->ext_state[e]) & EXT_WRITABLE) {
+                int r = mprot_set(p, e * EXTENT_PAGES, EXTENT_PAGES, PROT_READ);
+                rc = rc ? rc : r;
+                atomic_fetch_and(&p->ext_state[e], (uint8_t)~EXT_WRITABLE);
+            }
+        }
+        i += run;
+    }
+    return rc;
+}
+
+static void forget_before_images(struct pager *p)
+{
+    uint64_t nd = atomic_load(&p->ndirty), lo = UINT64_MAX, hi = 0;
+    for (uint64_t i = 0; i < nd; i++) {
+        lo = p->dirty[i] < lo ? p->dirty[i] : lo;
+        hi = p->dirty[i] > hi ? p->dirty[i] : hi;
+    }
+    if (nd)
+        fallocate(p->shadow_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(lo * PAGE_SIZE),
+                  (off_t)((hi - lo + 1) * PAGE_SIZE));
+    atomic_store(&p->ndirty, 0);
+    atomic_store_explicit(&p->txn_open, 0, memory_order_release);
+}
+
+int pager_txn_committed(struct pager *p)
+{
+    /* Protection first: once txn_open drops, a stray write must trap. */
+    int rc = protect_dirty(p);
+    uint64_t nd = atomic_load(&p->ndirty);
+    for (uint64_t i = 0; i < nd; i++) {
+        uint64_t n = p->dirty[i];
+        uint8_t old = atomic_fetch_or(&p->page_state[n], PS_UNFLUSHED);
+        atomic_fetch_and(&p->page_state[n], (uint8_t)~PS_DIRTY);
+        if (!(old & PS_UNFLUSHED))
+            p->unflushed[p->n_unflushed++] = (uint32_t)n;
+    }
+    forget_before_images(p);
+    return rc;
+}
+
+void pager_txn_rolled_back(struct pager *p)
+{
+    uint64_t nd = atomic_load(&p->ndirty);
+    for (uint64_t i = 0; i < nd; i++) {
+        uint64_t n = p->dirty[i];
+        memcpy(p->priv + n * PAGE_SIZE, p->shadow + n * PAGE_SIZE, PAGE_SIZE);
+    }
+    protect_dirty(p);
+    for (uint64_t i = 0; i < nd; i++)
+        atomic_fetch_and(&p->page_state[p->dirty[i]], (uint8_t)~PS_DIRTY);
+    forget_before_images(p);
+}
+
+/* The pointer map page n had at the last commit: from the before-image of
+ * its descriptor page if that is being written now. */
+static void committed_ptr_map(struct pager *p, uint64_t n, uint64_t map[PAGE_WORDS / 64])
+{
+    if (n < p->layout.data_start) {
+        pager_ptr_map(p, n, p->priv, map);
+        return;
+    }
+    uint64_t d = layout_desc_page(n);
+    pager_lock_page(p, d);
+    int dirty = atomic_load(&p->page_state[d]) & PS_DIRTY;
+    pager_ptr_map(p, n, dirty ? p->shadow : p->priv, map);
+    pager_unlock_page(p, d);
+}
+
+void pager_read_committed(struct pager *p, uint64_t n, void *out)
+{
+    uint64_t map[PAGE_WORDS / 64];
+    committed_ptr_map(p, n, map);
+    pager_lock_page(p, n);
+    int dirty = atomic_load(&p->page_state[n]) & PS_DIRTY;
+    memcpy(out, (dirty ? p->shadow : p->priv) + n * PAGE_SIZE, PAGE_SIZE);
+    pager_unlock_page(p, n);
+    /* Committed pages passed the external-pointer check at commit. */
+    unswizzle_page(out, out, map, (uintptr_t)p->base, p->layout.data_start * PAGE_SIZE, p->bytes, NULL);
+}
+
+int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_t *bad)
+{
+    uint64_t map_cur[PAGE_WORDS / 64], map_old[PAGE_WORDS / 64];
+    uintptr_t base = (uintptr_t)p->base;
+    uint64_t lo = p->layout.data_start * PAGE_SIZE;
+    unsigned w = 0;
+    pager_ptr_map(p, n, p->priv, map_cur);
+    committed_ptr_map(p, n, map_old);
+    int rc = unswizzle_page(cur, (const uint64_t *)(p->priv + n * PAGE_SIZE), map_cur, base, lo, p->bytes, &w);
+    if (rc) {
+        *bad = base + n * PAGE_SIZE + (uintptr_t)w * 8;
+        return rc;
+    }
+    unswizzle_page(old, (const uint64_t *)(p->shadow + n * PAGE_SIZE), map_old, base, lo, p->bytes, NULL);
+    return 0;
+}
+
+void pager_flushed(struct pager *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        atomic_fetch_and(&p->page_state[p->unflushed[i]], (uint8_t)~PS_UNFLUSHED);
+    memmove(p->unflushed, p->unflushed + n, (p->n_unflushed - n) * sizeof *p->unflushed);
+    p->n_unflushed -= n;
+}

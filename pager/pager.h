@@ -1,0 +1,154 @@
+/*
+ * pager.h - the pager: one store's address range, its two views of one
+ * memfd, the page states, and the fault path that fills pages on first
+ * touch and tracks first writes.  See pager.c for the design note.
+ *
+ * Internal to libcairn.
+ */
+#ifndef CAIRN_PAGER_H
+#define CAIRN_PAGER_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <zstd.h>
+
+#include "cairn.h"
+#include "layout.h"
+
+/* Extent states (ext_state[]). Only these three values. */
+#define EXT_ABSENT 0   /* not in memory: the next touch loads it */
+#define EXT_LOADING 1  /* one thread is preparing it in the private view */
+#define EXT_RESIDENT 2 /* in memory and published in the client view */
+/* mprotect backend only: extent currently mapped writable. */
+#define EXT_WRITABLE 0x10
+
+/* Page state bits (page_state[]). */
+#define PS_DIRTY 0x01     /* written in the open transaction; before-image in shadow */
+#define PS_UNFLUSHED 0x02 /* committed changes not yet in LMDB */
+#define PS_LOCK 0x80      /* held while the page's bytes are copied */
+
+#define PAGER_SLOTS 32 /* concurrent loads; more faulting threads wait */
+
+struct load_slot {
+    MDB_txn *txn;     /* read transaction, kept reset between loads */
+    ZSTD_DCtx *dctx;
+};
+
+struct pager {
+    /* Set at open, read-only afterwards. */
+    struct layout layout;
+    int backend; /* CAIRN_BACKEND_UFFD or CAIRN_BACKEND_MPROTECT */
+    char *base;    /* client view: what the application sees */
+    char *priv;    /* private view of the same memfd: pages are prepared here */
+    char *shadow;  /* before-images of pages written in the open transaction */
+    size_t bytes;  /* pages * PAGE_SIZE */
+    int memfd, shadow_fd, uffd;
+    pid_t pid;     /* the process that opened; a forked child is foreign */
+    uint64_t checksum_seed; /* per store, mixed into extent checksums */
+    cairn_store *store;     /* for the fault-error callback */
+    cairn_fault_error_fn fault_error;
+    void *fault_error_arg;
+    const char *name; /* store path, for messages */
+
+    MDB_env *env;
+    MDB_dbi extents;
+
+    /* Page and extent states: one byte each, anonymous memory committed
+     * only where touched. */
+    _Atomic uint8_t *ext_state;
+    _Atomic uint8_t *page_state;
+
+    /* Pages written in the open transaction, appended by the fault path. */
+    uint32_t *dirty;
+    _Atomic uint64_t ndirty;
+    _Atomic int txn_open;
+
+    struct load_slot slots[PAGER_SLOTS];
+    _Atomic uint32_t slots_free; /* bit i: slot i free */
+
+    /* Committed pages not yet checkpointed.  Guarded by the store's log
+     * mutex (commit appends, checkpoint drains). */
+    uint32_t *unflushed;
+    size_t n_unflushed, cap_unflushed;
+
+    /* Counters. */
+    _Atomic uint64_t faults_read, faults_write, extents_loaded, evictions;
+    _Atomic uint64_t extents_resident;
+};
+
+struct pager_config {
+    uint64_t pages;
+    int backend; /* CAIRN_BACKEND_AUTO, _UFFD or _MPROTECT */
+    MDB_env *env;
+    MDB_dbi extents;
+    uint64_t checksum_seed;
+    cairn_store *store;
+    cairn_fault_error_fn fault_error;
+    void *fault_error_arg;
+    const char *name;
+};
+
+/* pager.c */
+int pager_open(struct pager **out, const struct pager_config *cfg);
+void pager_close(struct pager *p);
+int pager_prefault(struct pager *p, const void *addr, size_t len, int for_write);
+void pager_txn_begin(struct pager *p);
+/* Commit side: after the log is durable, write-protect the dirty pages
+ * again, mark them unflushed and forget their before-images. */
+int pager_txn_committed(struct pager *p);
+/* Before the log write: make room so that pager_txn_committed cannot fail
+ * for want of memory. */
+int pager_reserve_unflushed(struct pager *p);
+/* Checkpoint side: the unflushed pages, and marking them flushed after
+ * the LMDB transaction holding them is durable. */
+void pager_flushed(struct pager *p, size_t n);
+/* Abort side: copy every before-image back and write-protect. */
+void pager_txn_rolled_back(struct pager *p);
+/* Copy the committed (last commit, not the open transaction's) bytes of
+ * page n into out, unswizzled.  For the checkpoint. */
+void pager_read_committed(struct pager *p, uint64_t n, void *out);
+/* Copy the current bytes of dirty page n unswizzled into cur and its
+ * before-image unswizzled into old.  Returns 0, or CAIRN_EXTERNAL_POINTER
+ * with *bad set to the address of the offending word. */
+int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_t *bad);
+/* Load extent e if absent, in the caller's (non-signal) context. */
+int pager_ensure_loaded(struct pager *p, uint64_t e);
+
+/* fault.c: the fault path.  Every function here is async-signal-safe. */
+int pager_fault(struct pager *p, uintptr_t addr, int is_write);
+int pager_load_extent(struct pager *p, uint64_t e);
+int pager_make_writable(struct pager *p, uint64_t n);
+void pager_lock_page(struct pager *p, uint64_t n);
+void pager_unlock_page(struct pager *p, uint64_t n);
+
+/* swizzle.c */
+void pager_ptr_map(const struct pager *p, uint64_t n, const char *desc_view, uint64_t map[PAGE_WORDS / 64]);
+int swizzle_page(uint64_t *words, const uint64_t *map, uintptr_t base, uint64_t lo, uint64_t hi);
+int unswizzle_page(uint64_t *dst, const uint64_t *src, const uint64_t *map, uintptr_t base, uint64_t lo,
+                   uint64_t hi, unsigned *bad_word);
+
+/* extent.c: the extent record, the value stored in LMDB.  Format in FORMAT.md. */
+#define EXTENT_HEADER 32
+size_t extent_bound(void);
+int extent_encode(void *dst, size_t cap, size_t *len, const void *raw, uint64_t e, uint64_t seed, int level,
+                  ZSTD_CCtx *cctx);
+int extent_decode(void *raw, const void *val, size_t len, uint64_t e, uint64_t seed, ZSTD_DCtx *dctx);
+
+/* backend_uffd.c / backend_mprotect.c */
+int uffd_setup(struct pager *p);
+int uffd_publish(struct pager *p, uint64_t first, uint64_t n, int writable);
+int uffd_set_writable(struct pager *p, uint64_t first, uint64_t n, int writable);
+int mprot_setup(struct pager *p);
+int mprot_set(struct pager *p, uint64_t first, uint64_t n, int prot);
+
+/* signal.c */
+int fault_register(struct pager *p);
+void fault_unregister(struct pager *p);
+
+/* Spin politely; used only where the holder runs a bounded, non-faulting step. */
+void pager_relax(unsigned *spins);
+
+#endif

@@ -1,0 +1,194 @@
+/*
+ * signal.c - the SIGSEGV/SIGBUS handler and the registry of open stores.
+ *
+ * The handler is installed once per process, when the first store opens,
+ * and stays (removing it while another thread may be inside it is not
+ * safe).  A fault whose address lies in no open store, or in a store
+ * opened by another process (a forked child), is passed to the handler
+ * that was installed before ours, or given the default action, so an
+ * application's own crash still crashes as before.
+ *
+ * RUNS IN A SIGNAL HANDLER: only atomics, write(2), getpid, sigaction and
+ * the fault path (fault.c).  Never malloc or stdio.
+ *
+ * Closing races the handler: close clears the registry slot, then waits
+ * until no handler is inside that slot (active[] counts them), so the
+ * pager is never freed under a running handler.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "pager.h"
+
+#define MAX_STORES 64
+
+static struct pager *_Atomic registry[MAX_STORES];
+static _Atomic int active[MAX_STORES];
+static struct sigaction previous_segv, previous_bus;
+static pthread_once_t install_once = PTHREAD_ONCE_INIT;
+static int install_rc;
+
+/* Was the faulting access a write?  The page-fault error code says so. */
+static int fault_is_write(const ucontext_t *uc, int sig, const siginfo_t *si, struct pager *p)
+{
+#if defined(__x86_64__)
+    (void)sig, (void)si, (void)p;
+    return (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0;
+#elif defined(__aarch64__)
+    const unsigned char *ctx = (const unsigned char *)uc->uc_mcontext.__reserved;
+    for (;;) {
+        const struct _aarch64_ctx *h = (const struct _aarch64_ctx *)ctx;
+        if (h->magic == 0 || h->size == 0)
+            break;
+        if (h->magic == ESR_MAGIC)
+            return (((const struct esr_context *)h)->esr & (1u << 6)) != 0; /* WnR */
+        ctx += h->size;
+    }
+    (void)sig, (void)si, (void)p;
+    return 0;
+#else
+    /* Without an error code: under mprotect an access violation on a
+     * published extent can only be a write. */
+    uint64_t e = ((uintptr_t)si->si_addr - (uintptr_t)p->base) / PAGE_SIZE / EXTENT_PAGES;
+    (void)uc;
+    return sig == SIGSEGV && si->si_code == SEGV_ACCERR &&
+           (atomic_load(&p->ext_state[e]) & 0x0f) == EXT_RESIDENT;
+#endif
+}
+
+/* Async-signal-safe formatting for the messages below. */
+static size_t put_str(char *buf, size_t at, size_t cap, const char *s)
+{
+    while (*s && at + 1 < cap)
+        buf[at++] = *s++;
+    return at;
+}
+
+static size_t put_hex(char *buf, size_t at, size_t cap, uint64_t v)
+{
+    char tmp[19] = "0x";
+    int i = 18;
+    tmp[i] = 0;
+    do {
+        tmp[--i] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v && i > 2);
+    at = put_str(buf, at, cap, "0x");
+    return put_str(buf, at, cap, tmp + i);
+}
+
+static void die(struct pager *p, uintptr_t addr, int rc)
+{
+    char msg[512];
+    size_t at = put_str(msg, 0, sizeof msg, "cairn: ");
+    if (rc == CAIRN_READONLY) {
+        at = put_str(msg, at, sizeof msg, "write to ");
+        at = put_hex(msg, at, sizeof msg, addr);
+        at = put_str(msg, at, sizeof msg, " outside a transaction (store ");
+    } else {
+        at = put_str(msg, at, sizeof msg, "cannot load page ");
+        at = put_hex(msg, at, sizeof msg, (addr - (uintptr_t)p->base) / PAGE_SIZE);
+        at = put_str(msg, at, sizeof msg, " at ");
+        at = put_hex(msg, at, sizeof msg, addr);
+        at = put_str(msg, at, sizeof msg, ": ");
+        at = put_str(msg, at, sizeof msg, cairn_strerror(rc));
+        at = put_str(msg, at, sizeof msg, " (store ");
+    }
+    at = put_str(msg, at, sizeof msg, p->name);
+    at = put_str(msg, at, sizeof msg, ")\n");
+    ssize_t w = write(2, msg, at);
+    (void)w;
+    abort();
+}
+
+static void chain(int sig, siginfo_t *si, void *uc)
+{
+    struct sigaction *old = sig == SIGBUS ? &previous_bus : &previous_segv;
+    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+        old->sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        old->sa_handler(sig);
+        return;
+    }
+    /* Default action: restore it; a real fault re-executes and kills the
+     * process with the right signal, a sent one is raised again. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    if (si->si_code <= 0)
+        raise(sig);
+}
+
+/* The handler. Async-signal-safe throughout. */
+static void on_fault(int sig, siginfo_t *si, void *ucv)
+{
+    int saved_errno = errno;
+    uintptr_t addr = (uintptr_t)si->si_addr;
+    for (int i = 0; i < MAX_STORES; i++) {
+        struct pager *p = atomic_load_explicit(&registry[i], memory_order_acquire);
+        if (!p || addr < (uintptr_t)p->base || addr >= (uintptr_t)p->base + p->bytes)
+            continue;
+        atomic_fetch_add_explicit(&active[i], 1, memory_order_acq_rel);
+        if (atomic_load_explicit(&registry[i], memory_order_acquire) != p || p->pid != getpid()) {
+            atomic_fetch_sub_explicit(&active[i], 1, memory_order_release);
+            break;
+        }
+        int rc = pager_fault(p, addr, fault_is_write(ucv, sig, si, p));
+        atomic_fetch_sub_explicit(&active[i], 1, memory_order_release);
+        if (rc) {
+            if (rc != CAIRN_READONLY && p->fault_error)
+                p->fault_error(p->store, (void *)addr, rc, p->fault_error_arg);
+            die(p, addr, rc);
+        }
+        errno = saved_errno;
+        return;
+    }
+    errno = saved_errno;
+    chain(sig, si, ucv);
+}
+
+static void install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGSEGV, &sa, &previous_segv) != 0 || sigaction(SIGBUS, &sa, &previous_bus) != 0)
+        install_rc = errno;
+}
+
+int fault_register(struct pager *p)
+{
+    pthread_once(&install_once, install);
+    if (install_rc)
+        return install_rc;
+    for (int i = 0; i < MAX_STORES; i++) {
+        struct pager *expect = NULL;
+        if (atomic_compare_exchange_strong(&registry[i], &expect, p))
+            return 0;
+    }
+    return CAIRN_BUSY;
+}
+
+void fault_unregister(struct pager *p)
+{
+    for (int i = 0; i < MAX_STORES; i++) {
+        if (atomic_load(&registry[i]) != p)
+            continue;
+        atomic_store(&registry[i], NULL);
+        unsigned spins = 0;
+        while (atomic_load(&active[i]))
+            pager_relax(&spins);
+    }
+}

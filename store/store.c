@@ -1,0 +1,531 @@
+/*
+ * store.c - opening and closing a store; the catalog; stats and errors.
+ *
+ * A store is a directory:
+ *   lock       flock()ed exclusively by the read-write opener (shared by
+ *              read-only openers); the kernel drops it when the owner dies
+ *   data.mdb   LMDB: database "extents" (extent number -> extent record)
+ *   lock.mdb   and database "meta" (the catalog, see docs/FORMAT.md)
+ *   wal        the write-ahead log (wal/wal.c)
+ *
+ * Open:  lock -> LMDB -> catalog (create on first open) -> log header ->
+ *        recovery (replay committed log records into LMDB, then reset the
+ *        log) -> pager (reserve the range; read no page) -> flusher.
+ * Close: stop flusher -> abort open transaction -> checkpoint -> pager
+ *        (release the range) -> log -> LMDB -> lock.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "store_internal.h"
+
+#define DEFAULT_MAX_BYTES ((uint64_t)1 << 40)
+#define DEFAULT_CHECKPOINT_BYTES ((uint64_t)64 << 20)
+
+/* Stores open in this process, by directory identity: LMDB must not be
+ * opened twice in one process, and a second opener must get CAIRN_BUSY. */
+static pthread_mutex_t open_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    dev_t dev;
+    ino_t ino;
+} open_dirs[64];
+
+static int claim_dir(dev_t dev, ino_t ino)
+{
+    int rc = CAIRN_BUSY, free_slot = -1;
+    pthread_mutex_lock(&open_mutex);
+    for (int i = 0; i < 64; i++) {
+        if (open_dirs[i].ino == 0 && open_dirs[i].dev == 0) {
+            if (free_slot < 0)
+                free_slot = i;
+        } else if (open_dirs[i].dev == dev && open_dirs[i].ino == ino) {
+            goto out;
+        }
+    }
+    if (free_slot >= 0) {
+        open_dirs[free_slot].dev = dev;
+        open_dirs[free_slot].ino = ino;
+        rc = 0;
+    }
+out:
+    pthread_mutex_unlock(&open_mutex);
+    return rc;
+}
+
+static void release_dir(dev_t dev, ino_t ino)
+{
+    pthread_mutex_lock(&open_mutex);
+    for (int i = 0; i < 64; i++)
+        if (open_dirs[i].dev == dev && open_dirs[i].ino == ino)
+            open_dirs[i].dev = 0, open_dirs[i].ino = 0;
+    pthread_mutex_unlock(&open_mutex);
+}
+
+void cairn_options_init(cairn_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->max_bytes = DEFAULT_MAX_BYTES;
+    o->sync = CAIRN_SYNC_FULL;
+    o->compression_level = 1;
+    o->backend = CAIRN_BACKEND_AUTO;
+    o->checkpoint_bytes = DEFAULT_CHECKPOINT_BYTES;
+}
+
+void store_set_error(cairn_store *s, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&s->err_mutex);
+    va_start(ap, fmt);
+    vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&s->err_mutex);
+}
+
+const char *cairn_errmsg(cairn_store *s)
+{
+    return s ? s->errmsg : "";
+}
+
+int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v)
+{
+    MDB_val k = {strlen(key), (void *)key}, d = {8, &v};
+    return mdb_put(txn, s->meta, &k, &d, 0);
+}
+
+static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, void *out, size_t len)
+{
+    MDB_val k = {strlen(key), (void *)key}, d;
+    int rc = mdb_get(txn, dbi, &k, &d);
+    if (rc)
+        return rc;
+    if (d.mv_size != len)
+        return MDB_CORRUPTED;
+    memcpy(out, d.mv_data, len);
+    return 0;
+}
+
+/* Read the catalog, or write a new one.  *created tells which. */
+static int open_catalog(cairn_store *s, int *created)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    unsigned flags = s->readonly ? 0 : MDB_CREATE;
+    rc = mdb_dbi_open(txn, "meta", flags, &s->meta);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "extents", flags | MDB_INTEGERKEY, &s->extents);
+    if (rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        store_set_error(s, "%s is not a cairn store (no catalog)", s->path);
+        return s->readonly ? CAIRN_READONLY : CAIRN_CORRUPT;
+    }
+    if (rc)
+        goto fail;
+
+    uint32_t format = 0;
+    rc = meta_get(txn, s->meta, "format", &format, 4);
+    if (rc == MDB_NOTFOUND) {
+        if (s->readonly) {
+            rc = CAIRN_READONLY;
+            store_set_error(s, "%s: store does not exist (read-only open cannot create it)", s->path);
+            mdb_txn_abort(txn);
+            return rc;
+        }
+        /* New store. The log is created first, so a crash before the
+         * catalog commit leaves a directory the next open re-creates. */
+        *created = 1;
+        uint64_t pages = s->opt.max_bytes / PAGE_SIZE;
+        pages &= ~(EXTENT_PAGES - 1);
+        if (pages < LAYOUT_MIN_PAGES || pages > LAYOUT_MAX_PAGES) {
+            mdb_txn_abort(txn);
+            store_set_error(s, "max_bytes must be between 16 MiB and 16 TiB");
+            return CAIRN_INVALID;
+        }
+        s->pages = pages;
+        if (getrandom(s->store_id, 16, 0) != 16) {
+            rc = errno;
+            goto fail_errno;
+        }
+        rc = wal_open(&s->wal, s->dirfd, s->store_id, 1, 0);
+        if (rc)
+            goto fail_errno;
+        format = STORE_FORMAT_VERSION;
+        uint32_t page_size = PAGE_SIZE, extent_pages = EXTENT_PAGES;
+        MDB_val k, d;
+        k = (MDB_val){6, "format"}, d = (MDB_val){4, &format};
+        rc = mdb_put(txn, s->meta, &k, &d, 0);
+        k = (MDB_val){8, "store_id"}, d = (MDB_val){16, s->store_id};
+        rc = rc ? rc : mdb_put(txn, s->meta, &k, &d, 0);
+        k = (MDB_val){9, "page_size"}, d = (MDB_val){4, &page_size};
+        rc = rc ? rc : mdb_put(txn, s->meta, &k, &d, 0);
+        k = (MDB_val){12, "extent_pages"}, d = (MDB_val){4, &extent_pages};
+        rc = rc ? rc : mdb_put(txn, s->meta, &k, &d, 0);
+        rc = rc ? rc : store_meta_put_u64(s, txn, "pages", pages);
+        rc = rc ? rc : store_meta_put_u64(s, txn, "ckpt_lsn", 0);
+        if (rc)
+            goto fail;
+        rc = mdb_txn_commit(txn);
+        if (rc)
+            return lmdb_to_cairn(rc);
+        s->ckpt_lsn = 0;
+        return 0;
+    }
+    if (rc)
+        goto fail;
+    *created = 0;
+    uint32_t page_size = 0, extent_pages = 0;
+    if (format != STORE_FORMAT_VERSION) {
+        mdb_txn_abort(txn);
+        store_set_error(s, "%s: catalog format %u, this library reads %u", s->path, format, STORE_FORMAT_VERSION);
+        return CAIRN_CORRUPT;
+    }
+    rc = meta_get(txn, s->meta, "store_id", s->store_id, 16);
+    rc = rc ? rc : meta_get(txn, s->meta, "page_size", &page_size, 4);
+    rc = rc ? rc : meta_get(txn, s->meta, "extent_pages", &extent_pages, 4);
+    rc = rc ? rc : meta_get(txn, s->meta, "pages", &s->pages, 8);
+    rc = rc ? rc : meta_get(txn, s->meta, "ckpt_lsn", &s->ckpt_lsn, 8);
+    if (rc == 0 && (page_size != PAGE_SIZE || extent_pages != EXTENT_PAGES || s->pages < LAYOUT_MIN_PAGES ||
+                    s->pages > LAYOUT_MAX_PAGES || (s->pages % EXTENT_PAGES)))
+        rc = MDB_CORRUPTED;
+    if (rc == MDB_NOTFOUND)
+        rc = MDB_CORRUPTED;
+    if (rc)
+        goto fail;
+    rc = types_load(s, txn);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    /* Commit, not abort: the database handles opened here stay valid only
+     * if the transaction that opened them commits. */
+    return lmdb_to_cairn(mdb_txn_commit(txn));
+fail:
+    mdb_txn_abort(txn);
+    if (lmdb_to_cairn(rc) == CAIRN_CORRUPT)
+        store_set_error(s, "%s: catalog damaged (%s)", s->path, mdb_strerror(rc));
+    return lmdb_to_cairn(rc);
+fail_errno:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int open_lmdb(cairn_store *s)
+{
+    int rc = mdb_env_create(&s->env);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    mdb_env_set_maxdbs(s->env, 4);
+    mdb_env_set_maxreaders(s->env, 126 + PAGER_SLOTS);
+    /* The map is address space only; the file grows with what is written. */
+    uint64_t map = s->opt.max_bytes * 2 + ((uint64_t)1 << 30);
+    if (map > ((uint64_t)1 << 44))
+        map = (uint64_t)1 << 44;
+    mdb_env_set_mapsize(s->env, map);
+    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (s->readonly ? MDB_RDONLY : 0);
+    rc = mdb_env_open(s->env, s->path, flags, 0644);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    int dead;
+    mdb_reader_check(s->env, &dead);
+    return 0;
+}
+
+static void store_free(cairn_store *s)
+{
+    if (s->pager)
+        pager_close(s->pager);
+    wal_close(&s->wal);
+    if (s->env)
+        mdb_env_close(s->env);
+    types_free(s);
+    ZSTD_freeCCtx(s->cctx);
+    ZSTD_freeDCtx(s->dctx);
+    free(s->zbuf);
+    if (s->lockfd >= 0)
+        close(s->lockfd);
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    if (s->ino || s->dev)
+        release_dir(s->dev, s->ino);
+    pthread_mutex_destroy(&s->txn_mutex);
+    pthread_cond_destroy(&s->txn_cond);
+    pthread_mutex_destroy(&s->log_mutex);
+    pthread_mutex_destroy(&s->alloc_mutex);
+    pthread_rwlock_destroy(&s->types_lock);
+    pthread_mutex_destroy(&s->flush_mutex);
+    pthread_cond_destroy(&s->flush_cond);
+    pthread_mutex_destroy(&s->err_mutex);
+    free(s->path);
+    free(s);
+}
+
+int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
+{
+    if (!path || !*path || !out)
+        return CAIRN_INVALID;
+    cairn_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return ENOMEM;
+    s->dirfd = s->lockfd = -1;
+    s->wal.fd = -1;
+    pthread_mutex_init(&s->txn_mutex, NULL);
+    pthread_cond_init(&s->txn_cond, NULL);
+    pthread_mutex_init(&s->log_mutex, NULL);
+    pthread_mutex_init(&s->alloc_mutex, NULL);
+    pthread_rwlock_init(&s->types_lock, NULL);
+    pthread_mutex_init(&s->flush_mutex, NULL);
+    pthread_cond_init(&s->flush_cond, NULL);
+    pthread_mutex_init(&s->err_mutex, NULL);
+    cairn_options_init(&s->opt);
+    if (o) {
+        s->opt = *o;
+        if (!s->opt.max_bytes)
+            s->opt.max_bytes = DEFAULT_MAX_BYTES;
+        if (!s->opt.checkpoint_bytes)
+            s->opt.checkpoint_bytes = DEFAULT_CHECKPOINT_BYTES;
+    }
+    s->readonly = (s->opt.flags & CAIRN_RDONLY) ||
+                  (s->opt.flags & (unsigned)CAIRN_READONLY) == (unsigned)CAIRN_READONLY;
+    int rc = CAIRN_INVALID;
+    if ((s->opt.sync != CAIRN_SYNC_FULL && s->opt.sync != CAIRN_SYNC_OFF) ||
+        s->opt.backend < CAIRN_BACKEND_AUTO || s->opt.backend > CAIRN_BACKEND_MPROTECT ||
+        s->opt.compression_level < -7 || s->opt.compression_level > 22)
+        goto fail;
+    s->path = strdup(path);
+    if (!s->path) {
+        rc = ENOMEM;
+        goto fail;
+    }
+
+    if (!s->readonly && mkdir(path, 0755) != 0 && errno != EEXIST) {
+        rc = errno;
+        goto fail;
+    }
+    s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dirfd < 0) {
+        rc = errno;
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(s->dirfd, &st) != 0) {
+        rc = errno;
+        goto fail;
+    }
+    rc = claim_dir(st.st_dev, st.st_ino);
+    if (rc) {
+        store_set_error(s, "%s is already open in this process", path);
+        goto fail;
+    }
+    s->dev = st.st_dev, s->ino = st.st_ino;
+    s->lockfd = openat(s->dirfd, "lock", (s->readonly ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
+    if (s->lockfd < 0) {
+        rc = errno == ENOENT && s->readonly ? CAIRN_READONLY : errno;
+        goto fail;
+    }
+    if (flock(s->lockfd, (s->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? CAIRN_BUSY : errno;
+        store_set_error(s, "%s is open in another process", path);
+        goto fail;
+    }
+
+    rc = open_lmdb(s);
+    if (rc)
+        goto fail;
+    int created = 0;
+    rc = open_catalog(s, &created);
+    if (rc)
+        goto fail;
+    s->seed = XXH3_64bits(s->store_id, 16);
+    if (!created) {
+        rc = wal_open(&s->wal, s->dirfd, s->store_id, 0, s->readonly);
+        if (rc == ENOENT || rc == CAIRN_CORRUPT) {
+            store_set_error(s, "%s: write-ahead log %s", path,
+                            rc == ENOENT ? "is missing" : "is damaged or belongs to another store");
+            rc = CAIRN_CORRUPT;
+        }
+        if (rc)
+            goto fail;
+    }
+
+    s->cctx = ZSTD_createCCtx();
+    s->dctx = ZSTD_createDCtx();
+    s->zbuf = malloc(extent_bound());
+    if (!s->cctx || !s->dctx || !s->zbuf) {
+        rc = ENOMEM;
+        goto fail;
+    }
+    int pending = 0;
+    rc = recover_log(s, &pending);
+    if (rc)
+        goto fail;
+
+    struct pager_config pc = {
+        .pages = s->pages,
+        .backend = s->opt.backend,
+        .env = s->env,
+        .extents = s->extents,
+        .checksum_seed = s->seed,
+        .store = s,
+        .fault_error = s->opt.fault_error,
+        .fault_error_arg = s->opt.fault_error_arg,
+        .name = s->path,
+    };
+    rc = pager_open(&s->pager, &pc);
+    if (rc)
+        goto fail;
+    if (!s->readonly) {
+        rc = flusher_start(s);
+        if (rc)
+            goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    store_free(s);
+    return rc;
+}
+
+int cairn_close(cairn_store *s)
+{
+    if (!s)
+        return CAIRN_OK;
+    flusher_stop(s);
+    pthread_mutex_lock(&s->txn_mutex);
+    cairn_txn *t = s->txn;
+    pthread_mutex_unlock(&s->txn_mutex);
+    if (t)
+        cairn_txn_abort(t);
+    int rc = 0;
+    if (!s->readonly && !s->failed)
+        rc = checkpoint_run(s);
+    store_free(s);
+    return rc;
+}
+
+int cairn_checkpoint(cairn_store *s)
+{
+    if (!s)
+        return CAIRN_INVALID;
+    if (s->readonly)
+        return CAIRN_READONLY;
+    return checkpoint_run(s);
+}
+
+int cairn_prefault(cairn_store *s, const void *addr, size_t len, int for_write)
+{
+    if (!s)
+        return CAIRN_INVALID;
+    if (for_write && s->readonly)
+        return CAIRN_READONLY;
+    return pager_prefault(s->pager, addr, len, for_write);
+}
+
+int cairn_range(cairn_store *s, void **base, size_t *len)
+{
+    if (!s)
+        return CAIRN_INVALID;
+    if (base)
+        *base = s->pager->base;
+    if (len)
+        *len = s->pager->bytes;
+    return 0;
+}
+
+int cairn_stats_get(cairn_store *s, cairn_stats *out)
+{
+    if (!s || !out)
+        return CAIRN_INVALID;
+    struct pager *p = s->pager;
+    memset(out, 0, sizeof *out);
+    out->faults_read = atomic_load(&p->faults_read);
+    out->faults_write = atomic_load(&p->faults_write);
+    out->pages_resident = atomic_load(&p->extents_resident) * EXTENT_PAGES;
+    out->pages_dirty = atomic_load(&p->ndirty);
+    out->evictions = atomic_load(&p->evictions);
+    out->extents_loaded = atomic_load(&p->extents_loaded);
+    out->commits = atomic_load(&s->commits);
+    out->aborts = atomic_load(&s->aborts);
+    out->checkpoints = atomic_load(&s->checkpoints);
+    out->bytes_compressed = atomic_load(&s->bytes_compressed);
+    out->bytes_uncompressed = atomic_load(&s->bytes_uncompressed);
+    out->backend = p->backend;
+    pthread_mutex_lock(&s->log_mutex);
+    out->wal_bytes = s->wal.end;
+    out->pages_unflushed = p->n_unflushed;
+    pthread_mutex_unlock(&s->log_mutex);
+    struct stat st;
+    if (fstatat(s->dirfd, "data.mdb", &st, 0) == 0)
+        out->bytes_on_disk += (uint64_t)st.st_size;
+    out->bytes_on_disk += out->wal_bytes;
+    /* The allocator's high-water mark lives in the superblock; read it
+     * through the private view so that stats never fault. */
+    if ((atomic_load(&p->ext_state[0]) & 0x0f) == EXT_RESIDENT) {
+        uint64_t next;
+        memcpy(&next, p->priv + LAYOUT_SUPER_PAGE * PAGE_SIZE + 8, 8);
+        out->pages_allocated = next ? next - p->layout.data_start : 0;
+    }
+    return 0;
+}
+
+const char *cairn_strerror(int rc)
+{
+    switch (rc) {
+    case CAIRN_OK:
+        return "success";
+    case CAIRN_CORRUPT:
+        return "store data is corrupt";
+    case CAIRN_EXTERNAL_POINTER:
+        return "pointer to memory outside the store";
+    case CAIRN_SCHEMA_MISMATCH:
+        return "type registered with a different layout";
+    case CAIRN_BUSY:
+        return "store is open already";
+    case CAIRN_NOT_FOUND:
+        return "not found";
+    case CAIRN_INVALID:
+        return "invalid argument or state";
+    case CAIRN_READONLY:
+        return "store or memory is read-only";
+    case CAIRN_IOERR:
+        return "I/O error; reopen the store";
+    case CAIRN_FULL:
+        return "store, disk or map is full";
+    case CAIRN_UNSUPPORTED:
+        return "fault backend not supported here";
+    default:
+        break;
+    }
+    /* strerror is not async-signal-safe; the fault path uses only the
+     * codes above and these. */
+    switch (rc) {
+    case ENOMEM:
+        return "out of memory (mprotect backend: vm.max_map_count reached?)";
+    case EIO:
+        return "input/output error";
+    case ENOSPC:
+        return "no space left on device";
+    case ENOENT:
+        return "no such file or directory";
+    case EACCES:
+        return "permission denied";
+    case EEXIST:
+        return "file exists";
+    case EINVAL:
+        return "invalid argument (system)";
+    default:
+        return rc > 0 ? "system error" : "unknown cairn error";
+    }
+}

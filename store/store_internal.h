@@ -1,0 +1,131 @@
+/*
+ * store_internal.h - the store handle and what the store layer shares
+ * with the checkpoint and recovery code in wal/.  Internal.
+ */
+#ifndef CAIRN_STORE_INTERNAL_H
+#define CAIRN_STORE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+#include <zstd.h>
+
+#include "cairn.h"
+#include "../pager/pager.h"
+#include "../wal/wal.h"
+
+#define STORE_FORMAT_VERSION 1
+#define STORE_MAX_TYPE_NAME 200
+
+struct type_info {
+    char *name;
+    uint64_t size;
+    uint32_t n_ptrs;
+    uint64_t *ptr_offsets;
+};
+
+struct cairn_txn {
+    cairn_store *s;
+    uint64_t id;
+};
+
+struct cairn_store {
+    char *path;
+    int dirfd, lockfd;
+    dev_t dev;
+    ino_t ino;
+    cairn_options opt;
+    int readonly;
+
+    MDB_env *env;
+    MDB_dbi extents, meta;
+    uint8_t store_id[16];
+    uint64_t seed; /* from store_id, seeds extent checksums */
+    uint64_t pages;
+
+    struct pager *pager;
+    struct wal wal;
+
+    /* Lock order: txn_mutex (held only briefly) -> log_mutex ->
+     * LMDB write txn -> page locks.  alloc_mutex and types_lock are
+     * leaves.  None is held while touching the client view except
+     * alloc_mutex, which the fault path never takes. */
+    pthread_mutex_t txn_mutex;
+    pthread_cond_t txn_cond;
+    cairn_txn *txn;
+    uint64_t next_txn_id;
+
+    pthread_mutex_t log_mutex; /* commit, checkpoint, failed, ckpt_lsn */
+    int failed;                /* sticky: a log or LMDB write failed */
+    uint64_t ckpt_lsn;
+
+    pthread_mutex_t alloc_mutex;
+
+    pthread_rwlock_t types_lock;
+    struct type_info *types; /* index = type id; 0 = bytes */
+    size_t n_types;
+
+    /* Background flusher. */
+    pthread_t flusher;
+    int flusher_started, flusher_stop;
+    pthread_mutex_t flush_mutex;
+    pthread_cond_t flush_cond;
+
+    /* Checkpoint scratch (under log_mutex). */
+    ZSTD_CCtx *cctx;
+    ZSTD_DCtx *dctx;
+    unsigned char *zbuf;
+
+    _Atomic uint64_t commits, aborts, checkpoints, bytes_compressed, bytes_uncompressed;
+
+    pthread_mutex_t err_mutex;
+    char errmsg[512];
+};
+
+/* store.c */
+void store_set_error(cairn_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v);
+
+/* types.c */
+int types_load(cairn_store *s, MDB_txn *txn);
+void types_free(cairn_store *s);
+int types_get(cairn_store *s, cairn_type t, struct type_info *out);
+
+/* alloc.c */
+int alloc_object(cairn_txn *t, cairn_type type, uint64_t elem_size, const uint64_t *ptr_offsets, uint32_t n_ptrs,
+                 size_t count, void **out);
+int alloc_free(cairn_txn *t, void *obj);
+/* The object containing addr, for messages; 0 if none. */
+uintptr_t alloc_object_start(cairn_store *s, uintptr_t addr);
+
+/* wal/checkpoint.c */
+int checkpoint_run(cairn_store *s);
+int flusher_start(cairn_store *s);
+void flusher_stop(cairn_store *s);
+void flusher_poke(cairn_store *s);
+/* Write extents (raw unswizzled images from get()) and the checkpoint
+ * LSN in one LMDB transaction. */
+typedef int (*extent_source_fn)(void *ctx, uint64_t e, void *raw);
+int checkpoint_write_extents(cairn_store *s, const uint64_t *ext, size_t n, extent_source_fn get, void *ctx,
+                             uint64_t ckpt_lsn);
+
+/* wal/recover.c */
+int recover_log(cairn_store *s, int *pending);
+
+/* Map an LMDB return code. */
+static inline int lmdb_to_cairn(int rc)
+{
+    if (rc == 0 || rc > 0 || (rc <= CAIRN_CORRUPT && rc >= CAIRN_CORRUPT - 99))
+        return rc; /* errno, or one of ours already */
+    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
+        return CAIRN_FULL;
+    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
+        rc == MDB_BAD_VALSIZE)
+        return CAIRN_CORRUPT;
+    if (rc > 0)
+        return rc;
+    return CAIRN_IOERR;
+}
+
+#endif

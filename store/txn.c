@@ -1,0 +1,152 @@
+/*
+ * txn.c - write transactions: begin, commit through the log, abort.
+ *
+ * One write transaction per store.  While it is open the fault path
+ * records the before-image of every page written (pager).  Commit:
+ *   1. under the log mutex, for each page written: unswizzle the current
+ *      bytes (refusing pointers that leave the store) and the before-image,
+ *      and log the words that differ;
+ *   2. append the commit record, write the batch, fdatasync (SYNC_FULL);
+ *   3. write-protect the pages again, mark them unflushed, drop the
+ *      before-images; wake the flusher if the log is large.
+ * Any failure in 1-2 leaves the transaction open and every page as it
+ * was; the caller aborts or (after fixing an external pointer) retries.
+ * A failed write or fsync is sticky (fsyncgate: a retried fsync proves
+ * nothing); a full disk is not.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+int cairn_txn_begin(cairn_store *s, cairn_txn **out)
+{
+    if (!s || !out)
+        return CAIRN_INVALID;
+    if (s->readonly)
+        return CAIRN_READONLY;
+    cairn_txn *t = calloc(1, sizeof *t);
+    if (!t)
+        return ENOMEM;
+    pthread_mutex_lock(&s->txn_mutex);
+    while (s->txn)
+        pthread_cond_wait(&s->txn_cond, &s->txn_mutex);
+    if (s->failed) {
+        pthread_mutex_unlock(&s->txn_mutex);
+        free(t);
+        return CAIRN_IOERR;
+    }
+    t->s = s;
+    t->id = ++s->next_txn_id;
+    s->txn = t;
+    pager_txn_begin(s->pager);
+    pthread_mutex_unlock(&s->txn_mutex);
+    *out = t;
+    return 0;
+}
+
+static void txn_end(cairn_txn *t)
+{
+    cairn_store *s = t->s;
+    pthread_mutex_lock(&s->txn_mutex);
+    s->txn = NULL;
+    pthread_cond_broadcast(&s->txn_cond);
+    pthread_mutex_unlock(&s->txn_mutex);
+    free(t);
+}
+
+/* Step 1: the log records of every page written.  Caller holds log_mutex. */
+static int log_dirty_pages(cairn_txn *t, unsigned char *cur, unsigned char *old)
+{
+    cairn_store *s = t->s;
+    struct pager *p = s->pager;
+    uint64_t nd = atomic_load(&p->ndirty);
+    for (uint64_t i = 0; i < nd; i++) {
+        uint64_t n = p->dirty[i];
+        uintptr_t bad = 0;
+        int rc = pager_read_dirty(p, n, cur, old, &bad);
+        if (rc == CAIRN_EXTERNAL_POINTER) {
+            uint64_t v;
+            memcpy(&v, p->priv + (bad - (uintptr_t)p->base), 8);
+            uintptr_t obj = alloc_object_start(s, bad);
+            store_set_error(s,
+                            "commit refused: pointer field at %p (object %p, offset %llu) holds %p, "
+                            "which is outside the store",
+                            (void *)bad, (void *)obj, (unsigned long long)(obj ? bad - obj : 0), (void *)v);
+            return rc;
+        }
+        rc = wal_batch_page(&s->wal, t->id, n, cur, old);
+        if (rc)
+            return rc;
+    }
+    return wal_batch_commit(&s->wal, t->id);
+}
+
+int cairn_txn_commit(cairn_txn *t)
+{
+    if (!t)
+        return CAIRN_INVALID;
+    cairn_store *s = t->s;
+    unsigned char *cur = malloc(2 * PAGE_SIZE);
+    if (!cur)
+        return ENOMEM;
+    int rc;
+    pthread_mutex_lock(&s->log_mutex);
+    if (s->failed) {
+        rc = CAIRN_IOERR;
+        goto out;
+    }
+    rc = pager_reserve_unflushed(s->pager);
+    if (rc)
+        goto out;
+    wal_batch_begin(&s->wal);
+    rc = log_dirty_pages(t, cur, cur + PAGE_SIZE);
+    if (rc)
+        goto out;
+    rc = wal_batch_write(&s->wal, s->opt.sync == CAIRN_SYNC_FULL);
+    if (rc) {
+        if (rc == ENOSPC || rc == EDQUOT) {
+            store_set_error(s, "commit failed: disk full writing the log");
+            rc = CAIRN_FULL;
+        } else {
+            store_set_error(s, "commit failed: log write or sync error %d; reopen the store", rc);
+            s->failed = 1;
+            rc = CAIRN_IOERR;
+        }
+        goto out;
+    }
+    rc = pager_txn_committed(s->pager);
+    if (rc) {
+        /* The commit is durable, but pages could not be write-protected
+         * again, so later writes would escape tracking: stop here. */
+        store_set_error(s, "commit: re-protecting pages failed (%d); reopen the store", rc);
+        s->failed = 1;
+        rc = 0;
+    }
+    atomic_fetch_add(&s->commits, 1);
+    uint64_t wal_size = s->wal.end;
+    pthread_mutex_unlock(&s->log_mutex);
+    free(cur);
+    if (wal_size >= s->opt.checkpoint_bytes)
+        flusher_poke(s);
+    txn_end(t);
+    return 0;
+out:
+    pthread_mutex_unlock(&s->log_mutex);
+    free(cur);
+    return rc;
+}
+
+void cairn_txn_abort(cairn_txn *t)
+{
+    if (!t)
+        return;
+    cairn_store *s = t->s;
+    pthread_mutex_lock(&s->log_mutex);
+    pager_txn_rolled_back(s->pager);
+    pthread_mutex_unlock(&s->log_mutex);
+    atomic_fetch_add(&s->aborts, 1);
+    txn_end(t);
+}

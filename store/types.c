@@ -1,0 +1,223 @@
+/*
+ * types.c - the type catalog: registered layouts, persisted in LMDB.
+ *
+ * Key "type/<name>" -> { u32 id, u32 n_ptrs, u64 size, u64 offsets[n_ptrs] }.
+ * Ids start at 1 (0 is raw bytes) and are never reused.  Registration is
+ * durable on return (its own LMDB transaction), independent of cairn
+ * transactions: a type registered inside a transaction that aborts stays
+ * registered, which is harmless.  The whole catalog is read at open; it is
+ * small (one entry per type), so this does not break "open reads no page".
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+#define TYPE_PREFIX "type/"
+
+struct type_record {
+    uint32_t id;
+    uint32_t n_ptrs;
+    uint64_t size;
+};
+
+static int type_put(cairn_store *s, uint32_t id, const char *name, uint64_t size, const uint64_t *offs,
+                    uint32_t n)
+{
+    if (id >= s->n_types) {
+        size_t cap = id + 16;
+        struct type_info *t = realloc(s->types, cap * sizeof *t);
+        if (!t)
+            return ENOMEM;
+        memset(t + s->n_types, 0, (cap - s->n_types) * sizeof *t);
+        s->types = t;
+        s->n_types = cap;
+    }
+    struct type_info *ti = &s->types[id];
+    ti->name = strdup(name);
+    ti->ptr_offsets = malloc((n ? n : 1) * sizeof *offs);
+    if (!ti->name || !ti->ptr_offsets) {
+        free(ti->name);
+        free(ti->ptr_offsets);
+        ti->name = NULL;
+        return ENOMEM;
+    }
+    memcpy(ti->ptr_offsets, offs, n * sizeof *offs);
+    ti->size = size;
+    ti->n_ptrs = n;
+    return 0;
+}
+
+int types_load(cairn_store *s, MDB_txn *txn)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, s->meta, &c);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    MDB_val k = {strlen(TYPE_PREFIX), TYPE_PREFIX}, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        size_t pl = strlen(TYPE_PREFIX);
+        if (k.mv_size < pl || memcmp(k.mv_data, TYPE_PREFIX, pl) != 0)
+            break;
+        struct type_record r;
+        if (d.mv_size < sizeof r || k.mv_size - pl > STORE_MAX_TYPE_NAME || k.mv_size == pl) {
+            rc = CAIRN_CORRUPT;
+            goto out;
+        }
+        memcpy(&r, d.mv_data, sizeof r);
+        if (r.id == 0 || r.id > (1u << 24) || d.mv_size != sizeof r + (size_t)r.n_ptrs * 8 || r.size == 0 ||
+            (r.id < s->n_types && s->types[r.id].name)) {
+            rc = CAIRN_CORRUPT;
+            goto out;
+        }
+        char name[STORE_MAX_TYPE_NAME + 1];
+        memcpy(name, (char *)k.mv_data + pl, k.mv_size - pl);
+        name[k.mv_size - pl] = 0;
+        uint64_t *offs = malloc((r.n_ptrs ? r.n_ptrs : 1) * 8);
+        if (!offs) {
+            rc = ENOMEM;
+            goto out;
+        }
+        memcpy(offs, (char *)d.mv_data + sizeof r, (size_t)r.n_ptrs * 8);
+        for (uint32_t i = 0; i < r.n_ptrs; i++)
+            if ((offs[i] & 7) || offs[i] + 8 > r.size)
+                rc = CAIRN_CORRUPT;
+        if (rc == 0)
+            rc = type_put(s, r.id, name, r.size, offs, r.n_ptrs);
+        free(offs);
+        if (rc)
+            goto out;
+    }
+    rc = rc == MDB_NOTFOUND ? 0 : lmdb_to_cairn(rc);
+out:
+    mdb_cursor_close(c);
+    if (rc == CAIRN_CORRUPT)
+        store_set_error(s, "%s: type catalog damaged", s->path);
+    return rc;
+}
+
+void types_free(cairn_store *s)
+{
+    for (size_t i = 0; i < s->n_types; i++) {
+        free(s->types[i].name);
+        free(s->types[i].ptr_offsets);
+    }
+    free(s->types);
+    s->types = NULL;
+    s->n_types = 0;
+}
+
+int types_get(cairn_store *s, cairn_type t, struct type_info *out)
+{
+    int rc = CAIRN_INVALID;
+    pthread_rwlock_rdlock(&s->types_lock);
+    if (t < s->n_types && s->types[t].name) {
+        *out = s->types[t]; /* entries are never changed or freed while open */
+        rc = 0;
+    }
+    pthread_rwlock_unlock(&s->types_lock);
+    return rc;
+}
+
+static int same_layout(const struct type_info *t, uint64_t size, const uint64_t *offs, uint32_t n)
+{
+    return t->size == size && t->n_ptrs == n && memcmp(t->ptr_offsets, offs, n * sizeof *offs) == 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int cairn_type_register(cairn_store *s, const char *name, size_t size, const size_t *ptr_offsets, size_t n_ptrs,
+                        cairn_type *out)
+{
+    if (!s || !name || !out || size == 0 || (n_ptrs && !ptr_offsets) || n_ptrs > 65536)
+        return CAIRN_INVALID;
+    size_t nl = strlen(name);
+    if (nl == 0 || nl > STORE_MAX_TYPE_NAME)
+        return CAIRN_INVALID;
+    /* Pointer fields must be whole aligned words; with any, the stride of
+     * an array must keep them aligned too. */
+    if (n_ptrs && (size & 7))
+        return CAIRN_INVALID;
+    uint64_t *offs = malloc((n_ptrs ? n_ptrs : 1) * sizeof *offs);
+    if (!offs)
+        return ENOMEM;
+    for (size_t i = 0; i < n_ptrs; i++) {
+        offs[i] = ptr_offsets[i];
+        if ((offs[i] & 7) || offs[i] + 8 > size) {
+            free(offs);
+            return CAIRN_INVALID;
+        }
+    }
+    qsort(offs, n_ptrs, sizeof *offs, cmp_u64);
+    for (size_t i = 1; i < n_ptrs; i++) {
+        if (offs[i] == offs[i - 1]) {
+            free(offs);
+            return CAIRN_INVALID;
+        }
+    }
+
+    int rc;
+    pthread_rwlock_wrlock(&s->types_lock);
+    for (size_t id = 1; id < s->n_types; id++) {
+        struct type_info *t = &s->types[id];
+        if (t->name && strcmp(t->name, name) == 0) {
+            if (same_layout(t, size, offs, (uint32_t)n_ptrs)) {
+                *out = (cairn_type)id;
+                rc = 0;
+            } else {
+                store_set_error(s, "type \"%s\" is registered with another layout (size %llu, %u pointers)", name,
+                                (unsigned long long)t->size, t->n_ptrs);
+                rc = CAIRN_SCHEMA_MISMATCH;
+            }
+            goto out;
+        }
+    }
+    if (s->readonly) {
+        rc = CAIRN_READONLY;
+        goto out;
+    }
+    uint32_t id = 1;
+    while (id < s->n_types && s->types[id].name)
+        id++;
+
+    size_t vlen = sizeof(struct type_record) + n_ptrs * 8;
+    unsigned char *val = malloc(vlen);
+    char *key = malloc(strlen(TYPE_PREFIX) + nl + 1);
+    if (!val || !key) {
+        free(val);
+        free(key);
+        rc = ENOMEM;
+        goto out;
+    }
+    struct type_record r = {.id = id, .n_ptrs = (uint32_t)n_ptrs, .size = size};
+    memcpy(val, &r, sizeof r);
+    memcpy(val + sizeof r, offs, n_ptrs * 8);
+    strcpy(key, TYPE_PREFIX);
+    strcat(key, name);
+    MDB_txn *txn;
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc == 0) {
+        MDB_val k = {strlen(key), key}, d = {vlen, val};
+        rc = mdb_put(txn, s->meta, &k, &d, MDB_NOOVERWRITE);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    free(val);
+    free(key);
+    rc = lmdb_to_cairn(rc);
+    if (rc == 0)
+        rc = type_put(s, id, name, size, offs, (uint32_t)n_ptrs);
+    if (rc == 0)
+        *out = id;
+out:
+    pthread_rwlock_unlock(&s->types_lock);
+    free(offs);
+    return rc;
+}

@@ -1,0 +1,41 @@
+/*
+ * testutil.h - helpers shared by the cmocka tests.
+ */
+#ifndef CAIRN_TESTUTIL_H
+#define CAIRN_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "cairn.h"
+
+/* Fail with cairn_strerror() text when rc is not CAIRN_OK. */
+#define assert_cairn_ok(expr)                                                                                     \
+    do {                                                                                                          \
+        int rc_ = (expr);                                                                                         \
+        if (rc_ != CAIRN_OK)                                                                                      \
+            fail_msg("%s: %d (%s)", #expr, rc_, cairn_strerror(rc_));                                             \
+    } while (0)
+
+#define assert_cairn_rc(expr, want)                                                                               \
+    do {                                                                                                          \
+        int rc_ = (expr);                                                                                         \
+        if (rc_ != (want))                                                                                        \
+            fail_msg("%s: got %d (%s), want %d (%s)", #expr, rc_, cairn_strerror(rc_), (want),                 \
+                     cairn_strerror(want));                                                                       \
+    } while (0)
+
+/* A fresh empty directory under $TMPDIR (or /tmp); the caller frees it. */
+char *tu_tempdir(void);
+/* rm -rf path, then free(path). */
+void tu_rmdir(char *path);
+/* Options for tests: small address range so that tests are quick. */
+void tu_options(cairn_options *o);
+/* Run fn(arg) in a forked child; return its wait status. */
+int tu_in_child(void (*fn)(void *), void *arg);
+
+#endif

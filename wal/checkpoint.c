@@ -1,0 +1,194 @@
+/*
+ * checkpoint.c - writing committed pages back to LMDB, and the background
+ * flusher that does it when the log grows.
+ *
+ * A checkpoint, under the log mutex (so no commit interleaves):
+ *   1. the extents holding unflushed pages are rebuilt from the pages'
+ *      committed bytes (the before-image where the open transaction has
+ *      written since), unswizzled, compressed;
+ *   2. one LMDB write transaction puts them, with the checkpoint LSN
+ *      (the last committed LSN) in the catalog, and commits durably;
+ *   3. only then the pages are marked flushed and the log is reset.
+ * A crash before 2 completes leaves LMDB as it was and the log intact; a
+ * crash between 2 and 3 leaves a log whose records are all at or below
+ * the checkpoint LSN, which recovery skips.  An open transaction is not
+ * disturbed: its pages stay writable and its before-images stay put.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../store/store_internal.h"
+
+static int is_zero(const void *raw)
+{
+    const uint64_t *w = raw;
+    for (size_t i = 0; i < EXTENT_BYTES / 8; i++)
+        if (w[i])
+            return 0;
+    return 1;
+}
+
+int checkpoint_write_extents(cairn_store *s, const uint64_t *ext, size_t n, extent_source_fn get, void *ctx,
+                             uint64_t ckpt_lsn)
+{
+    unsigned char *raw = malloc(EXTENT_BYTES);
+    if (!raw)
+        return ENOMEM;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc) {
+        free(raw);
+        return lmdb_to_cairn(rc);
+    }
+    uint64_t zin = 0, zout = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint64_t e = ext[i];
+        MDB_val key = {sizeof e, &e};
+        rc = get(ctx, e, raw);
+        if (rc)
+            break;
+        if (is_zero(raw)) {
+            rc = mdb_del(txn, s->extents, &key, NULL);
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+            continue;
+        }
+        size_t len;
+        rc = extent_encode(s->zbuf, extent_bound(), &len, raw, e, s->seed, s->opt.compression_level, s->cctx);
+        if (rc)
+            break;
+        MDB_val val = {len, s->zbuf};
+        rc = mdb_put(txn, s->extents, &key, &val, 0);
+        zin += EXTENT_BYTES;
+        zout += len;
+    }
+    if (rc == 0)
+        rc = store_meta_put_u64(s, txn, "ckpt_lsn", ckpt_lsn);
+    free(raw);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_to_cairn(rc);
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    atomic_fetch_add(&s->bytes_uncompressed, zin);
+    atomic_fetch_add(&s->bytes_compressed, zout);
+    return 0;
+}
+
+static int read_committed_extent(void *ctx, uint64_t e, void *raw)
+{
+    struct pager *p = ctx;
+    for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+        pager_read_committed(p, e * EXTENT_PAGES + i, (char *)raw + i * PAGE_SIZE);
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Caller holds log_mutex. */
+static int checkpoint_locked(cairn_store *s)
+{
+    struct pager *p = s->pager;
+    if (s->failed)
+        return CAIRN_IOERR;
+    size_t n = p->n_unflushed;
+    uint64_t lsn = s->wal.next_lsn - 1;
+    if (n == 0 && s->wal.end == WAL_HEADER_SIZE)
+        return 0;
+    uint64_t *ext = malloc((n ? n : 1) * sizeof *ext);
+    if (!ext)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        ext[i] = p->unflushed[i] / EXTENT_PAGES;
+    qsort(ext, n, sizeof *ext, cmp_u64);
+    size_t ne = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ne == 0 || ext[ne - 1] != ext[i])
+            ext[ne++] = ext[i];
+    int rc = checkpoint_write_extents(s, ext, ne, read_committed_extent, p, lsn);
+    free(ext);
+    if (rc) {
+        if (rc != CAIRN_FULL && rc != ENOSPC) {
+            s->failed = 1;
+            store_set_error(s, "checkpoint failed (%s); reopen the store", cairn_strerror(rc));
+            return CAIRN_IOERR;
+        }
+        store_set_error(s, "checkpoint: disk or LMDB map full");
+        return CAIRN_FULL;
+    }
+    pager_flushed(p, n);
+    s->ckpt_lsn = lsn;
+    atomic_fetch_add(&s->checkpoints, 1);
+    /* If the reset fails the old log stays valid: its records are all at
+     * or below the checkpoint and later commits still chain onto it. */
+    return wal_reset(&s->wal, lsn + 1);
+}
+
+int checkpoint_run(cairn_store *s)
+{
+    pthread_mutex_lock(&s->log_mutex);
+    int rc = checkpoint_locked(s);
+    pthread_mutex_unlock(&s->log_mutex);
+    return rc;
+}
+
+static void *flusher_main(void *arg)
+{
+    cairn_store *s = arg;
+    pthread_mutex_lock(&s->flush_mutex);
+    while (!s->flusher_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&s->flush_cond, &s->flush_mutex, &ts);
+        if (s->flusher_stop)
+            break;
+        pthread_mutex_unlock(&s->flush_mutex);
+        pthread_mutex_lock(&s->log_mutex);
+        if (s->wal.end >= s->opt.checkpoint_bytes)
+            checkpoint_locked(s);
+        pthread_mutex_unlock(&s->log_mutex);
+        pthread_mutex_lock(&s->flush_mutex);
+    }
+    pthread_mutex_unlock(&s->flush_mutex);
+    return NULL;
+}
+
+int flusher_start(cairn_store *s)
+{
+    /* The flusher must never take a fault: block nothing special, but it
+     * only ever reads the private view and the shadow. */
+    int rc = pthread_create(&s->flusher, NULL, flusher_main, s);
+    if (rc)
+        return rc;
+    s->flusher_started = 1;
+    return 0;
+}
+
+void flusher_poke(cairn_store *s)
+{
+    pthread_mutex_lock(&s->flush_mutex);
+    pthread_cond_signal(&s->flush_cond);
+    pthread_mutex_unlock(&s->flush_mutex);
+}
+
+void flusher_stop(cairn_store *s)
+{
+    if (!s->flusher_started)
+        return;
+    pthread_mutex_lock(&s->flush_mutex);
+    s->flusher_stop = 1;
+    pthread_cond_signal(&s->flush_cond);
+    pthread_mutex_unlock(&s->flush_mutex);
+    pthread_join(s->flusher, NULL);
+    s->flusher_started = 0;
+}

@@ -1,0 +1,184 @@
+/*
+ * recover.c - at open, replay the committed transactions left in the log
+ * into LMDB, then start a fresh log.
+ *
+ * Replay works on unswizzled extent images in ordinary memory (the log
+ * holds unswizzled bytes, so no address is needed): each page change is
+ * applied to the image of its extent, read from LMDB the first time it
+ * is needed.  All touched extents and the new checkpoint LSN are then
+ * written in one LMDB transaction (checkpoint_write_extents), and only
+ * after that commit is durable is the log reset.  A crash at any point
+ * leaves either the old state plus the intact log, or the new state with
+ * a log whose records are all at or below the checkpoint: recovering
+ * twice gives the same store as recovering once.  The cost is
+ * proportional to the log, not to the store.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../store/store_internal.h"
+
+struct replay {
+    cairn_store *s;
+    MDB_txn *txn;   /* read transaction for base images */
+    uint64_t *keys; /* open addressing: extent + 1, 0 = empty */
+    unsigned char **imgs;
+    size_t cap, used;
+};
+
+static size_t slot_of(const struct replay *r, uint64_t e)
+{
+    size_t h = (size_t)((e + 1) * 0x9E3779B97F4A7C15ull) & (r->cap - 1);
+    while (r->keys[h] && r->keys[h] != e + 1)
+        h = (h + 1) & (r->cap - 1);
+    return h;
+}
+
+static int grow(struct replay *r)
+{
+    struct replay n = *r;
+    n.cap = r->cap ? r->cap * 2 : 256;
+    n.keys = calloc(n.cap, sizeof *n.keys);
+    n.imgs = calloc(n.cap, sizeof *n.imgs);
+    if (!n.keys || !n.imgs) {
+        free(n.keys);
+        free(n.imgs);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < r->cap; i++) {
+        if (!r->keys[i])
+            continue;
+        size_t h = slot_of(&n, r->keys[i] - 1);
+        n.keys[h] = r->keys[i];
+        n.imgs[h] = r->imgs[i];
+    }
+    free(r->keys);
+    free(r->imgs);
+    *r = n;
+    return 0;
+}
+
+static int image_of(struct replay *r, uint64_t e, unsigned char **out)
+{
+    if (r->cap == 0 || (r->used + 1) * 2 > r->cap) {
+        int rc = grow(r);
+        if (rc)
+            return rc;
+    }
+    size_t h = slot_of(r, e);
+    if (r->keys[h]) {
+        *out = r->imgs[h];
+        return 0;
+    }
+    unsigned char *img = malloc(EXTENT_BYTES);
+    if (!img)
+        return ENOMEM;
+    MDB_val key = {sizeof e, &e}, val;
+    int rc = mdb_get(r->txn, r->s->extents, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+        memset(img, 0, EXTENT_BYTES);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = extent_decode(img, val.mv_data, val.mv_size, e, r->s->seed, r->s->dctx);
+        if (rc)
+            store_set_error(r->s, "%s: extent %llu is corrupt", r->s->path, (unsigned long long)e);
+    } else {
+        rc = lmdb_to_cairn(rc);
+    }
+    if (rc) {
+        free(img);
+        return rc;
+    }
+    r->keys[h] = e + 1;
+    r->imgs[h] = img;
+    r->used++;
+    *out = img;
+    return 0;
+}
+
+static int apply_change(void *ctx, const struct wal_page_change *c)
+{
+    struct replay *r = ctx;
+    if (c->page >= r->s->pages) {
+        store_set_error(r->s, "%s: log names page %llu beyond the store", r->s->path, (unsigned long long)c->page);
+        return CAIRN_CORRUPT;
+    }
+    unsigned char *img;
+    int rc = image_of(r, c->page / EXTENT_PAGES, &img);
+    if (rc)
+        return rc;
+    rc = wal_apply_ranges(img + (c->page % EXTENT_PAGES) * PAGE_SIZE, c->payload, c->len);
+    if (rc)
+        store_set_error(r->s, "%s: malformed log record at LSN %llu", r->s->path, (unsigned long long)c->lsn);
+    return rc;
+}
+
+static int image_source(void *ctx, uint64_t e, void *raw)
+{
+    struct replay *r = ctx;
+    memcpy(raw, r->imgs[slot_of(r, e)], EXTENT_BYTES);
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int recover_log(cairn_store *s, int *pending)
+{
+    struct replay r = {.s = s};
+    uint64_t last = 0, txns = 0;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r.txn);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    rc = wal_replay(&s->wal, s->ckpt_lsn, apply_change, &r, &last, &txns);
+    mdb_txn_abort(r.txn);
+    *pending = txns > 0;
+    uint64_t *ext = NULL;
+    if (rc)
+        goto out;
+    if (txns > 0 && s->readonly) {
+        store_set_error(s, "%s: the log holds %llu committed transactions not yet in LMDB; "
+                           "open the store read-write once to recover them",
+                        s->path, (unsigned long long)txns);
+        rc = CAIRN_READONLY;
+        goto out;
+    }
+    if (s->readonly)
+        goto out;
+    if (txns > 0) {
+        ext = malloc(r.used * sizeof *ext);
+        if (!ext) {
+            rc = ENOMEM;
+            goto out;
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < r.cap; i++)
+            if (r.keys[i])
+                ext[n++] = r.keys[i] - 1;
+        qsort(ext, n, sizeof *ext, cmp_u64);
+        rc = checkpoint_write_extents(s, ext, n, image_source, &r, last);
+        if (rc)
+            goto out;
+        s->ckpt_lsn = last;
+    }
+    /* Start clean whenever the log holds anything: replayed records, records
+     * already checkpointed, or a torn tail. */
+    off_t size = lseek(s->wal.fd, 0, SEEK_END);
+    if (size != WAL_HEADER_SIZE || s->wal.start_lsn <= s->ckpt_lsn) {
+        uint64_t next = (last > s->ckpt_lsn ? last : s->ckpt_lsn) + 1;
+        rc = wal_reset(&s->wal, next);
+    }
+out:
+    free(ext);
+    for (size_t i = 0; i < r.cap; i++)
+        free(r.imgs[i]);
+    free(r.keys);
+    free(r.imgs);
+    return rc;
+}

@@ -1,0 +1,69 @@
+/*
+ * wal.h - the write-ahead log: appending transactions, scanning them back.
+ * Format and validity rule in wal.c and docs/FORMAT.md.  Internal.
+ */
+#ifndef CAIRN_WAL_H
+#define CAIRN_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WAL_HEADER_SIZE 64
+#define WAL_RECORD_HEADER 32
+
+struct wal {
+    int fd;
+    int dirfd;        /* the store directory, fsynced after renames */
+    uint8_t store_id[16];
+    uint64_t generation;
+    uint64_t salt;
+    uint64_t start_lsn; /* LSN of the first record of this generation */
+    uint64_t next_lsn;  /* LSN the next record gets */
+    uint64_t chain;     /* checksum of the last valid record (or the seed) */
+    uint64_t end;       /* file offset where the next record goes */
+    /* The transaction being built: records accumulate here, then one
+     * write puts them all after `end`. */
+    unsigned char *buf;
+    size_t len, cap;
+    uint64_t batch_chain, batch_lsn;
+    uint32_t batch_records;
+};
+
+/* One committed page change, handed to the replay callback. */
+struct wal_page_change {
+    uint64_t lsn, txn_id, page;
+    const unsigned char *payload; /* ranges, see wal.c */
+    size_t len;
+};
+typedef int (*wal_apply_fn)(void *ctx, const struct wal_page_change *c);
+
+/* Open the log in dirfd (creating it when create is set).  Validates the
+ * header against store_id.  CAIRN_CORRUPT if the header is damaged or
+ * belongs to another store; ENOENT if missing and !create. */
+int wal_open(struct wal *w, int dirfd, const uint8_t store_id[16], int create, int readonly);
+void wal_close(struct wal *w);
+
+/* Scan from the start; call apply for every page change of every
+ * transaction whose commit record validates and whose LSN is > after.
+ * Stops at the first record that does not validate.  Leaves w positioned
+ * to append after the last valid commit.  *last_lsn = LSN of that commit. */
+int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, void *ctx, uint64_t *last_lsn,
+               uint64_t *txns);
+
+/* Build a transaction: page records, then the commit record. */
+void wal_batch_begin(struct wal *w);
+int wal_batch_page(struct wal *w, uint64_t txn_id, uint64_t page, const void *cur, const void *old);
+int wal_batch_commit(struct wal *w, uint64_t txn_id);
+/* Write the batch (and fdatasync if sync).  On failure nothing of the
+ * batch counts as written: w stays positioned before it. */
+int wal_batch_write(struct wal *w, int sync);
+
+/* Start a new generation: a fresh file with a new salt, renamed over the
+ * old one, the directory fsynced.  Records before start_lsn are gone. */
+int wal_reset(struct wal *w, uint64_t start_lsn);
+
+/* Apply one page change to an unswizzled page image. CAIRN_CORRUPT on a
+ * malformed payload. */
+int wal_apply_ranges(void *page, const unsigned char *payload, size_t len);
+
+#endif
