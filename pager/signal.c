@@ -1,9 +1,9 @@
 /*
  * signal.c - the SIGSEGV/SIGBUS handler and the registry of open stores.
  *
- * The handler is installed once per process, when the first store opens,
- * and stays (removing it while another thread may be inside it is not
- * safe).  A fault whose address lies in no open store, or in a store
+ * The handler is installed when a store opens (again if someone replaced
+ * it since), and stays (removing it while another thread may be inside it
+ * is not safe).  A fault whose address lies in no open store, or in a store
  * opened by another process (a forked child), is passed to the handler
  * that was installed before ours, or given the default action, so an
  * application's own crash still crashes as before.
@@ -32,8 +32,6 @@
 static struct pager *_Atomic registry[MAX_STORES];
 static _Atomic int active[MAX_STORES];
 static struct sigaction previous_segv, previous_bus;
-static pthread_once_t install_once = PTHREAD_ONCE_INIT;
-static int install_rc;
 
 /* Was the faulting access a write?  The page-fault error code says so. */
 static int fault_is_write(const ucontext_t *uc, int sig, const siginfo_t *si, struct pager *p)
@@ -157,22 +155,41 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
     chain(sig, si, ucv);
 }
 
-static void install(void)
+/*
+ * Install on_fault for one signal unless it is installed already.  Called
+ * at every store open, not once: a program (or a test framework) that
+ * replaced our handler after an earlier open gets it back, and its handler
+ * becomes the one we chain to.  A program that installs its own handler
+ * while a store is open must chain to the previous one itself.
+ */
+static int install_one(int sig, struct sigaction *previous)
 {
-    struct sigaction sa;
+    struct sigaction cur, sa;
+    if (sigaction(sig, NULL, &cur) != 0)
+        return errno;
+    if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_fault)
+        return 0;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGSEGV, &sa, &previous_segv) != 0 || sigaction(SIGBUS, &sa, &previous_bus) != 0)
-        install_rc = errno;
+    *previous = cur;
+    if (sigaction(sig, &sa, NULL) != 0)
+        return errno;
+    return 0;
 }
+
+static pthread_mutex_t install_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 int fault_register(struct pager *p)
 {
-    pthread_once(&install_once, install);
-    if (install_rc)
-        return install_rc;
+    pthread_mutex_lock(&install_mutex);
+    int rc = install_one(SIGSEGV, &previous_segv);
+    if (rc == 0)
+        rc = install_one(SIGBUS, &previous_bus);
+    pthread_mutex_unlock(&install_mutex);
+    if (rc)
+        return rc;
     for (int i = 0; i < MAX_STORES; i++) {
         struct pager *expect = NULL;
         if (atomic_compare_exchange_strong(&registry[i], &expect, p))
