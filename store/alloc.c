@@ -201,8 +201,11 @@ int alloc_object(cairn_txn *t, cairn_type type, uint64_t elem_size, const uint64
     if (count == 0 || elem_size == 0 || count > UINT64_MAX / elem_size)
         return CAIRN_INVALID;
     uint64_t bytes = (elem_size * count + 15) & ~(uint64_t)15;
-    if (bytes < elem_size * count || bytes / PAGE_SIZE >= p->layout.pages)
+    if (bytes < elem_size * count || bytes / PAGE_SIZE >= p->layout.pages) {
+        store_set_error(s, "allocation of %zu x %llu bytes: larger than the store", count,
+                        (unsigned long long)elem_size);
         return CAIRN_FULL;
+    }
     void *obj;
     uint64_t n, off = 0;
     int rc;
@@ -250,8 +253,10 @@ int alloc_free(cairn_txn *t, void *obj)
     uintptr_t a = (uintptr_t)obj, b = (uintptr_t)p->base;
     if (!obj)
         return 0;
-    if (a < b + p->layout.data_start * PAGE_SIZE || a >= b + p->bytes)
+    if (a < b + p->layout.data_start * PAGE_SIZE || a >= b + p->bytes) {
+        store_set_error(s, "free(%p): not an object of this store", obj);
         return CAIRN_INVALID;
+    }
     uint64_t n = (a - b) / PAGE_SIZE, off = (a - b) % PAGE_SIZE;
     int rc = CAIRN_INVALID;
     pthread_mutex_lock(&s->alloc_mutex);

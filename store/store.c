@@ -316,7 +316,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     }
     s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dirfd < 0) {
-        rc = errno;
+        rc = errno == ENOENT && s->readonly ? CAIRN_READONLY : errno;
         goto fail;
     }
     struct stat st;
