@@ -1,0 +1,1045 @@
+/*
+ * test_recovery.c - end-to-end crash recovery through the public API.
+ *
+ * A child process (this test binary, re-executed with "child" arguments,
+ * so that it starts clean: no cmocka state, no inherited store) opens a
+ * store and runs a deterministic workload, telling the parent through a
+ * pipe each transaction number after cairn_txn_commit returned.  The
+ * parent kills it with SIGKILL, reopens the store (recovery) and checks
+ * that the store holds exactly the state after some transaction n, with
+ * n at least the last acknowledged one: a prefix of the commits, never a
+ * partial transaction.
+ *
+ * The workload: root "hdr" -> struct hdr, created by transaction 0.
+ * Transaction i (i >= 1):
+ *   - allocates node i (val = i) with a payload of plen(i) bytes filled
+ *     with pbyte(i, j), and pushes it on hdr->list;
+ *   - if i % 7 == 0, frees the payload of node i-1 (payload = NULL, len 0);
+ *   - writes in every page p of the 20-page object hdr->wide: word 0 = i,
+ *     word 1 + i % 511 = i * 1000 + p;
+ *   - sets hdr->last = hdr->count = i and the root "last" to node i.
+ * Before every fifth transaction an aborted one scribbles over all of it.
+ * So the state after transaction n is a function of n alone, which
+ * verify_store() checks in full.
+ *
+ * Set CAIRN_TEST_SEED to replay a run; the seed is printed.
+ */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pager/layout.h"
+
+#define WIDE_PAGES 20
+#define WIDE_WORDS (WIDE_PAGES * 512)
+#define SLOTS 511
+
+struct node {
+    int64_t val;
+    struct node *next;
+    unsigned char *payload;
+    int64_t payload_len;
+};
+
+struct hdr {
+    int64_t last;
+    int64_t count;
+    struct node *list;
+    uint64_t *wide;
+};
+
+struct types {
+    cairn_type node, hdr;
+};
+
+/* ---- the workload (used by the child, and by the parent in-process) ---- */
+
+static size_t plen(int64_t i)
+{
+    if (i % 10 == 0)
+        return 5000 + (size_t)(i % 3) * 4096; /* large objects: whole pages */
+    return 8 + (size_t)((i * 37) % 600);
+}
+
+static unsigned char pbyte(int64_t i, size_t j)
+{
+    return (unsigned char)(i * 131 + (int64_t)j * 7 + 1);
+}
+
+static int payload_freed(int64_t k, int64_t n)
+{
+    return k + 1 <= n && (k + 1) % 7 == 0;
+}
+
+static uint64_t wide_expect(int64_t n, size_t page, size_t k)
+{
+    if (n <= 0)
+        return 0;
+    if (k == 0)
+        return (uint64_t)n;
+    int64_t slot = (int64_t)k - 1;
+    int64_t d = ((n - slot) % SLOTS + SLOTS) % SLOTS;
+    int64_t i = n - d;
+    return i >= 1 ? (uint64_t)(i * 1000 + (int64_t)page) : 0;
+}
+
+static int wl_types(cairn_store *s, struct types *ty)
+{
+    size_t np[] = {offsetof(struct node, next), offsetof(struct node, payload)};
+    size_t hp[] = {offsetof(struct hdr, list), offsetof(struct hdr, wide)};
+    int rc = cairn_type_register(s, "node", sizeof(struct node), np, 2, &ty->node);
+    if (rc)
+        return rc;
+    return cairn_type_register(s, "hdr", sizeof(struct hdr), hp, 2, &ty->hdr);
+}
+
+/* Find hdr, or create it (transaction 0); *created tells which. */
+static int wl_setup(cairn_store *s, const struct types *ty, struct hdr **out, int *created)
+{
+    void *p;
+    *created = 0;
+    int rc = cairn_root_get(s, "hdr", &p);
+    if (rc == 0) {
+        *out = p;
+        return 0;
+    }
+    if (rc != CAIRN_NOT_FOUND)
+        return rc;
+    cairn_txn *t;
+    rc = cairn_txn_begin(s, &t);
+    if (rc)
+        return rc;
+    struct hdr *h;
+    rc = cairn_alloc(t, ty->hdr, 1, (void **)&h);
+    if (rc == 0)
+        rc = cairn_alloc_bytes(t, WIDE_WORDS * 8, (void **)&h->wide);
+    if (rc == 0)
+        rc = cairn_root_set(t, "hdr", h);
+    if (rc == 0)
+        rc = cairn_txn_commit(t);
+    if (rc) {
+        cairn_txn_abort(t);
+        return rc;
+    }
+    *out = h;
+    *created = 1;
+    return 0;
+}
+
+#define WL_ABORT_LEAK (-1) /* abort did not restore the store */
+
+static int wl_txn(cairn_store *s, const struct types *ty, struct hdr *h, int64_t i)
+{
+    cairn_txn *t;
+    int rc;
+    if (i % 5 == 0) {
+        /* An aborted transaction touching everything the real ones touch. */
+        rc = cairn_txn_begin(s, &t);
+        if (rc)
+            return rc;
+        struct node *junk;
+        rc = cairn_alloc(t, ty->node, 1, (void **)&junk);
+        if (rc == 0)
+            rc = cairn_alloc_bytes(t, 9000, (void **)&junk->payload);
+        if (rc == 0) {
+            junk->val = -i;
+            junk->next = h->list;
+            if (h->list && h->list->payload) {
+                rc = cairn_free(t, h->list->payload);
+                h->list->payload = NULL;
+            }
+            h->list = junk;
+            h->last = -1;
+            h->count = -1;
+            for (size_t p = 0; p < WIDE_PAGES; p++)
+                h->wide[p * 512 + 7] = 0xdeadbeef;
+        }
+        if (rc == 0)
+            rc = cairn_root_set(t, "last", junk);
+        cairn_txn_abort(t);
+        if (rc)
+            return rc;
+        if (h->last != i - 1 || h->count != i - 1 || (h->list && h->list->val != i - 1))
+            return WL_ABORT_LEAK;
+    }
+    rc = cairn_txn_begin(s, &t);
+    if (rc)
+        return rc;
+    struct node *nd;
+    rc = cairn_alloc(t, ty->node, 1, (void **)&nd);
+    size_t len = plen(i);
+    if (rc == 0)
+        rc = cairn_alloc_bytes(t, len, (void **)&nd->payload);
+    if (rc == 0) {
+        nd->val = i;
+        nd->payload_len = (int64_t)len;
+        for (size_t j = 0; j < len; j++)
+            nd->payload[j] = pbyte(i, j);
+        nd->next = h->list;
+        if (i % 7 == 0 && h->list) {
+            rc = cairn_free(t, h->list->payload);
+            h->list->payload = NULL;
+            h->list->payload_len = 0;
+        }
+    }
+    if (rc == 0) {
+        h->list = nd;
+        h->count++;
+        h->last = i;
+        for (size_t p = 0; p < WIDE_PAGES; p++) {
+            h->wide[p * 512] = (uint64_t)i;
+            h->wide[p * 512 + 1 + (size_t)(i % SLOTS)] = (uint64_t)(i * 1000 + (int64_t)p);
+        }
+        rc = cairn_root_set(t, "last", nd);
+    }
+    if (rc == 0)
+        rc = cairn_txn_commit(t);
+    if (rc)
+        cairn_txn_abort(t);
+    return rc;
+}
+
+/* ---- the child ---- */
+
+enum { MSG_START = 1, MSG_ACK, MSG_DONE, MSG_OPENED };
+
+struct msg {
+    int32_t kind, pad;
+    int64_t txn;
+    uint64_t wal_bytes;
+    uint64_t checkpoints; /* stats.checkpoints of the child's session */
+};
+
+static void child_send(int fd, int kind, int64_t txn, uint64_t wal_bytes, uint64_t checkpoints)
+{
+    struct msg m = {.kind = kind, .txn = txn, .wal_bytes = wal_bytes, .checkpoints = checkpoints};
+    if (write(fd, &m, sizeof m) != (ssize_t)sizeof m)
+        _exit(90);
+}
+
+static void child_fail(const char *what, int64_t i, int rc, cairn_store *s)
+{
+    fprintf(stderr, "child: %s (txn %lld): %d (%s) %s\n", what, (long long)i, rc, cairn_strerror(rc),
+            s ? cairn_errmsg(s) : "");
+    _exit(80);
+}
+
+/* argv: exe child DIR FD SYNC CKPT_BYTES CKPT_EVERY MAX_TXNS OPEN_ONLY */
+static int child_main(int argc, char **argv)
+{
+    if (argc != 9)
+        _exit(99);
+    const char *dir = argv[2];
+    int fd = atoi(argv[3]);
+    cairn_options o;
+    tu_options(&o);
+    o.sync = atoi(argv[4]);
+    o.checkpoint_bytes = strtoull(argv[5], NULL, 10);
+    int64_t ckpt_every = atoll(argv[6]), max_txns = atoll(argv[7]);
+    int open_only = atoi(argv[8]);
+
+    child_send(fd, MSG_START, -1, 0, 0);
+    cairn_store *s;
+    int rc = cairn_open(dir, &o, &s);
+    if (rc)
+        child_fail("cairn_open", -1, rc, NULL);
+    if (open_only) {
+        child_send(fd, MSG_OPENED, -1, 0, 0);
+        for (;;)
+            pause();
+    }
+    struct types ty;
+    rc = wl_types(s, &ty);
+    if (rc)
+        child_fail("register types", -1, rc, s);
+    struct hdr *h;
+    int created;
+    rc = wl_setup(s, &ty, &h, &created);
+    if (rc)
+        child_fail("setup", 0, rc, s);
+    cairn_stats st;
+    if (created) {
+        cairn_stats_get(s, &st);
+        child_send(fd, MSG_ACK, 0, st.wal_bytes, st.checkpoints);
+    }
+    int64_t n = h->last;
+    for (int64_t i = n + 1; i <= n + max_txns; i++) {
+        rc = wl_txn(s, &ty, h, i);
+        if (rc)
+            child_fail("transaction", i, rc, s);
+        cairn_stats_get(s, &st);
+        child_send(fd, MSG_ACK, i, st.wal_bytes, st.checkpoints);
+        if (ckpt_every && i % ckpt_every == 0) {
+            rc = cairn_checkpoint(s);
+            if (rc)
+                child_fail("checkpoint", i, rc, s);
+        }
+    }
+    child_send(fd, MSG_DONE, n + max_txns, 0, 0);
+    for (;;)
+        pause();
+}
+
+/* ---- the parent's side of a child ---- */
+
+struct child_cfg {
+    int sync;
+    uint64_t ckpt_bytes; /* 0 = default */
+    int64_t ckpt_every;  /* explicit cairn_checkpoint every so many txns; 0 = never */
+    int64_t max_txns;    /* then the child waits to be killed */
+    int open_only;       /* only open the store (recovery), then wait */
+};
+
+enum stop_how {
+    STOP_DELAY, /* kill `param` microseconds after the child started */
+    STOP_ACK,   /* kill when txn `param` is acknowledged (then wait extra_us) */
+    STOP_DONE,  /* kill when the child has run all its transactions */
+    STOP_OPENED /* kill when the child has opened the store */
+};
+
+struct run {
+    int64_t last_ack;      /* -1: none */
+    int64_t nacks;
+    int started, opened, done;
+    int64_t open_us;       /* START to OPENED, if seen */
+    uint64_t checkpoints;  /* checkpoints the child had run by its last ack */
+    /* wal size after each acknowledged txn, indexed by txn number */
+    uint64_t *wal_after;
+    size_t wal_cap;
+};
+
+static void run_free(struct run *r)
+{
+    free(r->wal_after);
+    memset(r, 0, sizeof *r);
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* 1: got one, 0: timeout, -1: EOF. */
+static int read_msg(int fd, struct msg *m, int64_t timeout_us)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ms = timeout_us < 0 ? -1 : (int)((timeout_us + 999) / 1000);
+    int rc = poll(&pfd, 1, ms);
+    if (rc < 0 && errno == EINTR)
+        return 0;
+    assert_true(rc >= 0);
+    if (rc == 0)
+        return 0;
+    size_t got = 0;
+    while (got < sizeof *m) {
+        ssize_t n = read(fd, (char *)m + got, sizeof *m - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        assert_true(n >= 0);
+        if (n == 0) {
+            assert_int_equal(got, 0); /* messages are written whole */
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    return 1;
+}
+
+static void note(struct run *r, const struct msg *m, int64_t t0)
+{
+    switch (m->kind) {
+    case MSG_START:
+        r->started = 1;
+        break;
+    case MSG_OPENED:
+        r->opened = 1;
+        r->open_us = now_us() - t0;
+        break;
+    case MSG_DONE:
+        r->done = 1;
+        break;
+    case MSG_ACK:
+        if (r->last_ack >= 0 && m->txn != r->last_ack + 1)
+            fail_msg("child acknowledged txn %lld after %lld", (long long)m->txn, (long long)r->last_ack);
+        r->last_ack = m->txn;
+        r->nacks++;
+        if ((size_t)m->txn >= r->wal_cap) {
+            size_t cap = r->wal_cap ? r->wal_cap : 256;
+            while (cap <= (size_t)m->txn)
+                cap *= 2;
+            r->wal_after = realloc(r->wal_after, cap * sizeof *r->wal_after);
+            assert_non_null(r->wal_after);
+            memset(r->wal_after + r->wal_cap, 0, (cap - r->wal_cap) * sizeof *r->wal_after);
+            r->wal_cap = cap;
+        }
+        r->wal_after[m->txn] = m->wal_bytes;
+        r->checkpoints = m->checkpoints;
+        break;
+    default:
+        fail_msg("bad message %d from the child", m->kind);
+    }
+}
+
+static void run_child(const char *dir, const struct child_cfg *c, enum stop_how how, int64_t param, int64_t extra_us,
+                      struct run *r)
+{
+    memset(r, 0, sizeof *r);
+    r->last_ack = -1;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    char fdbuf[16], sync[16], ckb[32], cke[32], maxt[32], oo[8];
+    snprintf(fdbuf, sizeof fdbuf, "%d", p[1]);
+    snprintf(sync, sizeof sync, "%d", c->sync);
+    snprintf(ckb, sizeof ckb, "%llu", (unsigned long long)c->ckpt_bytes);
+    snprintf(cke, sizeof cke, "%lld", (long long)c->ckpt_every);
+    snprintf(maxt, sizeof maxt, "%lld", (long long)(c->max_txns ? c->max_txns : 1000000000));
+    snprintf(oo, sizeof oo, "%d", c->open_only);
+    char *argv[] = {"test_recovery", "child", (char *)dir, fdbuf, sync, ckb, cke, maxt, oo, NULL};
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        execv("/proc/self/exe", argv);
+        _exit(98);
+    }
+    close(p[1]);
+    int fd = p[0];
+    struct msg m;
+    int eof = 0;
+
+    /* The child is running once it says so. */
+    int got = read_msg(fd, &m, 30 * 1000000);
+    if (got != 1 || m.kind != MSG_START) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("child did not start");
+    }
+    int64_t t0 = now_us();
+    note(r, &m, t0);
+    int64_t deadline = how == STOP_DELAY ? t0 + param : t0 + 120 * 1000000;
+    for (;;) {
+        int64_t left = deadline - now_us();
+        if (how == STOP_ACK && r->last_ack >= param)
+            break;
+        if ((how == STOP_DONE && r->done) || (how == STOP_OPENED && r->opened))
+            break;
+        if (left <= 0) {
+            if (how != STOP_DELAY) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                fail_msg("child did not get there in time (stop %d, param %lld, last ack %lld)", how,
+                         (long long)param, (long long)r->last_ack);
+            }
+            break;
+        }
+        got = read_msg(fd, &m, left);
+        if (got < 0) {
+            eof = 1;
+            break;
+        }
+        if (got > 0)
+            note(r, &m, t0);
+    }
+    if (extra_us > 0 && !eof)
+        usleep((useconds_t)extra_us);
+    kill(pid, SIGKILL);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        assert_int_equal(errno, EINTR);
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+        close(fd);
+        if (WIFEXITED(status))
+            fail_msg("child exited with status %d before it was killed (see its stderr)", WEXITSTATUS(status));
+        fail_msg("child died of signal %d before it was killed", WTERMSIG(status));
+    }
+    /* Everything it wrote before dying. */
+    while ((got = read_msg(fd, &m, -1)) == 1)
+        note(r, &m, t0);
+    close(fd);
+}
+
+/* ---- checking a store ---- */
+
+static void open_store(const char *dir, cairn_store **s)
+{
+    cairn_options o;
+    tu_options(&o);
+    int rc = cairn_open(dir, &o, s);
+    if (rc)
+        fail_msg("cairn_open(%s): %d (%s)", dir, rc, cairn_strerror(rc));
+}
+
+static void close_store(cairn_store *s)
+{
+    int rc = cairn_close(s);
+    if (rc)
+        fail_msg("cairn_close: %d (%s)", rc, cairn_strerror(rc));
+}
+
+/* The store must hold the state after txn n for some n in [lo, hi];
+ * lo = -1 allows the empty store.  Returns n. */
+static int64_t verify_store(cairn_store *s, int64_t lo, int64_t hi)
+{
+    void *p;
+    int rc = cairn_root_get(s, "hdr", &p);
+    if (rc == CAIRN_NOT_FOUND) {
+        if (lo > -1)
+            fail_msg("root \"hdr\" is missing, but txn %lld was acknowledged", (long long)lo);
+        assert_cairn_rc(cairn_root_get(s, "last", &p), CAIRN_NOT_FOUND);
+        return -1;
+    }
+    assert_cairn_ok(rc);
+    const struct hdr *h = p;
+    int64_t n = h->last;
+    if (n < lo || n > hi)
+        fail_msg("store holds the state of txn %lld; expected one in [%lld, %lld]", (long long)n, (long long)lo,
+                 (long long)hi);
+    if (h->count != n)
+        fail_msg("txn %lld: count %lld (a partial transaction?)", (long long)n, (long long)h->count);
+    assert_non_null(h->wide);
+    for (size_t pg = 0; pg < WIDE_PAGES; pg++)
+        for (size_t k = 0; k < 512; k++)
+            if (h->wide[pg * 512 + k] != wide_expect(n, pg, k))
+                fail_msg("txn %lld: wide page %zu word %zu is %llu, want %llu", (long long)n, pg, k,
+                         (unsigned long long)h->wide[pg * 512 + k], (unsigned long long)wide_expect(n, pg, k));
+    const struct node *nd = h->list;
+    for (int64_t k = n; k >= 1; k--) {
+        if (!nd)
+            fail_msg("txn %lld: list ends before node %lld", (long long)n, (long long)k);
+        if (nd->val != k)
+            fail_msg("txn %lld: node %lld found where node %lld belongs", (long long)n, (long long)nd->val,
+                     (long long)k);
+        if (payload_freed(k, n)) {
+            if (nd->payload || nd->payload_len)
+                fail_msg("txn %lld: node %lld still has its payload", (long long)n, (long long)k);
+        } else {
+            if (!nd->payload || nd->payload_len != (int64_t)plen(k))
+                fail_msg("txn %lld: node %lld payload %p len %lld, want len %zu", (long long)n, (long long)k,
+                         (void *)nd->payload, (long long)nd->payload_len, plen(k));
+            for (size_t j = 0; j < plen(k); j++)
+                if (nd->payload[j] != pbyte(k, j))
+                    fail_msg("txn %lld: node %lld payload byte %zu is %u, want %u", (long long)n, (long long)k, j,
+                             nd->payload[j], pbyte(k, j));
+        }
+        nd = nd->next;
+    }
+    if (nd)
+        fail_msg("txn %lld: list continues past node 1 (node %lld)", (long long)n, (long long)nd->val);
+    rc = cairn_root_get(s, "last", &p);
+    if (n >= 1) {
+        assert_cairn_ok(rc);
+        assert_ptr_equal(p, h->list);
+    } else {
+        assert_cairn_rc(rc, CAIRN_NOT_FOUND);
+    }
+    return n;
+}
+
+/* Both stores hold the same state and the same bytes in every page up to
+ * the allocator's high-water mark (pointers compared as offsets). */
+static void compare_stores(cairn_store *a, cairn_store *b, int64_t n)
+{
+    assert_int_equal(verify_store(a, n, n), n);
+    assert_int_equal(verify_store(b, n, n), n);
+    void *ba, *bb;
+    size_t la, lb;
+    assert_cairn_ok(cairn_range(a, &ba, &la));
+    assert_cairn_ok(cairn_range(b, &bb, &lb));
+    assert_int_equal(la, lb);
+    cairn_stats sa, sb;
+    assert_cairn_ok(cairn_stats_get(a, &sa));
+    assert_cairn_ok(cairn_stats_get(b, &sb));
+    assert_true(sa.pages_allocated > 0);
+    assert_int_equal(sa.pages_allocated, sb.pages_allocated);
+    struct layout l;
+    layout_init(&l, la / PAGE_SIZE);
+    size_t words = (size_t)((l.data_start + sa.pages_allocated) * PAGE_WORDS);
+    const uint64_t *wa = ba, *wb = bb;
+    uintptr_t ua = (uintptr_t)ba, ub = (uintptr_t)bb;
+    for (size_t w = PAGE_WORDS; w < words; w++) {
+        uint64_t x = wa[w], y = wb[w];
+        if (x == y)
+            continue;
+        if (x >= ua && x < ua + la && y >= ub && y < ub + lb && x - ua == y - ub)
+            continue;
+        fail_msg("stores differ at page %zu word %zu: %#llx vs %#llx", w / PAGE_WORDS, w % PAGE_WORDS,
+                 (unsigned long long)x, (unsigned long long)y);
+    }
+}
+
+/* ---- files ---- */
+
+static char *path_join(const char *dir, const char *name)
+{
+    char *p;
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        abort();
+    return p;
+}
+
+static unsigned char *slurp(const char *dir, const char *name, size_t *len)
+{
+    char *p = path_join(dir, name);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail_msg("open %s: %s", p, strerror(errno));
+    free(p);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    unsigned char *buf = malloc((size_t)st.st_size + 1);
+    assert_non_null(buf);
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    close(fd);
+    *len = got;
+    return buf;
+}
+
+static void spit(const char *dir, const char *name, const void *buf, size_t len)
+{
+    char *p = path_join(dir, name);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        fail_msg("create %s: %s", p, strerror(errno));
+    free(p);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = write(fd, (const char *)buf + done, len - done);
+        assert_true(n > 0);
+        done += (size_t)n;
+    }
+    close(fd);
+}
+
+static off_t size_of(const char *dir, const char *name)
+{
+    char *p = path_join(dir, name);
+    struct stat st;
+    int rc = stat(p, &st);
+    free(p);
+    return rc == 0 ? st.st_size : -1;
+}
+
+/* Copy a store directory as a crash left it (the lock files are
+ * recreated by the next opener). */
+static char *copy_store(const char *src)
+{
+    char *dst = tu_tempdir();
+    DIR *d = opendir(src);
+    assert_non_null(d);
+    struct dirent *e;
+    int files = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "lock") || !strcmp(e->d_name, "lock.mdb"))
+            continue;
+        size_t len;
+        unsigned char *buf = slurp(src, e->d_name, &len);
+        spit(dst, e->d_name, buf, len);
+        free(buf);
+        files++;
+    }
+    closedir(d);
+    assert_true(files >= 2); /* data.mdb and wal at least */
+    return dst;
+}
+
+static void same_file(const char *dir1, const char *name1, const char *dir2, const char *name2)
+{
+    size_t l1, l2;
+    unsigned char *a = slurp(dir1, name1, &l1), *b = slurp(dir2, name2, &l2);
+    if (l1 != l2 || memcmp(a, b, l1) != 0)
+        fail_msg("%s/%s and %s/%s differ", dir1, name1, dir2, name2);
+    free(a);
+    free(b);
+}
+
+/* ---- randomness ---- */
+
+static uint64_t rng;
+
+/* One seed per run (printed); each test mixes its name in. */
+static void seed_rng(const char *test)
+{
+    static uint64_t seed;
+    if (!seed) {
+        const char *e = getenv("CAIRN_TEST_SEED");
+        seed = e && *e ? strtoull(e, NULL, 0) : ((uint64_t)time(NULL) * 2654435761u) ^ (uint64_t)getpid();
+        if (!seed)
+            seed = 1;
+    }
+    rng = seed;
+    for (const char *c = test; *c; c++)
+        rng = (rng ^ (unsigned char)*c) * 0x100000001B3ull;
+    print_message("%s: CAIRN_TEST_SEED=%llu\n", test, (unsigned long long)seed);
+}
+
+static uint64_t rnd(uint64_t bound)
+{
+    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return bound ? z % bound : z;
+}
+
+/* ---- tests ---- */
+
+/* Rounds of kill-at-a-random-moment on one store that lives on. */
+static void kill_rounds(int sync, int rounds)
+{
+    char *dir = tu_tempdir();
+    int64_t prev = -1;
+    int beyond_ack = 0, with_acks = 0;
+    uint64_t bg_checkpoints = 0;
+    for (int r = 0; r < rounds; r++) {
+        struct child_cfg c = {.sync = sync};
+        const char *kind = "plain";
+        if (r % 3 == 1) {
+            c.ckpt_bytes = 16384; /* the background flusher checkpoints all the time */
+            kind = "background checkpoints";
+        } else if (r % 3 == 2) {
+            c.ckpt_every = 1 + (int64_t)rnd(8); /* explicit checkpoints */
+            kind = "explicit checkpoints";
+        }
+        int64_t delay = r % 5 == 0 ? (int64_t)rnd(8000) : (int64_t)rnd(150000);
+        struct run run;
+        run_child(dir, &c, STOP_DELAY, delay, 0, &run);
+        int64_t lo = prev > run.last_ack ? prev : run.last_ack;
+        cairn_store *s;
+        open_store(dir, &s);
+        int64_t n = verify_store(s, lo, lo + 1);
+        close_store(s);
+        /* Recovery left nothing to do the second time. */
+        open_store(dir, &s);
+        assert_int_equal(verify_store(s, n, n), n);
+        close_store(s);
+        print_message("round %2d (%s, kill after %6lld us): %3lld acks, %2llu checkpoints, last ack %lld, "
+                      "state %lld\n",
+                      r, kind, (long long)delay, (long long)run.nacks, (unsigned long long)run.checkpoints,
+                      (long long)run.last_ack, (long long)n);
+        if (r % 3 == 1)
+            bg_checkpoints += run.checkpoints;
+        beyond_ack += n > run.last_ack && run.last_ack >= 0;
+        with_acks += run.nacks > 0;
+        prev = n;
+        run_free(&run);
+    }
+    print_message("%d rounds kept a commit the child had not acknowledged yet\n", beyond_ack);
+    /* The rounds did work: most of them committed something. */
+    assert_true(with_acks >= rounds / 2);
+    assert_true(prev >= rounds);
+    /* The background flusher did checkpoint in the rounds meant for it. */
+    assert_true(bg_checkpoints > 0);
+    tu_rmdir(dir);
+}
+
+static void kill_rounds_sync_full(void **state)
+{
+    (void)state;
+    seed_rng("kill_rounds_sync_full");
+    kill_rounds(CAIRN_SYNC_FULL, 30);
+}
+
+static void kill_rounds_sync_off(void **state)
+{
+    (void)state;
+    seed_rng("kill_rounds_sync_off");
+    kill_rounds(CAIRN_SYNC_OFF, 15);
+}
+
+/* A store killed with many commits still in its log. */
+static char *killed_store(int64_t min_txns, int64_t *last_ack, struct run *out)
+{
+    char *dir = tu_tempdir();
+    struct child_cfg c = {.sync = CAIRN_SYNC_FULL};
+    struct run run;
+    int64_t target = min_txns + (int64_t)rnd((uint64_t)min_txns);
+    run_child(dir, &c, STOP_ACK, target, (int64_t)rnd(3000), &run);
+    assert_true(run.last_ack >= target);
+    *last_ack = run.last_ack;
+    assert_true(size_of(dir, "wal") > 64 * 20); /* the commits are in the log only */
+    if (out)
+        *out = run;
+    else
+        run_free(&run);
+    return dir;
+}
+
+static void recover_twice_same_as_once(void **state)
+{
+    (void)state;
+    seed_rng("recover_twice_same_as_once");
+    int64_t ack;
+    char *orig = killed_store(60, &ack, NULL);
+    char *a = copy_store(orig), *b = copy_store(orig), *c = copy_store(orig);
+    cairn_store *sa, *sb, *sc;
+
+    /* B: recovered once. */
+    open_store(b, &sb);
+    int64_t n = verify_store(sb, ack, ack + 1);
+    close_store(sb);
+
+    /* A: recovered, closed, opened again. */
+    open_store(a, &sa);
+    assert_int_equal(verify_store(sa, n, n), n);
+    close_store(sa);
+    open_store(a, &sa);
+    open_store(b, &sb);
+    compare_stores(sa, sb, n);
+    close_store(sa);
+
+    /* C: recovered, then the old log put back, as if the process had died
+     * between the checkpoint commit and the log reset: its records are all
+     * at or below the checkpoint and must not be applied again. */
+    open_store(c, &sc);
+    close_store(sc);
+    size_t wlen;
+    unsigned char *wal = slurp(orig, "wal", &wlen);
+    spit(c, "wal", wal, wlen);
+    free(wal);
+    open_store(c, &sc);
+    compare_stores(sc, sb, n);
+    close_store(sc);
+    close_store(sb);
+
+    /* D: recovery itself killed at a random moment, then recovered again. */
+    int64_t open_us = 0;
+    int killed_early = 0;
+    for (int i = 0; i < 10; i++) {
+        char *d = copy_store(orig);
+        struct child_cfg cc = {.open_only = 1};
+        struct run run;
+        if (i == 0)
+            run_child(d, &cc, STOP_OPENED, 0, 0, &run); /* measure how long recovery takes */
+        else
+            run_child(d, &cc, STOP_DELAY, (int64_t)rnd((uint64_t)(open_us + open_us / 2 + 1)), 0, &run);
+        if (i == 0) {
+            assert_true(run.opened);
+            open_us = run.open_us;
+        }
+        killed_early += !run.opened;
+        cairn_store *sd;
+        open_store(d, &sd);
+        open_store(b, &sb);
+        compare_stores(sd, sb, n);
+        close_store(sd);
+        close_store(sb);
+        tu_rmdir(d);
+        run_free(&run);
+    }
+    print_message("recovery takes %lld us; %d of 9 kills landed before it finished\n", (long long)open_us,
+                  killed_early);
+    tu_rmdir(orig);
+    tu_rmdir(a);
+    tu_rmdir(b);
+    tu_rmdir(c);
+}
+
+static void missing_log_refused(void **state)
+{
+    (void)state;
+    seed_rng("missing_log_refused");
+    int64_t ack;
+    char *dir = killed_store(20, &ack, NULL);
+    size_t wlen, dlen;
+    unsigned char *wal = slurp(dir, "wal", &wlen);
+    unsigned char *data = slurp(dir, "data.mdb", &dlen);
+    char *p = path_join(dir, "wal");
+    assert_int_equal(unlink(p), 0);
+    free(p);
+
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s = NULL;
+    assert_cairn_rc(cairn_open(dir, &o, &s), CAIRN_CORRUPT);
+    assert_null(s);
+    /* No new empty log was made (that would lose the commits for good),
+     * and LMDB is untouched. */
+    assert_int_equal(size_of(dir, "wal"), -1);
+    size_t dlen2;
+    unsigned char *data2 = slurp(dir, "data.mdb", &dlen2);
+    assert_int_equal(dlen, dlen2);
+    assert_memory_equal(data, data2, dlen);
+    free(data2);
+    /* Read-only as well. */
+    o.flags = CAIRN_RDONLY;
+    assert_cairn_rc(cairn_open(dir, &o, &s), CAIRN_CORRUPT);
+    assert_int_equal(size_of(dir, "wal"), -1);
+
+    /* The log put back: every acknowledged commit is there. */
+    spit(dir, "wal", wal, wlen);
+    open_store(dir, &s);
+    verify_store(s, ack, ack + 1);
+    close_store(s);
+    free(wal);
+    free(data);
+    tu_rmdir(dir);
+}
+
+static void foreign_log_refused(void **state)
+{
+    (void)state;
+    seed_rng("foreign_log_refused");
+    int64_t ack_x, ack_y;
+    char *x = killed_store(20, &ack_x, NULL);
+    char *y = killed_store(10, &ack_y, NULL);
+    char *keep = copy_store(x); /* X's own files, for comparison */
+    size_t ylen;
+    unsigned char *ywal = slurp(y, "wal", &ylen);
+    spit(x, "wal", ywal, ylen);
+
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s = NULL;
+    assert_cairn_rc(cairn_open(x, &o, &s), CAIRN_CORRUPT);
+    assert_null(s);
+    /* Nothing was replayed, reset or written. */
+    same_file(x, "wal", y, "wal");
+    same_file(x, "data.mdb", keep, "data.mdb");
+    o.flags = CAIRN_RDONLY;
+    assert_cairn_rc(cairn_open(x, &o, &s), CAIRN_CORRUPT);
+    same_file(x, "wal", y, "wal");
+    same_file(x, "data.mdb", keep, "data.mdb");
+
+    /* The right log back: X opens with all its data; Y is unharmed. */
+    size_t xlen;
+    unsigned char *xwal = slurp(keep, "wal", &xlen);
+    spit(x, "wal", xwal, xlen);
+    open_store(x, &s);
+    verify_store(s, ack_x, ack_x + 1);
+    close_store(s);
+    open_store(y, &s);
+    verify_store(s, ack_y, ack_y + 1);
+    close_store(s);
+    free(xwal);
+    free(ywal);
+    tu_rmdir(x);
+    tu_rmdir(y);
+    tu_rmdir(keep);
+}
+
+static void torn_tail(void **state)
+{
+    (void)state;
+    seed_rng("torn_tail");
+    enum { K = 30 };
+    char *orig = tu_tempdir();
+    struct child_cfg c = {.sync = CAIRN_SYNC_FULL, .max_txns = K};
+    struct run run;
+    run_child(orig, &c, STOP_DONE, 0, 0, &run);
+    assert_int_equal(run.last_ack, K);
+    assert_true(run.done);
+    /* No checkpoint ran: the log holds transactions 0..K, and ends with K. */
+    uint64_t end = run.wal_after[K], start = run.wal_after[K - 1];
+    assert_int_equal(size_of(orig, "wal"), (off_t)end);
+    assert_true(start < end && end - start > 100);
+
+    struct {
+        uint64_t cut;
+        int64_t want;
+    } cuts[32];
+    size_t nc = 0;
+    uint64_t inside[] = {start + 1, start + 7, start + 8, start + 31, start + 32, start + 33,
+                         start + (end - start) / 2, end - 41, end - 40, end - 39, end - 8, end - 3, end - 2, end - 1};
+    cuts[nc].cut = start, cuts[nc++].want = K - 1;
+    for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++)
+        cuts[nc].cut = inside[i], cuts[nc++].want = K - 1;
+    /* Cuts further back: at a transaction boundary, and just past one. */
+    static const int back[] = {3, 10, 25};
+    for (size_t i = 0; i < sizeof back / sizeof back[0]; i++) {
+        cuts[nc].cut = run.wal_after[K - back[i]], cuts[nc++].want = K - back[i];
+        cuts[nc].cut = run.wal_after[K - back[i]] + 1 + rnd(40), cuts[nc++].want = K - back[i];
+    }
+    cuts[nc].cut = end, cuts[nc++].want = K;
+
+    for (size_t i = 0; i < nc; i++) {
+        char *d = copy_store(orig);
+        char *w = path_join(d, "wal");
+        assert_int_equal(truncate(w, (off_t)cuts[i].cut), 0);
+        free(w);
+        cairn_store *s;
+        open_store(d, &s);
+        int64_t n = verify_store(s, cuts[i].want, cuts[i].want);
+        /* The store goes on from there: the next commit replaces the torn tail. */
+        struct types ty;
+        struct hdr *h;
+        int created;
+        assert_cairn_ok(wl_types(s, &ty));
+        assert_cairn_ok(wl_setup(s, &ty, &h, &created));
+        assert_false(created);
+        assert_cairn_ok(wl_txn(s, &ty, h, n + 1));
+        assert_cairn_ok(wl_txn(s, &ty, h, n + 2));
+        close_store(s);
+        open_store(d, &s);
+        verify_store(s, n + 2, n + 2);
+        close_store(s);
+        tu_rmdir(d);
+    }
+    run_free(&run);
+    tu_rmdir(orig);
+}
+
+/* A torn tail after commits made with CAIRN_SYNC_OFF: the same prefix rule. */
+static void torn_tail_sync_off(void **state)
+{
+    (void)state;
+    seed_rng("torn_tail_sync_off");
+    enum { K = 20 };
+    char *orig = tu_tempdir();
+    struct child_cfg c = {.sync = CAIRN_SYNC_OFF, .max_txns = K};
+    struct run run;
+    run_child(orig, &c, STOP_DONE, 0, 0, &run);
+    assert_int_equal(run.last_ack, K);
+    uint64_t end = run.wal_after[K];
+    assert_int_equal(size_of(orig, "wal"), (off_t)end);
+    for (int i = 0; i < 6; i++) {
+        uint64_t start = run.wal_after[K - 1];
+        uint64_t cut = start + rnd(end - start);
+        char *d = copy_store(orig);
+        char *w = path_join(d, "wal");
+        assert_int_equal(truncate(w, (off_t)cut), 0);
+        free(w);
+        cairn_store *s;
+        open_store(d, &s);
+        verify_store(s, K - 1, K - 1);
+        close_store(s);
+        tu_rmdir(d);
+    }
+    run_free(&run);
+    tu_rmdir(orig);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "child") == 0)
+        return child_main(argc, argv);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kill_rounds_sync_full),
+        cmocka_unit_test(kill_rounds_sync_off),
+        cmocka_unit_test(recover_twice_same_as_once),
+        cmocka_unit_test(missing_log_refused),
+        cmocka_unit_test(foreign_log_refused),
+        cmocka_unit_test(torn_tail),
+        cmocka_unit_test(torn_tail_sync_off),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
