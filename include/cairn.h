@@ -258,6 +258,32 @@ CAIRN_API const char *cairn_strerror(int rc);
  * pointer); "" if none.  Valid until the next call on s. */
 CAIRN_API const char *cairn_errmsg(cairn_store *s);
 
+/** What cairn_check found.  Counts of things examined, then of problems. */
+typedef struct cairn_check_report {
+    uint64_t extents_checked;  /**< extents read (from LMDB or memory) */
+    uint64_t pages_checked;    /**< object pages below the high-water mark */
+    uint64_t objects;          /**< live objects */
+    uint64_t pointers;         /**< non-NULL pointer words, roots included */
+    uint64_t corrupt_extents;  /**< extents failing header, zstd or checksum */
+    uint64_t bad_pointers;     /**< pointers not into a live object */
+    uint64_t alloc_errors;     /**< allocator metadata disagreeing with itself */
+    uint64_t type_errors;      /**< objects whose type or layout disagrees with the catalog */
+    uint64_t problems;         /**< sum of the four above */
+    char first_problem[256];   /**< description of the first problem, "" if none */
+} cairn_check_report;
+
+/**
+ * Verify the committed state of the store: every stored extent decodes and
+ * matches its checksum, every pointer word is NULL or points into a live
+ * object, allocator metadata agrees with itself (slot counts, lists, runs,
+ * no leaked or doubly-owned page), and typed objects agree with the type
+ * catalog.  Waits for the open transaction to end and holds the store's
+ * transaction slot while it runs.  Never crashes on damaged data.
+ * @return CAIRN_OK if clean, CAIRN_CORRUPT if problems were found (see r),
+ *   or an error that stopped the check (ENOMEM, CAIRN_IOERR).
+ */
+CAIRN_API int cairn_check(cairn_store *s, cairn_check_report *r);
+
 /** Base address and size of the store's address range (for tools). */
 CAIRN_API int cairn_range(cairn_store *s, void **base, size_t *len);
 

@@ -25,23 +25,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include "heap.h"
 #include "store_internal.h"
 
-#define SUPER_MAGIC 0x3150484e52494143ull /* "CAIRNHP1" */
-#define SMALL_MAX 2048
-
-static const uint16_t class_size[] = {16,  32,  48,  64,  80,  96,  112, 128, 160,  192, 224,
-                                      256, 320, 384, 448, 512, 640, 768, 1024, 1360, 2048};
-#define NCLASSES (sizeof class_size / sizeof class_size[0])
-
-struct superblock {
-    uint64_t magic;
-    uint64_t next_page; /* high-water mark: first page never handed out */
-    uint64_t free_runs; /* head of the list of free page runs */
-    uint64_t live_objects;
-    uint64_t live_bytes;
-    uint64_t partial[NCLASSES]; /* per class: slabs with a free slot */
-};
+const uint16_t heap_class_size[NCLASSES] = {16,  32,  48,  64,  80,  96,  112, 128,  160,  192, 224,
+                                            256, 320, 384, 448, 512, 640, 768, 1024, 1360, 2048};
 
 static struct superblock *super(struct pager *p)
 {
@@ -56,7 +44,7 @@ static struct page_desc *desc(struct pager *p, uint64_t n)
 static unsigned class_of(uint64_t bytes)
 {
     unsigned c = 0;
-    while (class_size[c] < bytes)
+    while (heap_class_size[c] < bytes)
         c++;
     return c;
 }
@@ -163,7 +151,7 @@ static int alloc_small(struct pager *p, struct superblock *sb, uint64_t bytes, v
                        uint64_t *off)
 {
     unsigned c = class_of(bytes);
-    uint64_t sz = class_size[c], nslots = PAGE_SIZE / sz;
+    uint64_t sz = heap_class_size[c], nslots = PAGE_SIZE / sz;
     uint64_t n = sb->partial[c];
     if (!n) {
         int rc = take_pages(p, sb, 1, &n);
@@ -265,7 +253,7 @@ int alloc_free(cairn_txn *t, void *obj)
         goto out;
     struct page_desc *d = desc(p, n);
     if (d->kind == DESC_SLAB) {
-        uint64_t sz = class_size[d->size_class], nslots = PAGE_SIZE / sz, slot = off / sz;
+        uint64_t sz = heap_class_size[d->size_class], nslots = PAGE_SIZE / sz, slot = off / sz;
         if (off % sz || slot >= nslots || !(d->slot_bits[slot / 64] & ((uint64_t)1 << (slot % 64))))
             goto out;
         memset(obj, 0, sz);
@@ -312,7 +300,7 @@ uintptr_t alloc_object_start(cairn_store *s, uintptr_t addr)
     const struct page_desc *d =
         (const struct page_desc *)(p->priv + layout_desc_page(n) * PAGE_SIZE + layout_desc_offset(n));
     if (d->kind == DESC_SLAB && d->size_class < NCLASSES) {
-        uint64_t sz = class_size[d->size_class];
+        uint64_t sz = heap_class_size[d->size_class];
         return b + n * PAGE_SIZE + ((addr - b) % PAGE_SIZE) / sz * sz;
     }
     if (d->kind == DESC_LARGE_HEAD)

@@ -1,0 +1,453 @@
+/*
+ * check.c - cairn_check: verify the committed state of a store.
+ *
+ * Works on committed bytes only, unswizzled (offsets, not addresses): an
+ * extent that is resident is read from memory as of the last commit
+ * (pager_read_committed), any other from LMDB, decoded and checksummed.
+ * It holds the transaction slot (no writer) and the log mutex (no commit
+ * or checkpoint moves pages between memory and LMDB meanwhile) and never
+ * touches the client view, so damaged data can only ever become a
+ * counted problem, never a fault.
+ *
+ * Passes:
+ *   1. every value in the LMDB "extents" database decodes;
+ *   2. superblock and descriptors of the object pages below the
+ *      high-water mark: kinds, slot counts, runs, pointer bits inside live
+ *      objects, typed objects matching their catalog layout, no page
+ *      belonging to nothing (leaked) or to two things;
+ *   3. the partial-slab lists and the free-run list: every member has the
+ *      right kind, links agree both ways, no cycle, nobody missing;
+ *   4. every pointer word of every object page, and every root, is NULL
+ *      or points into a live object; free memory is zero.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "heap.h"
+#include "store_internal.h"
+
+struct checker {
+    cairn_store *s;
+    struct pager *p;
+    cairn_check_report *r;
+    MDB_txn *txn;
+    uint64_t ds, np;          /* data start, high-water mark */
+    struct page_desc *desc;   /* committed descriptors of pages [ds, np) */
+    unsigned char *raw;       /* one extent */
+    uint64_t raw_extent;      /* which extent raw holds, UINT64_MAX none */
+};
+
+static void problem(struct checker *c, uint64_t *counter, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void problem(struct checker *c, uint64_t *counter, const char *fmt, ...)
+{
+    ++*counter;
+    c->r->problems++;
+    if (c->r->first_problem[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->r->first_problem, sizeof c->r->first_problem, fmt, ap);
+    va_end(ap);
+}
+
+/* Committed, unswizzled bytes of extent e into c->raw. */
+static int load_extent(struct checker *c, uint64_t e)
+{
+    if (c->raw_extent == e)
+        return 0;
+    struct pager *p = c->p;
+    c->raw_extent = UINT64_MAX;
+    if ((atomic_load(&p->ext_state[e]) & 0x0f) == EXT_RESIDENT) {
+        for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+            pager_read_committed(p, e * EXTENT_PAGES + i, c->raw + i * PAGE_SIZE);
+    } else {
+        MDB_val key = {sizeof e, &e}, val;
+        int rc = mdb_get(c->txn, c->s->extents, &key, &val);
+        if (rc == MDB_NOTFOUND) {
+            memset(c->raw, 0, EXTENT_BYTES);
+        } else if (rc) {
+            return lmdb_to_cairn(rc);
+        } else if (extent_decode(c->raw, val.mv_data, val.mv_size, e, c->s->seed, c->s->dctx) != 0) {
+            /* Counted in pass 1; treat its pages as zero from here on. */
+            memset(c->raw, 0, EXTENT_BYTES);
+        }
+    }
+    c->raw_extent = e;
+    return 0;
+}
+
+static const unsigned char *page_bytes(struct checker *c, uint64_t n, int *rc)
+{
+    *rc = load_extent(c, n / EXTENT_PAGES);
+    return c->raw + (n % EXTENT_PAGES) * PAGE_SIZE;
+}
+
+static int pass_lmdb_values(struct checker *c)
+{
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(c->txn, c->s->extents, &cur);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint64_t e;
+        c->r->extents_checked++;
+        if (k.mv_size != sizeof e) {
+            problem(c, &c->r->corrupt_extents, "extents database: key of %zu bytes", k.mv_size);
+            continue;
+        }
+        memcpy(&e, k.mv_data, sizeof e);
+        if (e >= c->p->layout.pages / EXTENT_PAGES)
+            problem(c, &c->r->corrupt_extents, "extent %llu is beyond the store", (unsigned long long)e);
+        else if (extent_decode(c->raw, v.mv_data, v.mv_size, e, c->s->seed, c->s->dctx) != 0)
+            problem(c, &c->r->corrupt_extents, "extent %llu fails to decode (header, zstd or checksum)",
+                    (unsigned long long)e);
+    }
+    mdb_cursor_close(cur);
+    c->raw_extent = UINT64_MAX;
+    return rc == MDB_NOTFOUND ? 0 : lmdb_to_cairn(rc);
+}
+
+static int load_superblock_and_descs(struct checker *c, struct superblock *sb)
+{
+    int rc;
+    const unsigned char *pg = page_bytes(c, LAYOUT_SUPER_PAGE, &rc);
+    if (rc)
+        return rc;
+    memcpy(sb, pg, sizeof *sb);
+    c->ds = c->p->layout.data_start;
+    if (sb->magic == 0) {
+        c->np = c->ds; /* nothing allocated yet */
+        return 0;
+    }
+    if (sb->magic != SUPER_MAGIC || sb->next_page < c->ds || sb->next_page > c->p->layout.pages) {
+        problem(c, &c->r->alloc_errors, "superblock damaged (magic %llx, high-water %llu)",
+                (unsigned long long)sb->magic, (unsigned long long)sb->next_page);
+        c->np = c->ds;
+        return 0;
+    }
+    c->np = sb->next_page;
+    c->desc = malloc((c->np - c->ds + 1) * sizeof *c->desc);
+    if (!c->desc)
+        return ENOMEM;
+    for (uint64_t n = c->ds; n < c->np; n++) {
+        pg = page_bytes(c, layout_desc_page(n), &rc);
+        if (rc)
+            return rc;
+        memcpy(&c->desc[n - c->ds], pg + layout_desc_offset(n), sizeof *c->desc);
+    }
+    return 0;
+}
+
+static struct page_desc *desc_of(struct checker *c, uint64_t n)
+{
+    return n >= c->ds && n < c->np ? &c->desc[n - c->ds] : NULL;
+}
+
+static int bit(const uint64_t *bits, uint64_t i)
+{
+    return (bits[i / 64] >> (i % 64)) & 1;
+}
+
+/* Is the byte at offset v inside a live object? */
+static int live_at(struct checker *c, uint64_t v)
+{
+    uint64_t n = v / PAGE_SIZE, off = v % PAGE_SIZE;
+    struct page_desc *d = desc_of(c, n);
+    if (!d)
+        return 0;
+    if (d->kind == DESC_SLAB && d->size_class < NCLASSES) {
+        uint64_t sz = heap_class_size[d->size_class], slot = off / sz;
+        return slot < PAGE_SIZE / sz && bit(d->slot_bits, slot);
+    }
+    uint64_t head = n;
+    if (d->kind == DESC_LARGE_TAIL) {
+        head = d->next;
+        d = desc_of(c, head);
+        if (!d)
+            return 0;
+    }
+    return d->kind == DESC_LARGE_HEAD && v - head * PAGE_SIZE < d->obj_bytes;
+}
+
+static void check_slab(struct checker *c, uint64_t n, struct page_desc *d)
+{
+    if (d->size_class >= NCLASSES) {
+        problem(c, &c->r->alloc_errors, "page %llu: slab of unknown size class %u", (unsigned long long)n,
+                d->size_class);
+        return;
+    }
+    uint64_t sz = heap_class_size[d->size_class], nslots = PAGE_SIZE / sz, live = 0;
+    for (uint64_t i = 0; i < 256; i++) {
+        if (!bit(d->slot_bits, i))
+            continue;
+        if (i >= nslots)
+            problem(c, &c->r->alloc_errors, "page %llu: slot bit %llu beyond %llu slots", (unsigned long long)n,
+                    (unsigned long long)i, (unsigned long long)nslots);
+        live++;
+    }
+    if (live != d->live || live == 0)
+        problem(c, &c->r->alloc_errors, "page %llu: slab counts %u live, bitmap has %llu", (unsigned long long)n,
+                d->live, (unsigned long long)live);
+    c->r->objects += live;
+    for (uint64_t w = 0; w < PAGE_WORDS; w++) {
+        uint64_t slot = w * 8 / sz;
+        if (bit(d->ptr_bits, w) && (slot >= nslots || !bit(d->slot_bits, slot)))
+            problem(c, &c->r->alloc_errors, "page %llu: pointer bit on word %llu outside a live slot",
+                    (unsigned long long)n, (unsigned long long)w);
+    }
+}
+
+/* Returns the number of pages the object covers (at least 1). */
+static uint64_t check_large(struct checker *c, uint64_t n, struct page_desc *d)
+{
+    uint64_t np = d->npages;
+    if (np == 0 || np > c->np - n || d->obj_bytes == 0 || d->obj_bytes > np * PAGE_SIZE) {
+        problem(c, &c->r->alloc_errors, "page %llu: large object of %llu pages, %llu bytes does not fit",
+                (unsigned long long)n, (unsigned long long)np, (unsigned long long)d->obj_bytes);
+        return 1;
+    }
+    c->r->objects++;
+    for (uint64_t i = 1; i < np; i++) {
+        struct page_desc *t = desc_of(c, n + i);
+        if (t->kind != DESC_LARGE_TAIL || t->next != n)
+            problem(c, &c->r->alloc_errors, "page %llu: should continue the object at page %llu",
+                    (unsigned long long)(n + i), (unsigned long long)n);
+    }
+    /* Pointer bits: within the object, and, for a typed object, exactly
+     * the catalog layout repeated. */
+    /* Raw bytes (type 0) have no pointer words. */
+    struct type_info ti = {.name = "bytes", .size = 1};
+    int typed = 1;
+    if (d->type != 0 && (types_get(c->s, d->type, &ti) != 0 || d->obj_bytes % ti.size)) {
+        problem(c, &c->r->type_errors, "page %llu: object of type %u (%llu bytes) disagrees with the catalog",
+                (unsigned long long)n, d->type, (unsigned long long)d->obj_bytes);
+        typed = 0;
+    }
+    uint64_t words = np * PAGE_WORDS;
+    uint64_t *want = typed ? calloc((words + 63) / 64, 8) : NULL;
+    if (typed && !want)
+        typed = 0; /* out of memory: skip the layout comparison only */
+    for (uint64_t e = 0; typed && ti.n_ptrs && e < d->obj_bytes / ti.size; e++) {
+        for (uint32_t k = 0; k < ti.n_ptrs; k++) {
+            uint64_t w = (e * ti.size + ti.ptr_offsets[k]) / 8;
+            want[w / 64] |= (uint64_t)1 << (w % 64);
+        }
+    }
+    for (uint64_t w = 0; w < words; w++) {
+        int set = bit(desc_of(c, n + w / PAGE_WORDS)->ptr_bits, w % PAGE_WORDS);
+        if (set && w * 8 >= d->obj_bytes) {
+            problem(c, &c->r->alloc_errors, "page %llu: pointer bit past the end of the object",
+                    (unsigned long long)(n + w / PAGE_WORDS));
+        } else if (typed && set != bit(want, w)) {
+            problem(c, &c->r->type_errors, "object at page %llu: pointer map of word %llu disagrees with type %s",
+                    (unsigned long long)n, (unsigned long long)w, ti.name);
+            break;
+        }
+    }
+    free(want);
+    return np;
+}
+
+static uint64_t check_free_run(struct checker *c, uint64_t n, struct page_desc *d, uint64_t *runs)
+{
+    uint64_t np = d->npages;
+    if (np == 0 || np > c->np - n) {
+        problem(c, &c->r->alloc_errors, "page %llu: free run of %llu pages does not fit", (unsigned long long)n,
+                (unsigned long long)np);
+        return 1;
+    }
+    ++*runs;
+    for (uint64_t i = 0; i < np; i++) {
+        struct page_desc *t = desc_of(c, n + i);
+        static const uint64_t zero[8];
+        if ((i && t->kind != DESC_UNUSED) || memcmp(t->ptr_bits, zero, sizeof zero) != 0)
+            problem(c, &c->r->alloc_errors, "page %llu: inside a free run but in use", (unsigned long long)(n + i));
+    }
+    return np;
+}
+
+static void pass_descriptors(struct checker *c, uint64_t *runs, uint64_t partial_slabs[NCLASSES])
+{
+    for (uint64_t n = c->ds; n < c->np;) {
+        struct page_desc *d = desc_of(c, n);
+        c->r->pages_checked++;
+        switch (d->kind) {
+        case DESC_SLAB:
+            check_slab(c, n, d);
+            if (d->size_class < NCLASSES && d->live < PAGE_SIZE / heap_class_size[d->size_class])
+                partial_slabs[d->size_class]++;
+            n++;
+            break;
+        case DESC_LARGE_HEAD: {
+            uint64_t k = check_large(c, n, d);
+            c->r->pages_checked += k - 1;
+            n += k;
+            break;
+        }
+        case DESC_FREE_RUN: {
+            uint64_t k = check_free_run(c, n, d, runs);
+            c->r->pages_checked += k - 1;
+            n += k;
+            break;
+        }
+        case DESC_LARGE_TAIL:
+            problem(c, &c->r->alloc_errors, "page %llu: continues an object that does not cover it",
+                    (unsigned long long)n);
+            n++;
+            break;
+        default:
+            problem(c, &c->r->alloc_errors, "page %llu: below the high-water mark but owned by nothing (leaked)",
+                    (unsigned long long)n);
+            n++;
+            break;
+        }
+    }
+}
+
+/* Walk a list; every member must satisfy want(); count them. */
+static void pass_list(struct checker *c, const char *name, uint64_t head, int kind, int size_class,
+                      uint64_t expect)
+{
+    uint64_t count = 0, prev = 0;
+    for (uint64_t n = head; n; n = desc_of(c, n)->next) {
+        struct page_desc *d = desc_of(c, n);
+        if (!d || d->kind != kind || (kind == DESC_SLAB && d->size_class != size_class) || d->prev != prev) {
+            problem(c, &c->r->alloc_errors, "%s list: page %llu does not belong (or bad back link)", name,
+                    (unsigned long long)n);
+            return;
+        }
+        if (kind == DESC_SLAB && d->live >= PAGE_SIZE / heap_class_size[size_class])
+            problem(c, &c->r->alloc_errors, "%s list: page %llu is full", name, (unsigned long long)n);
+        if (++count > c->np) {
+            problem(c, &c->r->alloc_errors, "%s list: cycle", name);
+            return;
+        }
+        prev = n;
+    }
+    if (count != expect)
+        problem(c, &c->r->alloc_errors, "%s list holds %llu pages, %llu qualify", name, (unsigned long long)count,
+                (unsigned long long)expect);
+}
+
+static void check_pointer(struct checker *c, uint64_t v, uint64_t n, uint64_t w)
+{
+    c->r->pointers++;
+    if (!live_at(c, v))
+        problem(c, &c->r->bad_pointers, "page %llu word %llu: pointer to offset %#llx, not a live object",
+                (unsigned long long)n, (unsigned long long)w, (unsigned long long)v);
+}
+
+static int pass_pointers(struct checker *c)
+{
+    int rc;
+    for (uint64_t n = c->ds; n < c->np; n++) {
+        const uint64_t *words = (const uint64_t *)page_bytes(c, n, &rc);
+        if (rc)
+            return rc;
+        struct page_desc *d = desc_of(c, n);
+        for (uint64_t w = 0; w < PAGE_WORDS; w++) {
+            if (bit(d->ptr_bits, w) && words[w])
+                check_pointer(c, words[w], n, w);
+        }
+        /* Free memory is zero: the allocator hands it out unwritten. */
+        if (d->kind == DESC_SLAB && d->size_class < NCLASSES) {
+            uint64_t sz = heap_class_size[d->size_class];
+            for (uint64_t s = 0; s < PAGE_SIZE / sz; s++) {
+                if (bit(d->slot_bits, s))
+                    continue;
+                for (uint64_t b = s * sz / 8; b < (s + 1) * sz / 8; b++) {
+                    if (words[b]) {
+                        problem(c, &c->r->alloc_errors, "page %llu: free slot %llu is not zero",
+                                (unsigned long long)n, (unsigned long long)s);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    /* Roots. */
+    for (uint64_t n = LAYOUT_ROOT_PAGE; n < LAYOUT_ROOT_PAGE + LAYOUT_ROOT_PAGES; n++) {
+        const unsigned char *pg = page_bytes(c, n, &rc);
+        if (rc)
+            return rc;
+        for (uint64_t i = 0; i < PAGE_SIZE / LAYOUT_ROOT_ENTRY; i++) {
+            const unsigned char *e = pg + i * LAYOUT_ROOT_ENTRY;
+            uint64_t v;
+            memcpy(&v, e + LAYOUT_ROOT_NAME, 8);
+            if (e[0] == 0) {
+                if (v)
+                    problem(c, &c->r->alloc_errors, "root slot %llu: pointer without a name",
+                            (unsigned long long)((n - LAYOUT_ROOT_PAGE) * 64 + i));
+                continue;
+            }
+            if (memchr(e, 0, LAYOUT_ROOT_NAME) == NULL)
+                problem(c, &c->r->alloc_errors, "root slot %llu: name not terminated",
+                        (unsigned long long)((n - LAYOUT_ROOT_PAGE) * 64 + i));
+            if (v)
+                check_pointer(c, v, n, i * 8 + 7);
+        }
+    }
+    return 0;
+}
+
+int cairn_check(cairn_store *s, cairn_check_report *r)
+{
+    if (!s || !r)
+        return CAIRN_INVALID;
+    memset(r, 0, sizeof *r);
+    struct checker c = {.s = s, .p = s->pager, .r = r, .raw_extent = UINT64_MAX};
+    c.raw = malloc(EXTENT_BYTES);
+    if (!c.raw)
+        return ENOMEM;
+
+    /* Hold the transaction slot: nobody writes while we look. */
+    cairn_txn self = {.s = s};
+    pthread_mutex_lock(&s->txn_mutex);
+    while (s->txn)
+        pthread_cond_wait(&s->txn_cond, &s->txn_mutex);
+    s->txn = &self;
+    pthread_mutex_unlock(&s->txn_mutex);
+    pthread_mutex_lock(&s->log_mutex);
+
+    int rc = lmdb_to_cairn(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &c.txn));
+    struct superblock sb;
+    uint64_t runs = 0, partial[NCLASSES] = {0};
+    if (rc == 0)
+        rc = pass_lmdb_values(&c);
+    if (rc == 0)
+        rc = load_superblock_and_descs(&c, &sb);
+    if (rc == 0 && sb.magic == SUPER_MAGIC && c.np > c.ds) {
+        pass_descriptors(&c, &runs, partial);
+        for (unsigned k = 0; k < NCLASSES; k++) {
+            char name[32];
+            snprintf(name, sizeof name, "partial slab (class %u)", heap_class_size[k]);
+            pass_list(&c, name, sb.partial[k], DESC_SLAB, (int)k, partial[k]);
+        }
+        pass_list(&c, "free run", sb.free_runs, DESC_FREE_RUN, 0, runs);
+        if (sb.live_objects != r->objects)
+            problem(&c, &r->alloc_errors, "superblock counts %llu live objects, pages hold %llu",
+                    (unsigned long long)sb.live_objects, (unsigned long long)r->objects);
+    }
+    if (rc == 0)
+        rc = pass_pointers(&c);
+    if (c.txn)
+        mdb_txn_abort(c.txn);
+
+    pthread_mutex_unlock(&s->log_mutex);
+    pthread_mutex_lock(&s->txn_mutex);
+    s->txn = NULL;
+    pthread_cond_broadcast(&s->txn_cond);
+    pthread_mutex_unlock(&s->txn_mutex);
+    free(c.desc);
+    free(c.raw);
+    if (rc)
+        return rc;
+    return r->problems ? CAIRN_CORRUPT : CAIRN_OK;
+}

@@ -1,0 +1,214 @@
+/*
+ * test_check.c - cairn_check finds what is wrong and nothing else.
+ */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pager/layout.h"
+
+struct link {
+    struct link *next;
+    uint64_t val;
+};
+
+static cairn_type link_type(cairn_store *s)
+{
+    cairn_type t;
+    size_t ptrs[] = {0};
+    assert_cairn_ok(cairn_type_register(s, "link", sizeof(struct link), ptrs, 1, &t));
+    return t;
+}
+
+/* A store with small and large objects, typed and raw, some freed. */
+static void populate(cairn_store *s)
+{
+    cairn_type lt = link_type(s);
+    cairn_txn *t;
+    struct link *prev = NULL, *arr;
+    void *junk[40];
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    for (int i = 0; i < 2000; i++) {
+        struct link *l;
+        assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&l));
+        l->next = prev;
+        l->val = (uint64_t)i;
+        prev = l;
+    }
+    assert_cairn_ok(cairn_alloc(t, lt, 3000, (void **)&arr)); /* large, typed, 12 pages */
+    for (int i = 0; i + 1 < 3000; i++)
+        arr[i].next = &arr[i + 1];
+    arr[2999].next = prev;
+    for (int i = 0; i < 40; i++)
+        assert_cairn_ok(cairn_alloc_bytes(t, (size_t)(i * 997 % 9000 + 1), &junk[i]));
+    for (int i = 0; i < 40; i += 3)
+        assert_cairn_ok(cairn_free(t, junk[i]));
+    assert_cairn_ok(cairn_root_set(t, "list", prev));
+    assert_cairn_ok(cairn_root_set(t, "array", arr));
+    assert_cairn_ok(cairn_txn_commit(t));
+}
+
+static void clean_store_checks_clean(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s;
+    cairn_check_report r;
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    assert_cairn_ok(cairn_check(s, &r)); /* empty store */
+    assert_int_equal(r.objects, 0);
+    populate(s);
+    /* In memory (unflushed) ... */
+    assert_cairn_ok(cairn_check(s, &r));
+    assert_int_equal(r.problems, 0);
+    assert_int_equal(r.objects, 2000 + 1 + 40 - 14);
+    assert_true(r.pointers >= 2000 + 3000 - 1 + 2);
+    /* ... after a checkpoint, and read back from LMDB after reopen. */
+    assert_cairn_ok(cairn_checkpoint(s));
+    assert_cairn_ok(cairn_check(s, &r));
+    assert_cairn_ok(cairn_close(s));
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    assert_cairn_ok(cairn_check(s, &r));
+    assert_int_equal(r.objects, 2000 + 1 + 40 - 14);
+    assert_true(r.extents_checked > 0);
+    assert_cairn_ok(cairn_close(s));
+    tu_rmdir(dir);
+}
+
+static void dangling_pointer_is_reported(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s;
+    cairn_txn *t;
+    cairn_check_report r;
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    cairn_type lt = link_type(s);
+    struct link *a, *b;
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&a));
+    assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&b));
+    a->next = b;
+    assert_cairn_ok(cairn_free(t, b)); /* a->next now dangles */
+    assert_cairn_ok(cairn_root_set(t, "a", a));
+    assert_cairn_ok(cairn_txn_commit(t));
+    assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
+    assert_int_equal(r.bad_pointers, 1);
+    assert_int_equal(r.problems, 1);
+    assert_non_null(strstr(r.first_problem, "not a live object"));
+    assert_cairn_ok(cairn_close(s));
+    tu_rmdir(dir);
+}
+
+/* Damage allocator metadata through the client view (any store byte can be
+ * written inside a transaction) and expect the checker to see it. */
+static void damaged_descriptor_is_reported(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s;
+    cairn_txn *t;
+    cairn_check_report r;
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    populate(s);
+    char *base;
+    size_t len;
+    assert_cairn_ok(cairn_range(s, (void **)&base, &len));
+    struct link *list;
+    assert_cairn_ok(cairn_root_get(s, "list", (void **)&list));
+    uint64_t n = (uint64_t)((char *)list - base) / PAGE_SIZE;
+    struct page_desc *d = (struct page_desc *)(base + layout_desc_page(n) * PAGE_SIZE + layout_desc_offset(n));
+    assert_int_equal(d->kind, DESC_SLAB);
+
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    d->live += 1;
+    assert_cairn_ok(cairn_txn_commit(t));
+    assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
+    assert_true(r.alloc_errors >= 1);
+    assert_int_equal(r.bad_pointers, 0);
+
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    d->live -= 1;
+    d->kind = DESC_UNUSED; /* now the page is leaked and its objects dead */
+    assert_cairn_ok(cairn_txn_commit(t));
+    assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
+    assert_true(r.alloc_errors >= 1);
+    assert_true(r.bad_pointers >= 1);
+
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    d->kind = DESC_SLAB;
+    d->ptr_bits[0] ^= 2; /* a pointer bit on a non-pointer word */
+    assert_cairn_ok(cairn_txn_commit(t));
+    assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    d->ptr_bits[0] ^= 2;
+    assert_cairn_ok(cairn_txn_commit(t));
+    assert_cairn_ok(cairn_check(s, &r));
+    assert_cairn_ok(cairn_close(s));
+    tu_rmdir(dir);
+}
+
+static void corrupt_extent_is_reported(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s;
+    cairn_check_report r;
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    populate(s);
+    assert_cairn_ok(cairn_close(s));
+
+    /* Flip one payload byte of the last stored extent. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 4);
+    mdb_env_set_mapsize(env, (size_t)4 << 30);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_LAST), 0);
+    unsigned char *copy = malloc(v.mv_size);
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[v.mv_size / 2] ^= 0x40;
+    MDB_val nv = {v.mv_size, copy};
+    assert_int_equal(mdb_put(txn, dbi, &k, &nv, 0), 0);
+    mdb_cursor_close(cur);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    free(copy);
+
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
+    assert_int_equal(r.corrupt_extents, 1);
+    assert_non_null(strstr(r.first_problem, "fails to decode"));
+    assert_cairn_ok(cairn_close(s));
+    tu_rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(clean_store_checks_clean),
+        cmocka_unit_test(dangling_pointer_is_reported),
+        cmocka_unit_test(damaged_descriptor_is_reported),
+        cmocka_unit_test(corrupt_extent_is_reported),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
