@@ -482,6 +482,12 @@ static void open_store(const char *dir, cairn_store **s)
     int rc = cairn_open(dir, &o, s);
     if (rc)
         fail_msg("cairn_open(%s): %d (%s)", dir, rc, cairn_strerror(rc));
+    /* Every recovered store must pass the integrity check. */
+    cairn_check_report r;
+    rc = cairn_check(*s, &r);
+    if (rc)
+        fail_msg("cairn_check(%s) after recovery: %d (%s): %llu problems, first: %s", dir, rc, cairn_strerror(rc),
+                 (unsigned long long)r.problems, r.first_problem);
 }
 
 static void close_store(cairn_store *s)
