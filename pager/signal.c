@@ -31,7 +31,18 @@
 
 static struct pager *_Atomic registry[MAX_STORES];
 static _Atomic int active[MAX_STORES];
-static struct sigaction previous_segv, previous_bus;
+/* The handlers we chain to.  install_one() writes a new pair into the
+ * unused half and then publishes it with one atomic store, so a handler
+ * running on another thread never reads a half-written sigaction. */
+static struct sigaction previous[2][2]; /* [generation][0 = SIGSEGV, 1 = SIGBUS] */
+static _Atomic int previous_gen;
+
+/* A handler we chained to may chain back to us (it was installed after us
+ * and saved ours as its previous, then a later open put ours on top):
+ * the thread remembers which fault it is passing on, and a second arrival
+ * of the same fault takes the default action instead of going round. */
+static __thread uintptr_t chaining_addr __attribute__((tls_model("initial-exec")));
+static __thread int chaining_sig __attribute__((tls_model("initial-exec")));
 
 /* Was the faulting access a write?  The page-fault error code says so. */
 static int fault_is_write(const ucontext_t *uc, int sig, const siginfo_t *si, struct pager *p)
@@ -106,25 +117,40 @@ static void die(struct pager *p, uintptr_t addr, int rc)
     abort();
 }
 
-static void chain(int sig, siginfo_t *si, void *uc)
+static void default_action(int sig, siginfo_t *si)
 {
-    struct sigaction *old = sig == SIGBUS ? &previous_bus : &previous_segv;
-    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
-        old->sa_sigaction(sig, si, uc);
-        return;
-    }
-    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
-        old->sa_handler(sig);
-        return;
-    }
-    /* Default action: restore it; a real fault re-executes and kills the
-     * process with the right signal, a sent one is raised again. */
+    /* Restore it; a real fault re-executes and kills the process with the
+     * right signal, a sent one is raised again. */
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     sigaction(sig, &dfl, NULL);
     if (si->si_code <= 0)
         raise(sig);
+}
+
+static void chain(int sig, siginfo_t *si, void *uc)
+{
+    uintptr_t addr = (uintptr_t)si->si_addr;
+    if (chaining_sig == sig && chaining_addr == addr) {
+        chaining_sig = 0;
+        default_action(sig, si);
+        return;
+    }
+    const struct sigaction *old = &previous[atomic_load(&previous_gen)][sig == SIGBUS];
+    if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
+        chaining_sig = sig, chaining_addr = addr;
+        old->sa_sigaction(sig, si, uc);
+        chaining_sig = 0;
+        return;
+    }
+    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        chaining_sig = sig, chaining_addr = addr;
+        old->sa_handler(sig);
+        chaining_sig = 0;
+        return;
+    }
+    default_action(sig, si);
 }
 
 /* The handler. Async-signal-safe throughout. */
@@ -162,18 +188,20 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
  * becomes the one we chain to.  A program that installs its own handler
  * while a store is open must chain to the previous one itself.
  */
-static int install_one(int sig, struct sigaction *previous)
+static int install_one(int sig, struct sigaction *prev)
 {
     struct sigaction cur, sa;
     if (sigaction(sig, NULL, &cur) != 0)
         return errno;
-    if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_fault)
+    if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_fault) {
+        *prev = previous[atomic_load(&previous_gen)][sig == SIGBUS];
         return 0;
+    }
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    *previous = cur;
+    *prev = cur;
     if (sigaction(sig, &sa, NULL) != 0)
         return errno;
     return 0;
@@ -184,9 +212,12 @@ static pthread_mutex_t install_mutex = PTHREAD_MUTEX_INITIALIZER;
 int fault_register(struct pager *p)
 {
     pthread_mutex_lock(&install_mutex);
-    int rc = install_one(SIGSEGV, &previous_segv);
+    int next = !atomic_load(&previous_gen);
+    int rc = install_one(SIGSEGV, &previous[next][0]);
     if (rc == 0)
-        rc = install_one(SIGBUS, &previous_bus);
+        rc = install_one(SIGBUS, &previous[next][1]);
+    if (rc == 0)
+        atomic_store(&previous_gen, next);
     pthread_mutex_unlock(&install_mutex);
     if (rc)
         return rc;
