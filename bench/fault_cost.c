@@ -197,7 +197,7 @@ static void run_backend(int backend, size_t pages, double peer_us)
     check(cairn_close(s), "close");
 
     printf("%s backend:\n", backend == CAIRN_BACKEND_UFFD ? "userfaultfd" : "mprotect");
-    printf("  cold read, sequential  %7.2f us/page  (%6.1f us per 16-page extent; kernel minor fault %.2f us/page, "
+    printf("  cold read, sequential  %7.2f us/page  (%6.1f us per extent; kernel minor fault %.2f us/page, "
            "%.1fx)\n",
            cold_page, cold_ext, peer_us, cold_page / peer_us);
     printf("  cold read, random      %7.1f us per extent load (one touch per extent)\n", cold_rand_ext);
