@@ -162,9 +162,9 @@ static int walk(const char *dir, int64_t nodes, int lookups)
     free(stack);
     cairn_stats_get(store, &st);
     uint64_t total_pages = st.pages_allocated;
-    printf("full walk: %" PRId64 " nodes in order, %" PRId64 " wrong, %.2f s; now %" PRIu64
+    printf("full walk: %" PRId64 " nodes in order, %" PRId64 " wrong, %.1f ms; now %" PRIu64
            " pages resident of %" PRIu64 " allocated\n",
-           expect, bad, t5 - t4, st.pages_resident, total_pages);
+           expect, bad, (t5 - t4) * 1e3, st.pages_resident, total_pages);
     check(cairn_close(store), "close");
     return (found == done && expect == nodes && bad == 0) ? 0 : 2;
 }
