@@ -90,6 +90,35 @@ static void slot_release(struct pager *p, int i)
     atomic_fetch_or_explicit(&p->slots_free, 1u << i, memory_order_release);
 }
 
+/* Wait while the LMDB map is being resized (a bounded step: the resizer
+ * only waits for loads already inside to leave). */
+static void lmdb_enter(struct pager *p)
+{
+    unsigned spins = 0;
+    for (;;) {
+        while (atomic_load(&p->lmdb_closed))
+            pager_relax(&spins);
+        atomic_fetch_add(&p->lmdb_users, 1);
+        if (!atomic_load(&p->lmdb_closed))
+            return;
+        atomic_fetch_sub(&p->lmdb_users, 1);
+    }
+}
+
+/* Not signal context. */
+void pager_lmdb_quiesce(struct pager *p)
+{
+    unsigned spins = 0;
+    atomic_store(&p->lmdb_closed, 1);
+    while (atomic_load(&p->lmdb_users))
+        pager_relax(&spins);
+}
+
+void pager_lmdb_resume(struct pager *p)
+{
+    atomic_store(&p->lmdb_closed, 0);
+}
+
 /* Map LMDB's codes onto ours without calling mdb_strerror (not signal-safe). */
 static int lmdb_rc(int rc)
 {
@@ -108,6 +137,7 @@ static int prepare_extent(struct pager *p, uint64_t e)
     madvise(dst, EXTENT_BYTES, MADV_POPULATE_WRITE);
     int slot = slot_claim(p);
     struct load_slot *s = &p->slots[slot];
+    lmdb_enter(p);
     int rc = mdb_txn_renew(s->txn);
     if (rc == 0) {
         MDB_val key = {sizeof e, &e}, val;
@@ -124,6 +154,7 @@ static int prepare_extent(struct pager *p, uint64_t e)
     } else {
         rc = lmdb_rc(rc);
     }
+    atomic_fetch_sub(&p->lmdb_users, 1);
     slot_release(p, slot);
     if (rc)
         return rc;

@@ -68,6 +68,9 @@ struct pager {
 
     struct load_slot slots[PAGER_SLOTS];
     _Atomic uint32_t slots_free; /* bit i: slot i free */
+    /* Growing the LMDB map needs every reader out of LMDB: loads enter
+     * this gate (pager_lmdb_quiesce closes it). */
+    _Atomic int lmdb_closed, lmdb_users;
 
     /* Committed pages not yet checkpointed.  Guarded by the store's log
      * mutex (commit appends, checkpoint drains). */
@@ -114,6 +117,9 @@ void pager_read_committed(struct pager *p, uint64_t n, void *out);
  * before-image unswizzled into old.  Returns 0, or CAIRN_EXTERNAL_POINTER
  * with *bad set to the address of the offending word. */
 int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_t *bad);
+/* Close the LMDB gate and wait until no load is inside LMDB; reopen it. */
+void pager_lmdb_quiesce(struct pager *p);
+void pager_lmdb_resume(struct pager *p);
 /* Load extent e if absent, in the caller's (non-signal) context. */
 int pager_ensure_loaded(struct pager *p, uint64_t e);
 

@@ -416,6 +416,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     pthread_mutex_unlock(&s->txn_mutex);
     pthread_mutex_lock(&s->log_mutex);
 
+    pthread_rwlock_rdlock(&s->lmdb_lock);
     int rc = lmdb_to_cairn(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &c.txn));
     struct superblock sb;
     uint64_t runs = 0, partial[NCLASSES] = {0};
@@ -439,6 +440,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
         rc = pass_pointers(&c);
     if (c.txn)
         mdb_txn_abort(c.txn);
+    pthread_rwlock_unlock(&s->lmdb_lock);
 
     pthread_mutex_unlock(&s->log_mutex);
     pthread_mutex_lock(&s->txn_mutex);

@@ -222,6 +222,26 @@ fail_errno:
     return rc;
 }
 
+#define MAX_MAP ((size_t)1 << 46)
+
+int store_grow_map(cairn_store *s)
+{
+    MDB_envinfo info;
+    int rc;
+    pthread_rwlock_wrlock(&s->lmdb_lock);
+    if (s->pager)
+        pager_lmdb_quiesce(s->pager);
+    mdb_env_info(s->env, &info);
+    size_t next = info.me_mapsize * 2;
+    if (next > MAX_MAP)
+        next = MAX_MAP;
+    rc = next > info.me_mapsize ? mdb_env_set_mapsize(s->env, next) : MDB_MAP_FULL;
+    if (s->pager)
+        pager_lmdb_resume(s->pager);
+    pthread_rwlock_unlock(&s->lmdb_lock);
+    return lmdb_to_cairn(rc);
+}
+
 static int open_lmdb(cairn_store *s)
 {
     int rc = mdb_env_create(&s->env);
@@ -265,11 +285,36 @@ static void store_free(cairn_store *s)
     pthread_mutex_destroy(&s->log_mutex);
     pthread_mutex_destroy(&s->alloc_mutex);
     pthread_rwlock_destroy(&s->types_lock);
+    pthread_rwlock_destroy(&s->lmdb_lock);
     pthread_mutex_destroy(&s->flush_mutex);
     pthread_cond_destroy(&s->flush_cond);
     pthread_mutex_destroy(&s->err_mutex);
     free(s->path);
     free(s);
+}
+
+static int fsync_parent(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return ENOMEM;
+    size_t len = strlen(copy);
+    while (len > 1 && copy[len - 1] == '/')
+        copy[--len] = 0;
+    char *slash = strrchr(copy, '/');
+    const char *parent = ".";
+    if (slash == copy)
+        parent = "/";
+    else if (slash) {
+        *slash = 0;
+        parent = copy;
+    }
+    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd < 0 ? errno : (fsync(fd) != 0 ? errno : 0);
+    if (fd >= 0)
+        close(fd);
+    free(copy);
+    return rc;
 }
 
 int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
@@ -286,6 +331,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     pthread_mutex_init(&s->log_mutex, NULL);
     pthread_mutex_init(&s->alloc_mutex, NULL);
     pthread_rwlock_init(&s->types_lock, NULL);
+    pthread_rwlock_init(&s->lmdb_lock, NULL);
     pthread_mutex_init(&s->flush_mutex, NULL);
     pthread_cond_init(&s->flush_cond, NULL);
     pthread_mutex_init(&s->err_mutex, NULL);
@@ -310,9 +356,15 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         goto fail;
     }
 
-    if (!s->readonly && mkdir(path, 0755) != 0 && errno != EEXIST) {
-        rc = errno;
-        goto fail;
+    if (!s->readonly) {
+        if (mkdir(path, 0755) == 0) {
+            rc = fsync_parent(path); /* the new directory entry must survive a crash */
+            if (rc)
+                goto fail;
+        } else if (errno != EEXIST) {
+            rc = errno;
+            goto fail;
+        }
     }
     s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dirfd < 0) {

@@ -62,6 +62,10 @@ struct cairn_store {
 
     pthread_mutex_t alloc_mutex;
 
+    /* Shared by every LMDB transaction outside the fault path, exclusive
+     * while the map is grown (which LMDB allows only with none active). */
+    pthread_rwlock_t lmdb_lock;
+
     pthread_rwlock_t types_lock;
     struct type_info *types; /* index = type id; 0 = bytes */
     size_t n_types;
@@ -86,6 +90,9 @@ struct cairn_store {
 /* store.c */
 void store_set_error(cairn_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v);
+
+/* Double the LMDB map (MDB_MAP_FULL).  Caller holds no lmdb_lock. */
+int store_grow_map(cairn_store *s);
 
 /* types.c */
 int types_load(cairn_store *s, MDB_txn *txn);

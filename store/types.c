@@ -199,15 +199,21 @@ int cairn_type_register(cairn_store *s, const char *name, size_t size, const siz
     memcpy(val + sizeof r, offs, n_ptrs * 8);
     strcpy(key, TYPE_PREFIX);
     strcat(key, name);
-    MDB_txn *txn;
-    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc == 0) {
-        MDB_val k = {strlen(key), key}, d = {vlen, val};
-        rc = mdb_put(txn, s->meta, &k, &d, MDB_NOOVERWRITE);
-        if (rc == 0)
-            rc = mdb_txn_commit(txn);
-        else
-            mdb_txn_abort(txn);
+    for (int attempt = 0;; attempt++) {
+        MDB_txn *txn;
+        pthread_rwlock_rdlock(&s->lmdb_lock);
+        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (rc == 0) {
+            MDB_val k = {strlen(key), key}, d = {vlen, val};
+            rc = mdb_put(txn, s->meta, &k, &d, MDB_NOOVERWRITE);
+            if (rc == 0)
+                rc = mdb_txn_commit(txn);
+            else
+                mdb_txn_abort(txn);
+        }
+        pthread_rwlock_unlock(&s->lmdb_lock);
+        if (rc != MDB_MAP_FULL || attempt > 40 || store_grow_map(s) != 0)
+            break;
     }
     free(val);
     free(key);

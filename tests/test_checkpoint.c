@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "store/store_internal.h"
+
 static void copy_file(const char *from_dir, const char *to_dir, const char *name)
 {
     char cmd[1024];
@@ -172,6 +174,51 @@ static void many_cycles_of_commit_and_checkpoint(void **state)
     tu_rmdir(dir);
 }
 
+/* MDB_MAP_FULL at checkpoint: the map grows and the checkpoint succeeds. */
+static void checkpoint_grows_a_full_map(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s;
+    cairn_txn *t;
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    /* Shrink the map to what is in use (LMDB clamps it up to that). */
+    assert_int_equal(mdb_env_set_mapsize(s->env, 65536), 0);
+    MDB_envinfo before, after;
+    mdb_env_info(s->env, &before);
+    uint64_t *big;
+    size_t words = (8u << 20) / 8;
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    assert_cairn_ok(cairn_alloc_bytes(t, words * 8, (void **)&big));
+    uint64_t x = 88172645463325252ull; /* xorshift: incompressible */
+    for (size_t i = 0; i < words; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        big[i] = x;
+    }
+    assert_cairn_ok(cairn_root_set(t, "big", big));
+    assert_cairn_ok(cairn_txn_commit(t));
+    assert_cairn_ok(cairn_checkpoint(s));
+    mdb_env_info(s->env, &after);
+    assert_true(after.me_mapsize > before.me_mapsize);
+    assert_true(after.me_mapsize >= (8u << 20));
+    assert_cairn_ok(cairn_close(s));
+
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    assert_cairn_ok(cairn_root_get(s, "big", (void **)&big));
+    x = 88172645463325252ull;
+    for (size_t i = 0; i < words; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (big[i] != x)
+            fail_msg("word %zu differs after growing the map", i);
+    }
+    cairn_check_report r;
+    assert_cairn_ok(cairn_check(s, &r));
+    assert_cairn_ok(cairn_close(s));
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +226,7 @@ int main(void)
         cmocka_unit_test(checkpoint_during_open_txn_writes_committed_state),
         cmocka_unit_test(flusher_checkpoints_when_log_grows),
         cmocka_unit_test(many_cycles_of_commit_and_checkpoint),
+        cmocka_unit_test(checkpoint_grows_a_full_map),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

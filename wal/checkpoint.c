@@ -31,8 +31,8 @@ static int is_zero(const void *raw)
     return 1;
 }
 
-int checkpoint_write_extents(cairn_store *s, const uint64_t *ext, size_t n, extent_source_fn get, void *ctx,
-                             uint64_t ckpt_lsn)
+static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, extent_source_fn get, void *ctx,
+                              uint64_t ckpt_lsn)
 {
     unsigned char *raw = malloc(EXTENT_BYTES);
     if (!raw)
@@ -78,6 +78,23 @@ int checkpoint_write_extents(cairn_store *s, const uint64_t *ext, size_t n, exte
     atomic_fetch_add(&s->bytes_uncompressed, zin);
     atomic_fetch_add(&s->bytes_compressed, zout);
     return 0;
+}
+
+/* One LMDB transaction; when the map is full, grow it and try again (the
+ * transaction was aborted, so nothing of it is in LMDB). */
+int checkpoint_write_extents(cairn_store *s, const uint64_t *ext, size_t n, extent_source_fn get, void *ctx,
+                             uint64_t ckpt_lsn)
+{
+    for (;;) {
+        pthread_rwlock_rdlock(&s->lmdb_lock);
+        int rc = write_extents_once(s, ext, n, get, ctx, ckpt_lsn);
+        pthread_rwlock_unlock(&s->lmdb_lock);
+        if (rc != CAIRN_FULL || s->readonly)
+            return rc;
+        int grown = store_grow_map(s);
+        if (grown)
+            return CAIRN_FULL; /* the map cannot grow further: a real full */
+    }
 }
 
 static int read_committed_extent(void *ctx, uint64_t e, void *raw)
