@@ -106,7 +106,9 @@ typedef uint32_t cairn_type;
 typedef void (*cairn_fault_error_fn)(cairn_store *s, void *addr, int rc, void *arg);
 
 typedef struct cairn_options {
-    uint64_t cache_bytes;   /**< resident-memory budget (0 = unlimited; eviction: see docs) */
+    uint64_t cache_bytes;   /**< resident-memory budget for loaded pages (0 = unlimited).
+                                 Clean pages beyond it are evicted (clock); pages written
+                                 but not yet checkpointed, and pinned ones, are not. */
     uint64_t max_bytes;     /**< size of the address range reserved for a new store
                                  (default 1 TiB); an existing store keeps its size */
     int sync;               /**< CAIRN_SYNC_FULL (default) or CAIRN_SYNC_OFF */
@@ -213,13 +215,20 @@ CAIRN_API int cairn_root_get(cairn_store *s, const char *name, void **out);
 
 /**
  * Make [addr, addr+len) resident, and writable if for_write (which needs
- * the transaction open), so it can be handed to a system call.
+ * the transaction open), so it can be handed to a system call.  The
+ * extents of the range are pinned: the cache budget does not evict them
+ * until cairn_release() is called for the range (pins count: one release
+ * per prefault).
  * @return CAIRN_OK, CAIRN_CORRUPT or CAIRN_IOERR (a page failed to load;
  *   nothing of it is shown), CAIRN_EXTERNAL_POINTER (range not inside the
  *   store), CAIRN_INVALID (for_write without a transaction), ENOMEM
  *   (mprotect backend: vm.max_map_count reached).
  */
 CAIRN_API int cairn_prefault(cairn_store *s, const void *addr, size_t len, int for_write);
+
+/** Unpin a range pinned by cairn_prefault(); it may be evicted again.
+ * @return CAIRN_OK, CAIRN_EXTERNAL_POINTER (range not inside the store). */
+CAIRN_API int cairn_release(cairn_store *s, const void *addr, size_t len);
 
 /**
  * Write every committed page back to LMDB (one LMDB transaction carrying

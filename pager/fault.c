@@ -159,12 +159,26 @@ static int prepare_extent(struct pager *p, uint64_t e)
     if (rc)
         return rc;
 
+    /* Pointer maps: fixed for metadata pages; for object pages, copied
+     * from the descriptor page while holding it (eviction could otherwise
+     * punch it between our load of it and this read). */
+    uint64_t maps[EXTENT_PAGES][PAGE_WORDS / 64];
+    if (first >= p->layout.data_start) {
+        uint64_t d = layout_desc_page(first);
+        rc = pager_hold_page(p, d);
+        if (rc)
+            return rc;
+        for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+            pager_ptr_map(p, first + i, p->priv, maps[i]);
+        pager_unlock_page(p, d);
+    } else {
+        for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+            pager_ptr_map(p, first + i, NULL, maps[i]);
+    }
     uintptr_t base = (uintptr_t)p->base;
     uint64_t lo = p->layout.data_start * PAGE_SIZE, hi = p->layout.pages * PAGE_SIZE;
     for (uint64_t i = 0; i < EXTENT_PAGES; i++) {
-        uint64_t map[PAGE_WORDS / 64];
-        pager_ptr_map(p, first + i, p->priv, map);
-        rc = swizzle_page((uint64_t *)(dst + i * PAGE_SIZE), map, base, lo, hi);
+        rc = swizzle_page((uint64_t *)(dst + i * PAGE_SIZE), maps[i], base, lo, hi);
         if (rc)
             return rc;
     }
@@ -174,18 +188,18 @@ static int prepare_extent(struct pager *p, uint64_t e)
 static int load_owned_extent(struct pager *p, uint64_t e)
 {
     uint64_t first = e * EXTENT_PAGES;
-    int rc = 0;
-    /* Object pages are swizzled with the pointer bitmaps of their
-     * descriptors, so the descriptor extent comes first. */
-    if (first >= p->layout.data_start)
-        rc = pager_load_extent(p, layout_desc_page(first) / EXTENT_PAGES);
-    if (rc == 0)
-        rc = prepare_extent(p, e);
+    /* prepare_extent loads the descriptor extent first when it needs it:
+     * descriptor extents have no pointers, so that goes one level deep. */
+    int rc = prepare_extent(p, e);
     if (rc == 0) {
         if (p->backend == CAIRN_BACKEND_UFFD)
             rc = uffd_publish(p, first, EXTENT_PAGES, 0);
         else
             rc = mprot_set(p, first, EXTENT_PAGES, PROT_READ);
+        /* Drop the private view's page-table entries (the pages stay in
+         * the memfd): otherwise every loaded page is mapped twice and
+         * counted twice in the process's RSS. */
+        madvise(p->priv + first * PAGE_SIZE, EXTENT_BYTES, MADV_DONTNEED);
     }
     if (rc) {
         /* Nothing of a page that failed is ever shown: drop what was prepared. */
@@ -195,6 +209,9 @@ static int load_owned_extent(struct pager *p, uint64_t e)
     }
     atomic_fetch_add_explicit(&p->extents_loaded, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->extents_resident, 1, memory_order_relaxed);
+    uint64_t hwm = atomic_load(&p->ext_hwm);
+    while (e + 1 > hwm && !atomic_compare_exchange_weak(&p->ext_hwm, &hwm, e + 1))
+        ;
     return 0;
 }
 
@@ -214,14 +231,35 @@ int pager_load_extent(struct pager *p, uint64_t e)
         pager_relax(&spins);
     }
     int rc = load_owned_extent(p, e);
-    atomic_store_explicit(&p->ext_state[e], rc ? EXT_ABSENT : EXT_RESIDENT, memory_order_release);
+    atomic_store_explicit(&p->ext_state[e], rc ? EXT_ABSENT : EXT_RESIDENT | EXT_REF, memory_order_release);
+    if (rc == 0 && p->budget_extents)
+        pager_evict_for_room(p, e);
     return rc;
 }
 
-/* Save the before-image of page n once per transaction. Caller holds no lock. */
-static void snapshot_page(struct pager *p, uint64_t n)
+int pager_hold_page(struct pager *p, uint64_t n)
 {
-    pager_lock_page(p, n);
+    uint64_t e = n / EXTENT_PAGES;
+    for (;;) {
+        int rc = pager_load_extent(p, e);
+        if (rc)
+            return rc;
+        pager_lock_page(p, n);
+        /* EVICTING is fine: the evictor cannot punch before it has our lock. */
+        uint8_t st = EXT_STATE(atomic_load(&p->ext_state[e]));
+        if (st == EXT_RESIDENT || st == EXT_EVICTING)
+            return 0;
+        pager_unlock_page(p, n);
+    }
+}
+
+/* Save the before-image of page n once per transaction. Caller holds no
+ * lock.  Once DIRTY, the extent can no longer be evicted. */
+static int snapshot_page(struct pager *p, uint64_t n)
+{
+    int rc = pager_hold_page(p, n);
+    if (rc)
+        return rc;
     uint8_t st = atomic_load_explicit(&p->page_state[n], memory_order_relaxed);
     if (!(st & PS_DIRTY)) {
         memcpy(p->shadow + n * PAGE_SIZE, p->priv + n * PAGE_SIZE, PAGE_SIZE);
@@ -231,17 +269,16 @@ static void snapshot_page(struct pager *p, uint64_t n)
         atomic_fetch_add_explicit(&p->faults_write, 1, memory_order_relaxed);
     }
     pager_unlock_page(p, n);
+    return 0;
 }
 
 int pager_make_writable(struct pager *p, uint64_t n)
 {
     uint64_t e = n / EXTENT_PAGES;
-    int rc = pager_load_extent(p, e);
-    if (rc)
-        return rc;
+    int rc;
     if (p->backend == CAIRN_BACKEND_UFFD) {
-        snapshot_page(p, n);
-        return uffd_publish(p, n, 1, 1);
+        rc = snapshot_page(p, n);
+        return rc ? rc : uffd_publish(p, n, 1, 1);
     }
     /* mprotect works per extent so that the number of mappings stays
      * bounded by extents written, not pages: every page of the extent
@@ -249,8 +286,11 @@ int pager_make_writable(struct pager *p, uint64_t n)
     uint64_t first = e * EXTENT_PAGES;
     if (atomic_load_explicit(&p->ext_state[e], memory_order_acquire) & EXT_WRITABLE)
         return mprot_set(p, first, EXTENT_PAGES, PROT_READ | PROT_WRITE); /* raced with another writer */
-    for (uint64_t i = 0; i < EXTENT_PAGES; i++)
-        snapshot_page(p, first + i);
+    for (uint64_t i = 0; i < EXTENT_PAGES; i++) {
+        rc = snapshot_page(p, first + i);
+        if (rc)
+            return rc;
+    }
     rc = mprot_set(p, first, EXTENT_PAGES, PROT_READ | PROT_WRITE);
     if (rc == 0)
         atomic_fetch_or_explicit(&p->ext_state[e], EXT_WRITABLE, memory_order_release);
@@ -267,15 +307,24 @@ int pager_fault(struct pager *p, uintptr_t addr, int is_write)
         return pager_make_writable(p, n);
     }
     uint8_t st = atomic_load_explicit(&p->ext_state[e], memory_order_acquire);
-    if ((st & 0x0f) == EXT_RESIDENT) {
-        /* Already loaded: another thread published it after our trap, or
-         * (userfaultfd) the kernel dropped the page-table entry and this is
-         * a minor fault.  Map it again with the protection it should have. */
-        if (p->backend == CAIRN_BACKEND_UFFD) {
-            int w = atomic_load_explicit(&p->page_state[n], memory_order_acquire) & PS_DIRTY;
-            return uffd_publish(p, n, 1, w);
-        }
-        return 0;
+    if (EXT_STATE(st) == EXT_RESIDENT) {
+        /* Already loaded: another thread published it after our trap, the
+         * clock hand unmapped it to sample use, or (userfaultfd) the kernel
+         * dropped the page-table entry.  Map it again, with the protection
+         * it should have, under the page lock so it cannot be evicted
+         * meanwhile. */
+        atomic_fetch_or(&p->ext_state[e], EXT_REF);
+        int rc = pager_hold_page(p, n);
+        if (rc)
+            return rc;
+        st = atomic_load(&p->ext_state[e]);
+        if (p->backend == CAIRN_BACKEND_UFFD)
+            rc = uffd_publish(p, n, 1, atomic_load(&p->page_state[n]) & PS_DIRTY);
+        else
+            rc = mprot_set(p, e * EXTENT_PAGES, EXTENT_PAGES,
+                           (st & EXT_WRITABLE) ? PROT_READ | PROT_WRITE : PROT_READ);
+        pager_unlock_page(p, n);
+        return rc;
     }
     atomic_fetch_add_explicit(&p->faults_read, 1, memory_order_relaxed);
     return pager_load_extent(p, e);

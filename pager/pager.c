@@ -137,9 +137,16 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
     madvise(p->shadow, p->bytes, MADV_DONTFORK);
 
     p->ext_state = map_anon(cfg->pages / EXTENT_PAGES);
+    p->ext_pins = map_anon(cfg->pages / EXTENT_PAGES * sizeof(uint32_t));
+    if (cfg->cache_bytes) {
+        /* At least 8 extents besides the two never evicted. */
+        p->budget_extents = cfg->cache_bytes / EXTENT_BYTES;
+        if (p->budget_extents < 10)
+            p->budget_extents = 10;
+    }
     p->page_state = map_anon(cfg->pages);
     p->dirty = map_anon(cfg->pages * sizeof(uint32_t));
-    if (!p->ext_state || !p->page_state || !p->dirty) {
+    if (!p->ext_state || !p->ext_pins || !p->page_state || !p->dirty) {
         rc = ENOMEM;
         goto fail;
     }
@@ -210,6 +217,8 @@ void pager_close(struct pager *p)
         munmap((void *)p->ext_state, p->layout.pages / EXTENT_PAGES);
     if (p->page_state)
         munmap((void *)p->page_state, p->layout.pages);
+    if (p->ext_pins)
+        munmap((void *)p->ext_pins, p->layout.pages / EXTENT_PAGES * sizeof(uint32_t));
     if (p->dirty)
         munmap(p->dirty, p->layout.pages * sizeof(uint32_t));
     for (int i = 0; i < PAGER_SLOTS; i++) {
@@ -234,23 +243,59 @@ int pager_ensure_loaded(struct pager *p, uint64_t e)
     return pager_load_extent(p, e);
 }
 
-int pager_prefault(struct pager *p, const void *addr, size_t len, int for_write)
+static int range_pages(struct pager *p, const void *addr, size_t len, uint64_t *first, uint64_t *last)
 {
     uintptr_t a = (uintptr_t)addr, b = (uintptr_t)p->base;
     if (len == 0)
-        return 0;
+        return 1;
     if (a < b || a - b >= p->bytes || len > p->bytes - (a - b))
         return CAIRN_EXTERNAL_POINTER;
+    *first = (a - b) / PAGE_SIZE;
+    *last = (a - b + len - 1) / PAGE_SIZE;
+    return 0;
+}
+
+static void unpin(struct pager *p, uint64_t first, uint64_t last)
+{
+    for (uint64_t e = first / EXTENT_PAGES; e <= last / EXTENT_PAGES; e++) {
+        uint32_t v = atomic_load(&p->ext_pins[e]);
+        while (v && !atomic_compare_exchange_weak(&p->ext_pins[e], &v, v - 1))
+            ;
+    }
+}
+
+int pager_prefault(struct pager *p, const void *addr, size_t len, int for_write)
+{
+    uint64_t first, last;
+    int rc = range_pages(p, addr, len, &first, &last);
+    if (rc)
+        return rc < 0 ? rc : 0;
     if (for_write && !atomic_load(&p->txn_open))
         return CAIRN_INVALID;
-    uint64_t first = (a - b) / PAGE_SIZE, last = (a - b + len - 1) / PAGE_SIZE;
+    /* Pin first, so that what we load stays until cairn_release. */
+    for (uint64_t e = first / EXTENT_PAGES; e <= last / EXTENT_PAGES; e++)
+        atomic_fetch_add(&p->ext_pins[e], 1);
     for (uint64_t n = first; n <= last; n++) {
-        int rc = pager_ensure_loaded(p, n / EXTENT_PAGES);
+        rc = pager_ensure_loaded(p, n / EXTENT_PAGES);
         if (rc == 0 && for_write)
             rc = pager_make_writable(p, n);
-        if (rc)
+        if (rc) {
+            unpin(p, first, last);
             return rc;
+        }
     }
+    return 0;
+}
+
+int pager_release(struct pager *p, const void *addr, size_t len)
+{
+    uint64_t first, last;
+    int rc = range_pages(p, addr, len, &first, &last);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    unpin(p, first, last);
+    if (p->budget_extents)
+        pager_evict_for_room(p, UINT64_MAX);
     return 0;
 }
 
@@ -343,33 +388,62 @@ void pager_txn_rolled_back(struct pager *p)
     for (uint64_t i = 0; i < nd; i++)
         atomic_fetch_and(&p->page_state[p->dirty[i]], (uint8_t)~PS_DIRTY);
     forget_before_images(p);
+    if (p->budget_extents)
+        pager_evict_for_room(p, UINT64_MAX);
 }
 
 /* The pointer map page n had at the last commit: from the before-image of
  * its descriptor page if that is being written now. */
-static void committed_ptr_map(struct pager *p, uint64_t n, uint64_t map[PAGE_WORDS / 64])
+static int committed_ptr_map(struct pager *p, uint64_t n, uint64_t map[PAGE_WORDS / 64])
 {
     if (n < p->layout.data_start) {
-        pager_ptr_map(p, n, p->priv, map);
-        return;
+        pager_ptr_map(p, n, NULL, map);
+        return 0;
     }
     uint64_t d = layout_desc_page(n);
-    pager_lock_page(p, d);
+    int rc = pager_hold_page(p, d);
+    if (rc)
+        return rc;
     int dirty = atomic_load(&p->page_state[d]) & PS_DIRTY;
     pager_ptr_map(p, n, dirty ? p->shadow : p->priv, map);
     pager_unlock_page(p, d);
+    return 0;
 }
 
-void pager_read_committed(struct pager *p, uint64_t n, void *out)
+/* The pointer map page n has now. */
+static int current_ptr_map(struct pager *p, uint64_t n, uint64_t map[PAGE_WORDS / 64])
+{
+    if (n < p->layout.data_start) {
+        pager_ptr_map(p, n, NULL, map);
+        return 0;
+    }
+    uint64_t d = layout_desc_page(n);
+    int rc = pager_hold_page(p, d);
+    if (rc)
+        return rc;
+    pager_ptr_map(p, n, p->priv, map);
+    pager_unlock_page(p, d);
+    return 0;
+}
+
+int pager_read_committed(struct pager *p, uint64_t n, void *out)
 {
     uint64_t map[PAGE_WORDS / 64];
-    committed_ptr_map(p, n, map);
+    int rc = committed_ptr_map(p, n, map);
+    if (rc)
+        return rc;
     pager_lock_page(p, n);
+    uint8_t st = EXT_STATE(atomic_load(&p->ext_state[n / EXTENT_PAGES]));
+    if (st != EXT_RESIDENT && st != EXT_EVICTING) {
+        pager_unlock_page(p, n);
+        return 1;
+    }
     int dirty = atomic_load(&p->page_state[n]) & PS_DIRTY;
     memcpy(out, (dirty ? p->shadow : p->priv) + n * PAGE_SIZE, PAGE_SIZE);
     pager_unlock_page(p, n);
     /* Committed pages passed the external-pointer check at commit. */
     unswizzle_page(out, out, map, (uintptr_t)p->base, p->layout.data_start * PAGE_SIZE, p->bytes, NULL);
+    return 0;
 }
 
 int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_t *bad)
@@ -378,9 +452,12 @@ int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_
     uintptr_t base = (uintptr_t)p->base;
     uint64_t lo = p->layout.data_start * PAGE_SIZE;
     unsigned w = 0;
-    pager_ptr_map(p, n, p->priv, map_cur);
-    committed_ptr_map(p, n, map_old);
-    int rc = unswizzle_page(cur, (const uint64_t *)(p->priv + n * PAGE_SIZE), map_cur, base, lo, p->bytes, &w);
+    int rc = current_ptr_map(p, n, map_cur);
+    if (rc == 0)
+        rc = committed_ptr_map(p, n, map_old);
+    if (rc)
+        return rc;
+    rc = unswizzle_page(cur, (const uint64_t *)(p->priv + n * PAGE_SIZE), map_cur, base, lo, p->bytes, &w);
     if (rc) {
         *bad = base + n * PAGE_SIZE + (uintptr_t)w * 8;
         return rc;
@@ -395,4 +472,7 @@ void pager_flushed(struct pager *p, size_t n)
         atomic_fetch_and(&p->page_state[p->unflushed[i]], (uint8_t)~PS_UNFLUSHED);
     memmove(p->unflushed, p->unflushed + n, (p->n_unflushed - n) * sizeof *p->unflushed);
     p->n_unflushed -= n;
+    /* What was held back for want of a checkpoint may go now. */
+    if (p->budget_extents)
+        pager_evict_for_room(p, UINT64_MAX);
 }

@@ -18,12 +18,15 @@
 #include "cairn.h"
 #include "layout.h"
 
-/* Extent states (ext_state[]). Only these three values. */
+/* Extent states (ext_state[], low four bits). */
 #define EXT_ABSENT 0   /* not in memory: the next touch loads it */
 #define EXT_LOADING 1  /* one thread is preparing it in the private view */
 #define EXT_RESIDENT 2 /* in memory and published in the client view */
-/* mprotect backend only: extent currently mapped writable. */
-#define EXT_WRITABLE 0x10
+#define EXT_EVICTING 3 /* being dropped: its pages are locked one by one */
+#define EXT_STATE(st) ((st) & 0x0f)
+/* Flags beside the state. */
+#define EXT_WRITABLE 0x10 /* mprotect backend only: mapped read-write */
+#define EXT_REF 0x20      /* touched since the clock hand last passed */
 
 /* Page state bits (page_state[]). */
 #define PS_DIRTY 0x01     /* written in the open transaction; before-image in shadow */
@@ -77,6 +80,12 @@ struct pager {
     uint32_t *unflushed;
     size_t n_unflushed, cap_unflushed;
 
+    /* Cache budget (0 = none): extents resident beyond it are evicted by a
+     * clock over [0, ext_hwm), skipping pinned, dirty and unflushed ones. */
+    uint64_t budget_extents;
+    _Atomic uint64_t clock_hand, ext_hwm;
+    _Atomic uint32_t *ext_pins; /* cairn_prefault pins, cairn_release unpins */
+
     /* Counters. */
     _Atomic uint64_t faults_read, faults_write, extents_loaded, evictions;
     _Atomic uint64_t extents_resident;
@@ -84,6 +93,7 @@ struct pager {
 
 struct pager_config {
     uint64_t pages;
+    uint64_t cache_bytes;
     int backend; /* CAIRN_BACKEND_AUTO, _UFFD or _MPROTECT */
     MDB_env *env;
     MDB_dbi extents;
@@ -111,11 +121,16 @@ void pager_flushed(struct pager *p, size_t n);
 /* Abort side: copy every before-image back and write-protect. */
 void pager_txn_rolled_back(struct pager *p);
 /* Copy the committed (last commit, not the open transaction's) bytes of
- * page n into out, unswizzled.  For the checkpoint. */
-void pager_read_committed(struct pager *p, uint64_t n, void *out);
+ * page n into out, unswizzled.  Returns 0, 1 if the page is not in
+ * memory (then LMDB holds its committed bytes), or a load error of its
+ * descriptor page. */
+int pager_read_committed(struct pager *p, uint64_t n, void *out);
+/* Undo cairn_prefault's pins on [addr, addr+len). */
+int pager_release(struct pager *p, const void *addr, size_t len);
 /* Copy the current bytes of dirty page n unswizzled into cur and its
- * before-image unswizzled into old.  Returns 0, or CAIRN_EXTERNAL_POINTER
- * with *bad set to the address of the offending word. */
+ * before-image unswizzled into old.  Returns 0, CAIRN_EXTERNAL_POINTER
+ * with *bad set to the address of the offending word, or a load error of
+ * its descriptor page. */
 int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_t *bad);
 /* Close the LMDB gate and wait until no load is inside LMDB; reopen it. */
 void pager_lmdb_quiesce(struct pager *p);
@@ -129,6 +144,13 @@ int pager_load_extent(struct pager *p, uint64_t e);
 int pager_make_writable(struct pager *p, uint64_t n);
 void pager_lock_page(struct pager *p, uint64_t n);
 void pager_unlock_page(struct pager *p, uint64_t n);
+/* Lock page n with its extent in memory (loading it if needed), so that
+ * its bytes can be read through the private view without eviction
+ * punching them meanwhile.  0 with the lock held, or a load error. */
+int pager_hold_page(struct pager *p, uint64_t n);
+
+/* evict.c: the cache budget.  Signal-safe. */
+void pager_evict_for_room(struct pager *p, uint64_t keep);
 
 /* swizzle.c */
 void pager_ptr_map(const struct pager *p, uint64_t n, const char *desc_view, uint64_t map[PAGE_WORDS / 64]);

@@ -291,23 +291,22 @@ out:
 uintptr_t alloc_object_start(cairn_store *s, uintptr_t addr)
 {
     struct pager *p = s->pager;
-    uintptr_t b = (uintptr_t)p->base;
-    uint64_t n = (addr - b) / PAGE_SIZE;
-    if (n < p->layout.data_start || n >= p->layout.pages)
+    uintptr_t b = (uintptr_t)p->base, start = 0;
+    uint64_t n = (addr - b) / PAGE_SIZE, d = layout_desc_page(n);
+    if (n < p->layout.data_start || n >= p->layout.pages || pager_hold_page(p, d) != 0)
         return 0;
-    if ((atomic_load(&p->ext_state[layout_desc_page(n) / EXTENT_PAGES]) & 0x0f) != EXT_RESIDENT)
-        return 0;
-    const struct page_desc *d =
-        (const struct page_desc *)(p->priv + layout_desc_page(n) * PAGE_SIZE + layout_desc_offset(n));
-    if (d->kind == DESC_SLAB && d->size_class < NCLASSES) {
-        uint64_t sz = heap_class_size[d->size_class];
-        return b + n * PAGE_SIZE + ((addr - b) % PAGE_SIZE) / sz * sz;
+    struct page_desc desc;
+    memcpy(&desc, p->priv + d * PAGE_SIZE + layout_desc_offset(n), sizeof desc);
+    pager_unlock_page(p, d);
+    if (desc.kind == DESC_SLAB && desc.size_class < NCLASSES) {
+        uint64_t sz = heap_class_size[desc.size_class];
+        start = b + n * PAGE_SIZE + ((addr - b) % PAGE_SIZE) / sz * sz;
+    } else if (desc.kind == DESC_LARGE_HEAD) {
+        start = b + n * PAGE_SIZE;
+    } else if (desc.kind == DESC_LARGE_TAIL) {
+        start = b + (uint64_t)desc.next * PAGE_SIZE;
     }
-    if (d->kind == DESC_LARGE_HEAD)
-        return b + n * PAGE_SIZE;
-    if (d->kind == DESC_LARGE_TAIL)
-        return b + (uint64_t)d->next * PAGE_SIZE;
-    return 0;
+    return start;
 }
 
 /* ---- public entry points ---- */

@@ -63,10 +63,14 @@ static int load_extent(struct checker *c, uint64_t e)
         return 0;
     struct pager *p = c->p;
     c->raw_extent = UINT64_MAX;
-    if ((atomic_load(&p->ext_state[e]) & 0x0f) == EXT_RESIDENT) {
-        for (uint64_t i = 0; i < EXTENT_PAGES; i++)
-            pager_read_committed(p, e * EXTENT_PAGES + i, c->raw + i * PAGE_SIZE);
-    } else {
+    int in_memory = EXT_STATE(atomic_load(&p->ext_state[e])) == EXT_RESIDENT;
+    for (uint64_t i = 0; in_memory && i < EXTENT_PAGES; i++) {
+        int rc = pager_read_committed(p, e * EXTENT_PAGES + i, c->raw + i * PAGE_SIZE);
+        if (rc < 0)
+            return rc;
+        in_memory = rc == 0; /* evicted meanwhile: LMDB has the same bytes */
+    }
+    if (!in_memory) {
         MDB_val key = {sizeof e, &e}, val;
         int rc = mdb_get(c->txn, c->s->extents, &key, &val);
         if (rc == MDB_NOTFOUND) {

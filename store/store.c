@@ -426,6 +426,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
 
     struct pager_config pc = {
         .pages = s->pages,
+        .cache_bytes = s->opt.cache_bytes,
         .backend = s->opt.backend,
         .env = s->env,
         .extents = s->extents,
@@ -483,6 +484,13 @@ int cairn_prefault(cairn_store *s, const void *addr, size_t len, int for_write)
     if (for_write && s->readonly)
         return CAIRN_READONLY;
     return pager_prefault(s->pager, addr, len, for_write);
+}
+
+int cairn_release(cairn_store *s, const void *addr, size_t len)
+{
+    if (!s)
+        return CAIRN_INVALID;
+    return pager_release(s->pager, addr, len);
 }
 
 int cairn_range(cairn_store *s, void **base, size_t *len)

@@ -1,0 +1,104 @@
+/*
+ * evict.c - keeping resident memory within cache_bytes.
+ *
+ * RUNS IN A SIGNAL HANDLER (after a load on the fault path) as well as in
+ * ordinary context: atomics, page-lock spins and syscalls only.
+ *
+ * Policy: a clock (second chance) over extents [0, ext_hwm).  An extent
+ * gets EXT_REF when it is loaded and whenever it is touched after the
+ * hand passed it.  The hand clears EXT_REF and unmaps the extent from the
+ * client view without freeing it (MADV_DONTNEED on the shared mapping;
+ * userfaultfd only, see sample()), so the next touch is a cheap minor
+ * fault that sets EXT_REF again; an extent the hand finds without EXT_REF is evicted:
+ * punched out of the memfd, so the next touch loads it from LMDB.
+ *
+ * Never evicted: the extent whose load made room necessary (the loader
+ * is about to use it), extents 0 and 1 (superblock and roots), extents with a
+ * DIRTY or UNFLUSHED page (their bytes are not in LMDB yet), extents
+ * pinned by cairn_prefault.  If everything resident is one of those the
+ * budget is exceeded rather than anything spinning.
+ *
+ * The eviction itself, as an interleaving argument:
+ *   1. CAS RESIDENT -> EVICTING.  Loads and faults now wait.
+ *   2. Lock the 16 pages.  Anyone reading a page through the private view
+ *      (pager_hold_page) or taking a before-image holds its lock, so after
+ *      this nobody is in the middle of such a copy.  A page that became
+ *      DIRTY before we got its lock makes us back off (state RESIDENT).
+ *   3. mprotect only: PROT_NONE first, so that no access can reach the
+ *      hole and read zeros.
+ *   4. Punch the 16 pages out of the memfd: every mapping of them goes.
+ *   5. Unlock, store ABSENT.  A thread that faulted meanwhile waited at
+ *      EVICTING and now loads the extent again, from LMDB, which holds its
+ *      bytes because the extent had no DIRTY or UNFLUSHED page.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include "pager.h"
+
+#define NEVER_EVICT 2 /* extents 0 and 1: superblock and roots */
+
+/* Under mprotect the hand does not unmap (PROT_NONE islands would split
+ * the mapping once per resident extent and run into vm.max_map_count), so
+ * there EXT_REF is only set by loads: the clock degrades to FIFO with a
+ * second chance for recently loaded extents. */
+static void sample(struct pager *p, uint64_t e)
+{
+    if (p->backend == CAIRN_BACKEND_UFFD)
+        madvise(p->base + e * EXTENT_PAGES * PAGE_SIZE, EXTENT_BYTES, MADV_DONTNEED);
+}
+
+static int busy(struct pager *p, uint64_t first)
+{
+    for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+        if (atomic_load(&p->page_state[first + i]) & (PS_DIRTY | PS_UNFLUSHED))
+            return 1;
+    return 0;
+}
+
+/* One step of the hand at extent e: 1 if it was evicted. */
+static int clock_step(struct pager *p, uint64_t e, uint64_t keep)
+{
+    uint8_t st = atomic_load(&p->ext_state[e]);
+    uint64_t first = e * EXTENT_PAGES;
+    if (EXT_STATE(st) != EXT_RESIDENT || (st & EXT_WRITABLE) || e < NEVER_EVICT || e == keep ||
+        atomic_load(&p->ext_pins[e]) || busy(p, first))
+        return 0;
+    if (st & EXT_REF) {
+        if (atomic_compare_exchange_strong(&p->ext_state[e], &st, st & ~EXT_REF))
+            sample(p, e);
+        return 0;
+    }
+    if (!atomic_compare_exchange_strong(&p->ext_state[e], &st, EXT_EVICTING))
+        return 0;
+    for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+        pager_lock_page(p, first + i);
+    int ok = !busy(p, first) && !atomic_load(&p->ext_pins[e]);
+    if (ok && p->backend == CAIRN_BACKEND_MPROTECT)
+        ok = mprot_set(p, first, EXTENT_PAGES, PROT_NONE) == 0;
+    if (ok)
+        ok = fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * PAGE_SIZE),
+                       (off_t)EXTENT_BYTES) == 0;
+    atomic_store(&p->ext_state[e], ok ? EXT_ABSENT : EXT_RESIDENT | EXT_REF);
+    for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+        pager_unlock_page(p, first + i);
+    if (!ok)
+        return 0;
+    atomic_fetch_sub(&p->extents_resident, 1);
+    atomic_fetch_add(&p->evictions, EXTENT_PAGES);
+    return 1;
+}
+
+void pager_evict_for_room(struct pager *p, uint64_t keep)
+{
+    uint64_t hwm = atomic_load(&p->ext_hwm);
+    /* Two full turns clear every reference bit; past that, what is left
+     * cannot be evicted and the budget is exceeded. */
+    for (uint64_t tries = 0; tries < 2 * hwm + EXTENT_PAGES; tries++) {
+        if (atomic_load(&p->extents_resident) <= p->budget_extents)
+            return;
+        uint64_t e = atomic_fetch_add(&p->clock_hand, 1) % hwm;
+        clock_step(p, e, keep);
+    }
+}
