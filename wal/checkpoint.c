@@ -100,8 +100,13 @@ int checkpoint_write_extents(cairn_store *s, const uint64_t *ext, size_t n, exte
 static int read_committed_extent(void *ctx, uint64_t e, void *raw)
 {
     struct pager *p = ctx;
-    for (uint64_t i = 0; i < EXTENT_PAGES; i++)
-        pager_read_committed(p, e * EXTENT_PAGES + i, (char *)raw + i * PAGE_SIZE);
+    for (uint64_t i = 0; i < EXTENT_PAGES; i++) {
+        /* Extents with unflushed pages are never evicted, so 1 cannot come
+         * back here; an error of the descriptor page can. */
+        int rc = pager_read_committed(p, e * EXTENT_PAGES + i, (char *)raw + i * PAGE_SIZE);
+        if (rc)
+            return rc < 0 ? rc : CAIRN_IOERR;
+    }
     return 0;
 }
 
