@@ -65,7 +65,7 @@ static int clock_step(struct pager *p, uint64_t e, uint64_t keep)
     if (EXT_STATE(st) != EXT_RESIDENT || (st & EXT_WRITABLE) || e < NEVER_EVICT || e == keep ||
         atomic_load(&p->ext_pins[e]) || busy(p, first))
         return 0;
-    if (st & EXT_REF) {
+    if ((st & EXT_REF) && !p->evict_random) {
         if (atomic_compare_exchange_strong(&p->ext_state[e], &st, st & ~EXT_REF))
             sample(p, e);
         return 0;
@@ -98,7 +98,9 @@ void pager_evict_for_room(struct pager *p, uint64_t keep)
     for (uint64_t tries = 0; tries < 2 * hwm + EXTENT_PAGES; tries++) {
         if (atomic_load(&p->extents_resident) <= p->budget_extents)
             return;
-        uint64_t e = atomic_fetch_add(&p->clock_hand, 1) % hwm;
-        clock_step(p, e, keep);
+        uint64_t h = atomic_fetch_add(&p->clock_hand, 1);
+        if (p->evict_random) /* a hash of the hand: a fixed pseudo-random order */
+            h = (h + 1) * 0x9E3779B97F4A7C15ull >> 17;
+        clock_step(p, h % hwm, keep);
     }
 }

@@ -138,6 +138,8 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
 
     p->ext_state = map_anon(cfg->pages / EXTENT_PAGES);
     p->ext_pins = map_anon(cfg->pages / EXTENT_PAGES * sizeof(uint32_t));
+    const char *policy = getenv("CAIRN_EVICT_POLICY");
+    p->evict_random = policy && strcmp(policy, "random") == 0;
     if (cfg->cache_bytes) {
         /* At least 8 extents besides the two never evicted. */
         p->budget_extents = cfg->cache_bytes / EXTENT_BYTES;

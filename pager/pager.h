@@ -83,6 +83,7 @@ struct pager {
     /* Cache budget (0 = none): extents resident beyond it are evicted by a
      * clock over [0, ext_hwm), skipping pinned, dirty and unflushed ones. */
     uint64_t budget_extents;
+    int evict_random; /* CAIRN_EVICT_POLICY=random: for measuring the clock against */
     _Atomic uint64_t clock_hand, ext_hwm;
     _Atomic uint32_t *ext_pins; /* cairn_prefault pins, cairn_release unpins */
 
