@@ -38,6 +38,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "pager.h"
 
@@ -127,41 +128,36 @@ static int lmdb_rc(int rc)
     return rc > 0 ? rc : CAIRN_IOERR;
 }
 
-/* Fill the private view of extent e from LMDB (or zeros) and swizzle it. */
+static const unsigned char zero_extent[EXTENT_BYTES];
+
+/* Put a prepared extent into the memfd.  pwrite, not a store through the
+ * private view: the pages enter the page cache without being mapped in
+ * this process a second time (no double RSS, no TLB shootdown to unmap
+ * them again, which is what kept two faulting threads from scaling). */
+static int write_extent(struct pager *p, const unsigned char *buf, uint64_t first)
+{
+    size_t done = 0;
+    while (done < EXTENT_BYTES) {
+        ssize_t n = pwrite(p->memfd, buf + done, EXTENT_BYTES - done, (off_t)(first * PAGE_SIZE + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? errno : EIO;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* Read extent e from LMDB (or zeros), swizzle it in a load slot's buffer,
+ * and put it into the memfd.  Nothing is visible to the client view yet. */
 static int prepare_extent(struct pager *p, uint64_t e)
 {
     uint64_t first = e * EXTENT_PAGES;
-    char *dst = p->priv + first * PAGE_SIZE;
-    /* Allocate and map the 16 pages in one call rather than taking 16
-     * kernel faults while decompressing into them. */
-    madvise(dst, EXTENT_BYTES, MADV_POPULATE_WRITE);
-    int slot = slot_claim(p);
-    struct load_slot *s = &p->slots[slot];
-    lmdb_enter(p);
-    int rc = mdb_txn_renew(s->txn);
-    if (rc == 0) {
-        MDB_val key = {sizeof e, &e}, val;
-        rc = mdb_get(s->txn, p->extents, &key, &val);
-        if (rc == MDB_NOTFOUND) {
-            memset(dst, 0, EXTENT_BYTES); /* never written: zero pages */
-            rc = 0;
-        } else if (rc == 0) {
-            rc = extent_decode(dst, val.mv_data, val.mv_size, e, p->checksum_seed, s->dctx);
-        } else {
-            rc = lmdb_rc(rc);
-        }
-        mdb_txn_reset(s->txn);
-    } else {
-        rc = lmdb_rc(rc);
-    }
-    atomic_fetch_sub(&p->lmdb_users, 1);
-    slot_release(p, slot);
-    if (rc)
-        return rc;
-
-    /* Pointer maps: fixed for metadata pages; for object pages, copied
-     * from the descriptor page while holding it (eviction could otherwise
-     * punch it between our load of it and this read). */
+    int rc;
+    /* Pointer maps first, before taking a load slot (the descriptor extent
+     * may need loading, which takes a slot of its own): fixed for metadata
+     * pages; for object pages copied from the descriptor page while
+     * holding it, so eviction cannot punch it under us. */
     uint64_t maps[EXTENT_PAGES][PAGE_WORDS / 64];
     if (first >= p->layout.data_start) {
         uint64_t d = layout_desc_page(first);
@@ -175,14 +171,37 @@ static int prepare_extent(struct pager *p, uint64_t e)
         for (uint64_t i = 0; i < EXTENT_PAGES; i++)
             pager_ptr_map(p, first + i, NULL, maps[i]);
     }
+
+    int slot = slot_claim(p);
+    struct load_slot *s = &p->slots[slot];
+    const unsigned char *src = s->buf;
+    lmdb_enter(p);
+    rc = mdb_txn_renew(s->txn);
+    if (rc == 0) {
+        MDB_val key = {sizeof e, &e}, val;
+        rc = mdb_get(s->txn, p->extents, &key, &val);
+        if (rc == MDB_NOTFOUND) {
+            src = zero_extent; /* never written: zero pages */
+            rc = 0;
+        } else if (rc == 0) {
+            rc = extent_decode(s->buf, val.mv_data, val.mv_size, e, p->checksum_seed, s->dctx);
+        } else {
+            rc = lmdb_rc(rc);
+        }
+        mdb_txn_reset(s->txn);
+    } else {
+        rc = lmdb_rc(rc);
+    }
+    atomic_fetch_sub(&p->lmdb_users, 1);
+
     uintptr_t base = (uintptr_t)p->base;
     uint64_t lo = p->layout.data_start * PAGE_SIZE, hi = p->layout.pages * PAGE_SIZE;
-    for (uint64_t i = 0; i < EXTENT_PAGES; i++) {
-        rc = swizzle_page((uint64_t *)(dst + i * PAGE_SIZE), maps[i], base, lo, hi);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    for (uint64_t i = 0; rc == 0 && src == s->buf && i < EXTENT_PAGES; i++)
+        rc = swizzle_page((uint64_t *)(s->buf + i * PAGE_SIZE), maps[i], base, lo, hi);
+    if (rc == 0)
+        rc = write_extent(p, src, first);
+    slot_release(p, slot);
+    return rc;
 }
 
 static int load_owned_extent(struct pager *p, uint64_t e)
@@ -196,10 +215,6 @@ static int load_owned_extent(struct pager *p, uint64_t e)
             rc = uffd_publish(p, first, EXTENT_PAGES, 0);
         else
             rc = mprot_set(p, first, EXTENT_PAGES, PROT_READ);
-        /* Drop the private view's page-table entries (the pages stay in
-         * the memfd): otherwise every loaded page is mapped twice and
-         * counted twice in the process's RSS. */
-        madvise(p->priv + first * PAGE_SIZE, EXTENT_BYTES, MADV_DONTNEED);
     }
     if (rc) {
         /* Nothing of a page that failed is ever shown: drop what was prepared. */

@@ -161,7 +161,8 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
         }
         mdb_txn_reset(p->slots[i].txn);
         p->slots[i].dctx = ZSTD_createDCtx();
-        if (!p->slots[i].dctx) {
+        p->slots[i].buf = aligned_alloc(PAGE_SIZE, EXTENT_BYTES);
+        if (!p->slots[i].dctx || !p->slots[i].buf) {
             rc = ENOMEM;
             goto fail;
         }
@@ -227,6 +228,7 @@ void pager_close(struct pager *p)
         if (p->slots[i].txn)
             mdb_txn_abort(p->slots[i].txn);
         ZSTD_freeDCtx(p->slots[i].dctx);
+        free(p->slots[i].buf);
     }
     if (p->memfd >= 0)
         close(p->memfd);

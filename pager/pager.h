@@ -36,8 +36,9 @@
 #define PAGER_SLOTS 32 /* concurrent loads; more faulting threads wait */
 
 struct load_slot {
-    MDB_txn *txn;     /* read transaction, kept reset between loads */
+    MDB_txn *txn;       /* read transaction, kept reset between loads */
     ZSTD_DCtx *dctx;
+    unsigned char *buf; /* one extent: decompressed and swizzled here */
 };
 
 struct pager {
