@@ -93,7 +93,7 @@ static void slot_release(struct pager *p, int i)
 
 /* Wait while the LMDB map is being resized (a bounded step: the resizer
  * only waits for loads already inside to leave). */
-static void lmdb_enter(struct pager *p)
+static int lmdb_enter(struct pager *p)
 {
     unsigned spins = 0;
     for (;;) {
@@ -101,9 +101,14 @@ static void lmdb_enter(struct pager *p)
             pager_relax(&spins);
         atomic_fetch_add(&p->lmdb_users, 1);
         if (!atomic_load(&p->lmdb_closed))
-            return;
+            break;
         atomic_fetch_sub(&p->lmdb_users, 1);
     }
+    if (atomic_load(&p->lmdb_dead)) {
+        atomic_fetch_sub(&p->lmdb_users, 1);
+        return CAIRN_IOERR;
+    }
+    return 0;
 }
 
 /* Not signal context. */
@@ -175,7 +180,11 @@ static int prepare_extent(struct pager *p, uint64_t e)
     int slot = slot_claim(p);
     struct load_slot *s = &p->slots[slot];
     const unsigned char *src = s->buf;
-    lmdb_enter(p);
+    rc = lmdb_enter(p);
+    if (rc) {
+        slot_release(p, slot);
+        return rc;
+    }
     rc = mdb_txn_renew(s->txn);
     if (rc == 0) {
         MDB_val key = {sizeof e, &e}, val;

@@ -75,6 +75,7 @@ struct pager {
     /* Growing the LMDB map needs every reader out of LMDB: loads enter
      * this gate (pager_lmdb_quiesce closes it). */
     _Atomic int lmdb_closed, lmdb_users;
+    _Atomic int lmdb_dead; /* the map could not be restored: loads fail */
 
     /* Committed pages not yet checkpointed.  Guarded by the store's log
      * mutex (commit appends, checkpoint drains). */

@@ -421,7 +421,8 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     pthread_mutex_lock(&s->log_mutex);
 
     pthread_rwlock_rdlock(&s->lmdb_lock);
-    int rc = lmdb_to_cairn(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &c.txn));
+    int rc = atomic_load(&s->pager->lmdb_dead) ? CAIRN_IOERR
+                                                : lmdb_to_cairn(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &c.txn));
     struct superblock sb;
     uint64_t runs = 0, partial[NCLASSES] = {0};
     if (rc == 0)

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -235,7 +236,28 @@ int store_grow_map(cairn_store *s)
     size_t next = info.me_mapsize * 2;
     if (next > MAX_MAP)
         next = MAX_MAP;
+    /* LMDB unmaps the old map before mapping the new one and cannot map
+     * again after a failure (its environment is then unusable), so first
+     * make sure the address space can take the larger map. */
+    while (next > info.me_mapsize) {
+        void *probe = mmap(NULL, next, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (probe != MAP_FAILED) {
+            munmap(probe, next);
+            break;
+        }
+        next = info.me_mapsize + (next - info.me_mapsize) / 2;
+        if (next - info.me_mapsize < ((size_t)64 << 20))
+            next = info.me_mapsize; /* not even 64 MiB more: full */
+    }
     rc = next > info.me_mapsize ? mdb_env_set_mapsize(s->env, next) : MDB_MAP_FULL;
+    if (rc && rc != MDB_MAP_FULL) {
+        /* Lost the map anyway: nothing may touch this environment again. */
+        s->failed = 1;
+        if (s->pager)
+            atomic_store(&s->pager->lmdb_dead, 1);
+        store_set_error(s, "LMDB map lost while growing it (%d); reopen the store", rc);
+        rc = CAIRN_IOERR;
+    }
     if (s->pager)
         pager_lmdb_resume(s->pager);
     pthread_rwlock_unlock(&s->lmdb_lock);

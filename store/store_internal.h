@@ -57,7 +57,7 @@ struct cairn_store {
     uint64_t next_txn_id;
 
     pthread_mutex_t log_mutex; /* commit, checkpoint, failed, ckpt_lsn */
-    int failed;                /* sticky: a log or LMDB write failed */
+    _Atomic int failed;        /* sticky: a log or LMDB write failed */
     uint64_t ckpt_lsn;
 
     pthread_mutex_t alloc_mutex;

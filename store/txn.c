@@ -108,6 +108,8 @@ int cairn_txn_commit(cairn_txn *t)
     rc = wal_batch_write(&s->wal, s->opt.sync == CAIRN_SYNC_FULL);
     if (rc) {
         if (rc == ENOSPC || rc == EDQUOT) {
+            /* The write stopped short of the commit record: nothing of
+             * this transaction can be replayed. */
             store_set_error(s, "commit failed: disk full writing the log");
             rc = CAIRN_FULL;
         } else {

@@ -15,6 +15,8 @@
 #include "store_internal.h"
 
 #define TYPE_PREFIX "type/"
+#define TYPES_MAX 65536      /* ids are below this: bounds the in-memory table */
+#define TYPES_MAX_PTRS 65536
 
 struct type_record {
     uint32_t id;
@@ -66,7 +68,8 @@ int types_load(cairn_store *s, MDB_txn *txn)
             goto out;
         }
         memcpy(&r, d.mv_data, sizeof r);
-        if (r.id == 0 || r.id > (1u << 24) || d.mv_size != sizeof r + (size_t)r.n_ptrs * 8 || r.size == 0 ||
+        if (r.id == 0 || r.id >= TYPES_MAX || r.n_ptrs > TYPES_MAX_PTRS ||
+            d.mv_size != sizeof r + (size_t)r.n_ptrs * 8 || r.size == 0 || (r.n_ptrs && (r.size & 7)) ||
             (r.id < s->n_types && s->types[r.id].name)) {
             rc = CAIRN_CORRUPT;
             goto out;
@@ -80,8 +83,9 @@ int types_load(cairn_store *s, MDB_txn *txn)
             goto out;
         }
         memcpy(offs, (char *)d.mv_data + sizeof r, (size_t)r.n_ptrs * 8);
+        /* The same rules as registration; written so nothing can wrap. */
         for (uint32_t i = 0; i < r.n_ptrs; i++)
-            if ((offs[i] & 7) || offs[i] + 8 > r.size)
+            if ((offs[i] & 7) || r.size < 8 || offs[i] > r.size - 8 || (i && offs[i] <= offs[i - 1]))
                 rc = CAIRN_CORRUPT;
         if (rc == 0)
             rc = type_put(s, r.id, name, r.size, offs, r.n_ptrs);
@@ -131,10 +135,79 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * One LMDB write transaction: if the name is stored already (a previous
+ * registration whose commit reported an error but took effect), adopt it
+ * when the layout matches; otherwise take the next id from the catalog's
+ * counter, so an id is never handed out twice even if memory and LMDB
+ * disagree.  Returns 0, CAIRN_SCHEMA_MISMATCH, or an LMDB/errno code.
+ */
+static int register_in_lmdb(cairn_store *s, const char *key, unsigned char *val, size_t vlen, uint64_t size,
+                            const uint64_t *offs, uint32_t n_ptrs, uint32_t *id)
+{
+    MDB_txn *txn;
+    pthread_rwlock_rdlock(&s->lmdb_lock);
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc)
+        goto out;
+    MDB_val k = {strlen(key), (void *)key}, d;
+    rc = mdb_get(txn, s->meta, &k, &d);
+    if (rc == 0) {
+        struct type_record r;
+        if (d.mv_size == sizeof r + (size_t)n_ptrs * 8) {
+            memcpy(&r, d.mv_data, sizeof r);
+            if (r.size == size && r.n_ptrs == n_ptrs && memcmp((char *)d.mv_data + sizeof r, offs, n_ptrs * 8) == 0 &&
+                r.id > 0 && r.id < TYPES_MAX) {
+                *id = r.id;
+                mdb_txn_abort(txn);
+                goto out;
+            }
+        }
+        mdb_txn_abort(txn);
+        rc = CAIRN_SCHEMA_MISMATCH;
+        goto out;
+    }
+    if (rc != MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        goto out;
+    }
+    uint32_t next = 1;
+    MDB_val nk = {10, "types_next"}, nd;
+    rc = mdb_get(txn, s->meta, &nk, &nd);
+    if (rc == 0 && nd.mv_size == 4)
+        memcpy(&next, nd.mv_data, 4);
+    /* Never below what memory knows of (a store from before the counter). */
+    while (next < s->n_types && s->types[next].name)
+        next++;
+    if (next >= TYPES_MAX) {
+        mdb_txn_abort(txn);
+        rc = CAIRN_FULL;
+        goto out;
+    }
+    struct type_record r = {.id = next, .n_ptrs = n_ptrs, .size = size};
+    memcpy(val, &r, sizeof r);
+    memcpy(val + sizeof r, offs, n_ptrs * 8);
+    d = (MDB_val){vlen, val};
+    uint32_t after = next + 1;
+    nd = (MDB_val){4, &after};
+    rc = mdb_put(txn, s->meta, &k, &d, MDB_NOOVERWRITE);
+    if (rc == 0)
+        rc = mdb_put(txn, s->meta, &nk, &nd, 0);
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    if (rc == 0)
+        *id = next;
+out:
+    pthread_rwlock_unlock(&s->lmdb_lock);
+    return rc;
+}
+
 int cairn_type_register(cairn_store *s, const char *name, size_t size, const size_t *ptr_offsets, size_t n_ptrs,
                         cairn_type *out)
 {
-    if (!s || !name || !out || size == 0 || (n_ptrs && !ptr_offsets) || n_ptrs > 65536)
+    if (!s || !name || !out || size == 0 || (n_ptrs && !ptr_offsets) || n_ptrs > TYPES_MAX_PTRS)
         return CAIRN_INVALID;
     size_t nl = strlen(name);
     if (nl == 0 || nl > STORE_MAX_TYPE_NAME)
@@ -181,10 +254,10 @@ int cairn_type_register(cairn_store *s, const char *name, size_t size, const siz
         rc = CAIRN_READONLY;
         goto out;
     }
-    uint32_t id = 1;
-    while (id < s->n_types && s->types[id].name)
-        id++;
-
+    if (s->failed) {
+        rc = CAIRN_IOERR;
+        goto out;
+    }
     size_t vlen = sizeof(struct type_record) + n_ptrs * 8;
     unsigned char *val = malloc(vlen);
     char *key = malloc(strlen(TYPE_PREFIX) + nl + 1);
@@ -194,31 +267,21 @@ int cairn_type_register(cairn_store *s, const char *name, size_t size, const siz
         rc = ENOMEM;
         goto out;
     }
-    struct type_record r = {.id = id, .n_ptrs = (uint32_t)n_ptrs, .size = size};
-    memcpy(val, &r, sizeof r);
-    memcpy(val + sizeof r, offs, n_ptrs * 8);
     strcpy(key, TYPE_PREFIX);
     strcat(key, name);
+    uint32_t id = 0;
     for (int attempt = 0;; attempt++) {
-        MDB_txn *txn;
-        pthread_rwlock_rdlock(&s->lmdb_lock);
-        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-        if (rc == 0) {
-            MDB_val k = {strlen(key), key}, d = {vlen, val};
-            rc = mdb_put(txn, s->meta, &k, &d, MDB_NOOVERWRITE);
-            if (rc == 0)
-                rc = mdb_txn_commit(txn);
-            else
-                mdb_txn_abort(txn);
-        }
-        pthread_rwlock_unlock(&s->lmdb_lock);
+        rc = register_in_lmdb(s, key, val, vlen, size, offs, (uint32_t)n_ptrs, &id);
         if (rc != MDB_MAP_FULL || attempt > 40 || store_grow_map(s) != 0)
             break;
     }
     free(val);
     free(key);
-    rc = lmdb_to_cairn(rc);
-    if (rc == 0)
+    if (rc == CAIRN_SCHEMA_MISMATCH)
+        store_set_error(s, "type \"%s\" is registered with another layout", name);
+    else
+        rc = lmdb_to_cairn(rc);
+    if (rc == 0 && !(id < s->n_types && s->types[id].name))
         rc = type_put(s, id, name, size, offs, (uint32_t)n_ptrs);
     if (rc == 0)
         *out = id;

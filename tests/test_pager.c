@@ -44,6 +44,14 @@ extern char **environ;
 /* The value of word w of page `page` of a test blob: never zero, and
  * different for every word of a page and every page (a well-mixed hash of
  * both, so a word from the wrong page or offset shows). */
+
+/* An address no mapping covers; from a function so the compiler does not
+ * reason about dereferencing a constant. */
+__attribute__((noinline)) static uintptr_t bad_address(void)
+{
+    return 16;
+}
+
 static uint64_t pat(uint64_t page, uint64_t word)
 {
     uint64_t x = ((page << 16) | word) * 0x9E3779B97F4A7C15ull;
@@ -407,10 +415,10 @@ static void child_foreign_segv(const char *dir, const char *mode)
     child_verify_pages(blob, 0, 2); /* the handler is live and working */
     say("ready\n");
     if (strcmp(mode, "read") == 0) {
-        volatile int *bad = (volatile int *)16;
+        volatile int *bad = (volatile int *)(uintptr_t)bad_address();
         say("value %d\n", *bad);
     } else if (strcmp(mode, "write") == 0) {
-        volatile int *bad = (volatile int *)16;
+        volatile int *bad = (volatile int *)(uintptr_t)bad_address();
         *bad = 1;
     } else if (strcmp(mode, "raise_bus") == 0) {
         raise(SIGBUS);
@@ -461,7 +469,7 @@ static void child_app_handler(const char *dir, const char *mode)
     CK(cairn_txn_commit(t));
     CHECK(blob[33 * PAGE_WORDS] == 77);
     say("inside-ok\n");
-    volatile int *bad = (volatile int *)16;
+    volatile int *bad = (volatile int *)(uintptr_t)bad_address();
     say("value %d\n", *bad);
     say("survived\n");
     _exit(0);
@@ -506,7 +514,7 @@ static void child_app_handler_after_open(const char *dir, const char *dir2)
     CK(cairn_open(dir2, &o, &s2));
     child_verify_pages(blob, 16, 40); /* store faults still work */
     say("inside-ok calls=%d\n", (int)chain_calls);
-    volatile int *bad = (volatile int *)16;
+    volatile int *bad = (volatile int *)(uintptr_t)bad_address();
     say("value %d\n", *bad);
     say("survived\n");
     _exit(0);

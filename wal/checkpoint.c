@@ -93,7 +93,7 @@ int checkpoint_write_extents(cairn_store *s, const uint64_t *ext, size_t n, exte
             return rc;
         int grown = store_grow_map(s);
         if (grown)
-            return CAIRN_FULL; /* the map cannot grow further: a real full */
+            return grown == CAIRN_IOERR ? grown : CAIRN_FULL; /* cannot grow further: a real full */
     }
 }
 
@@ -150,9 +150,21 @@ static int checkpoint_locked(cairn_store *s)
     pager_flushed(p, n);
     s->ckpt_lsn = lsn;
     atomic_fetch_add(&s->checkpoints, 1);
-    /* If the reset fails the old log stays valid: its records are all at
-     * or below the checkpoint and later commits still chain onto it. */
-    return wal_reset(&s->wal, lsn + 1);
+    /* If the reset fails before its rename, the old log stays valid: its
+     * records are all at or below the checkpoint and later commits still
+     * chain onto it.  If it fails after, the new log may not survive a
+     * crash: stop committing (LMDB holds everything, a reopen is clean). */
+    rc = wal_reset(&s->wal, lsn + 1);
+    if (rc == CAIRN_IOERR || (rc && rc != ENOSPC && rc != EDQUOT)) {
+        s->failed = 1;
+        store_set_error(s, "checkpoint: starting a new log failed; reopen the store");
+        return CAIRN_IOERR;
+    }
+    if (rc) {
+        store_set_error(s, "checkpoint: disk full starting a new log (the old one is kept)");
+        return CAIRN_FULL;
+    }
+    return 0;
 }
 
 int checkpoint_run(cairn_store *s)

@@ -128,6 +128,13 @@ static void adopt_header(struct wal *w, const struct wal_header *h)
     w->end = WAL_HEADER_SIZE;
 }
 
+/* Does "wal" in dirfd name the file open as fd? */
+static int is_current_log(int dirfd, int fd)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && fstatat(dirfd, "wal", &b, 0) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 int wal_reset(struct wal *w, uint64_t start_lsn)
 {
     struct wal_header h;
@@ -148,19 +155,30 @@ int wal_reset(struct wal *w, uint64_t start_lsn)
     int rc = write_all(fd, &h, sizeof h, 0);
     if (rc == 0 && fdatasync(fd) != 0)
         rc = errno;
-    if (rc == 0 && renameat(w->dirfd, "wal.tmp", w->dirfd, "wal") != 0)
+    int renamed = 0;
+    if (rc == 0) {
+        if (renameat(w->dirfd, "wal.tmp", w->dirfd, "wal") == 0) {
+            renamed = 1;
+        } else {
+            rc = errno;
+            renamed = is_current_log(w->dirfd, fd); /* failed, yet done? */
+        }
+    }
+    if (renamed && fsync(w->dirfd) != 0 && rc == 0)
         rc = errno;
-    if (rc == 0 && fsync(w->dirfd) != 0)
-        rc = errno;
-    if (rc) {
+    if (!renamed) {
+        /* "wal" is still the old log, intact: nothing changed. */
         close(fd);
         return rc;
     }
+    /* From the rename on, "wal" is the new file: keep writing there, never
+     * to the old, unlinked one.  A failure now means the rename may not be
+     * durable: report it as CAIRN_IOERR so the store stops committing. */
     if (w->fd >= 0)
         close(w->fd);
     w->fd = fd;
     adopt_header(w, &h);
-    return 0;
+    return rc ? CAIRN_IOERR : 0;
 }
 
 int wal_open(struct wal *w, int dirfd, const uint8_t store_id[16], int create, int readonly)
@@ -176,10 +194,18 @@ int wal_open(struct wal *w, int dirfd, const uint8_t store_id[16], int create, i
     if (w->fd < 0)
         return errno;
     struct wal_header h;
-    ssize_t n = pread(w->fd, &h, sizeof h, 0);
-    if (n < 0)
-        return errno;
-    if (n != (ssize_t)sizeof h || memcmp(h.magic, WAL_MAGIC, 8) != 0 || h.version != WAL_VERSION ||
+    size_t got = 0;
+    while (got < sizeof h) {
+        ssize_t n = pread(w->fd, (char *)&h + got, sizeof h - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            break; /* end of file: a short header is damage */
+        got += (size_t)n;
+    }
+    if (got != sizeof h || memcmp(h.magic, WAL_MAGIC, 8) != 0 || h.version != WAL_VERSION ||
         h.page_size != WAL_PAGE_SIZE || h.checksum != header_checksum(&h))
         return CAIRN_CORRUPT;
     if (memcmp(h.store_id, store_id, 16) != 0)
@@ -302,10 +328,13 @@ int wal_batch_commit(struct wal *w, uint64_t txn_id)
 int wal_batch_write(struct wal *w, int sync)
 {
     int rc = write_all(w->fd, w->buf, w->len, w->end);
-    if (rc == 0 && sync && fdatasync(w->fd) != 0)
-        rc = errno;
     if (rc)
         return rc;
+    /* After a failed sync the whole batch may be in the file and be
+     * replayed, or may vanish: the outcome is unknown, never "not
+     * committed", so this is CAIRN_IOERR whatever errno said. */
+    if (sync && fdatasync(w->fd) != 0)
+        return CAIRN_IOERR;
     w->end += w->len;
     w->chain = w->batch_chain;
     w->next_lsn = w->batch_lsn;

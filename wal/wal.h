@@ -54,12 +54,17 @@ int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, void *ctx, uin
 void wal_batch_begin(struct wal *w);
 int wal_batch_page(struct wal *w, uint64_t txn_id, uint64_t page, const void *cur, const void *old);
 int wal_batch_commit(struct wal *w, uint64_t txn_id);
-/* Write the batch (and fdatasync if sync).  On failure nothing of the
- * batch counts as written: w stays positioned before it. */
+/* Write the batch (and fdatasync if sync).  A failed write returns its
+ * errno: the batch's commit record is incomplete, w stays positioned
+ * before it, and the next batch overwrites it.  A failed sync returns
+ * CAIRN_IOERR: the batch may or may not be durable. */
 int wal_batch_write(struct wal *w, int sync);
 
 /* Start a new generation: a fresh file with a new salt, renamed over the
- * old one, the directory fsynced.  Records before start_lsn are gone. */
+ * old one, the directory fsynced.  Records before start_lsn are gone.
+ * An errno return means nothing changed (the old log is intact and still
+ * in use); CAIRN_IOERR means the new file is in use but its rename may
+ * not be durable. */
 int wal_reset(struct wal *w, uint64_t start_lsn);
 
 /* Apply one page change to an unswizzled page image. CAIRN_CORRUPT on a
