@@ -7,6 +7,8 @@
 #                      then AddressSanitizer+UndefinedBehaviorSanitizer, then
 #                      ThreadSanitizer
 #   ./build.sh bench   Release build; run the benchmarks in bench/
+#   ./build.sh fuzz [SECONDS]   libFuzzer (clang) on the log, extent and
+#                      catalog decoders, SECONDS each (default 60)
 #
 # Needs root (or the packages already installed) on Debian.
 set -euo pipefail
@@ -57,10 +59,27 @@ test)
     build build/tsan -DCMAKE_BUILD_TYPE=Debug -DCAIRN_TSAN=ON
     suite build/tsan "ThreadSanitizer, both fault backends"
     ;;
+fuzz)
+    PACKAGES+=(clang libclang-rt-14-dev)
+    install_missing
+    secs=${2:-60}
+    CC=clang cmake -S . -B build/fuzz -DCAIRN_FUZZ=ON -DCAIRN_BUILD_BENCH=OFF >/dev/null
+    cmake --build build/fuzz -j "$JOBS" --target fuzzers
+    for h in wal extent catalog; do
+        mkdir -p "build/fuzz/corpus/$h"
+        # The scratch corpus comes first: libFuzzer adds new inputs there,
+        # so the committed seeds in tests/fuzz/corpus do not grow.
+        "build/fuzz/tests/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=30 -dict="tests/fuzz/$h.dict" \
+            -artifact_prefix="build/fuzz/$h-" "build/fuzz/corpus/$h" "tests/fuzz/corpus/$h"
+    done
+    ;;
 bench)
     install_missing
     build build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
-    ./build/release/bench/fault_cost
+    for b in fault_cost scale_threads evict_policy alloc_overhead; do
+        echo "== $b"
+        "./build/release/bench/$b"
+    done
     ;;
 *)
     echo "usage: $0 demo|test|bench" >&2
