@@ -105,6 +105,26 @@ int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v
     return mdb_put(txn, s->meta, &k, &d, 0);
 }
 
+/* LMDB has no checksums: the fixed catalog entries carry one of their own,
+ * so that a damaged checkpoint position (which would make recovery skip
+ * logged transactions) is refused instead of believed. */
+static uint64_t catalog_sum(const cairn_store *s, uint64_t ckpt_lsn)
+{
+    struct {
+        uint32_t format, page_size, extent_pages, zero;
+        uint8_t store_id[16];
+        uint64_t pages, ckpt_lsn;
+    } c = {STORE_FORMAT_VERSION, PAGE_SIZE, EXTENT_PAGES, 0, {0}, s->pages, ckpt_lsn};
+    memcpy(c.store_id, s->store_id, 16);
+    return XXH3_64bits(&c, sizeof c);
+}
+
+int store_put_ckpt_lsn(cairn_store *s, MDB_txn *txn, uint64_t ckpt_lsn)
+{
+    int rc = store_meta_put_u64(s, txn, "ckpt_lsn", ckpt_lsn);
+    return rc ? rc : store_meta_put_u64(s, txn, "catalog_sum", catalog_sum(s, ckpt_lsn));
+}
+
 static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, void *out, size_t len)
 {
     MDB_val k = {strlen(key), (void *)key}, d;
@@ -175,7 +195,7 @@ static int open_catalog(cairn_store *s, int *created)
         k = (MDB_val){12, "extent_pages"}, d = (MDB_val){4, &extent_pages};
         rc = rc ? rc : mdb_put(txn, s->meta, &k, &d, 0);
         rc = rc ? rc : store_meta_put_u64(s, txn, "pages", pages);
-        rc = rc ? rc : store_meta_put_u64(s, txn, "ckpt_lsn", 0);
+        rc = rc ? rc : store_put_ckpt_lsn(s, txn, 0);
         if (rc)
             goto fail;
         rc = mdb_txn_commit(txn);
@@ -198,6 +218,10 @@ static int open_catalog(cairn_store *s, int *created)
     rc = rc ? rc : meta_get(txn, s->meta, "extent_pages", &extent_pages, 4);
     rc = rc ? rc : meta_get(txn, s->meta, "pages", &s->pages, 8);
     rc = rc ? rc : meta_get(txn, s->meta, "ckpt_lsn", &s->ckpt_lsn, 8);
+    uint64_t sum = 0;
+    rc = rc ? rc : meta_get(txn, s->meta, "catalog_sum", &sum, 8);
+    if (rc == 0 && sum != catalog_sum(s, s->ckpt_lsn))
+        rc = MDB_CORRUPTED;
     if (rc == 0 && (page_size != PAGE_SIZE || extent_pages != EXTENT_PAGES || s->pages < LAYOUT_MIN_PAGES ||
                     s->pages > LAYOUT_MAX_PAGES || (s->pages % EXTENT_PAGES)))
         rc = MDB_CORRUPTED;

@@ -90,6 +90,8 @@ struct cairn_store {
 /* store.c */
 void store_set_error(cairn_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v);
+/* Write the checkpoint position with the catalog checksum. */
+int store_put_ckpt_lsn(cairn_store *s, MDB_txn *txn, uint64_t ckpt_lsn);
 
 /* Double the LMDB map (MDB_MAP_FULL).  Caller holds no lmdb_lock. */
 int store_grow_map(cairn_store *s);

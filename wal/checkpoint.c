@@ -66,7 +66,7 @@ static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, ext
         zout += len;
     }
     if (rc == 0)
-        rc = store_meta_put_u64(s, txn, "ckpt_lsn", ckpt_lsn);
+        rc = store_put_ckpt_lsn(s, txn, ckpt_lsn);
     free(raw);
     if (rc) {
         mdb_txn_abort(txn);
