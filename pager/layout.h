@@ -66,6 +66,7 @@ enum desc_kind {
     DESC_LARGE_HEAD = 2, /* first page of a large object of npages pages */
     DESC_LARGE_TAIL = 3, /* other pages of it; next = head page */
     DESC_FREE_RUN = 4,   /* first page of a free run of npages pages */
+    DESC_FREE_RUN_END = 5, /* last page of a free run longer than one; next = first */
 };
 
 /* One per page of the store, in the descriptor pages. 128 bytes. */

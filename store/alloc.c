@@ -71,21 +71,41 @@ static void list_remove(struct pager *p, uint64_t *head, uint64_t n)
     d->next = d->prev = 0;
 }
 
+/* A free run is marked on its first page (FREE_RUN, npages) and, when
+ * longer than a page, on its last (FREE_RUN_END, next = first), so that a
+ * run being freed finds both neighbours in O(1). */
+static void run_mark(struct pager *p, struct superblock *sb, uint64_t n, uint64_t count)
+{
+    struct page_desc *d = desc(p, n);
+    d->kind = DESC_FREE_RUN;
+    d->npages = (uint32_t)count;
+    if (count > 1) {
+        struct page_desc *end = desc(p, n + count - 1);
+        end->kind = DESC_FREE_RUN_END;
+        end->next = (uint32_t)n;
+    }
+    list_push(p, &sb->free_runs, n);
+}
+
+static uint64_t run_unmark(struct pager *p, struct superblock *sb, uint64_t n)
+{
+    struct page_desc *d = desc(p, n);
+    uint64_t count = d->npages;
+    list_remove(p, &sb->free_runs, n);
+    if (count > 1)
+        memset(desc(p, n + count - 1), 0, sizeof(struct page_desc));
+    memset(d, 0, sizeof *d);
+    return count;
+}
+
 static int take_pages(struct pager *p, struct superblock *sb, uint64_t want, uint64_t *out)
 {
     for (uint64_t r = sb->free_runs; r; r = desc(p, r)->next) {
-        struct page_desc *d = desc(p, r);
-        if (d->npages < want)
+        if (desc(p, r)->npages < want)
             continue;
-        uint64_t have = d->npages;
-        list_remove(p, &sb->free_runs, r);
-        memset(d, 0, sizeof *d);
-        if (have > want) {
-            struct page_desc *rest = desc(p, r + want);
-            rest->kind = DESC_FREE_RUN;
-            rest->npages = (uint32_t)(have - want);
-            list_push(p, &sb->free_runs, r + want);
-        }
+        uint64_t have = run_unmark(p, sb, r);
+        if (have > want)
+            run_mark(p, sb, r + want, have - want);
         *out = r;
         return 0;
     }
@@ -96,23 +116,29 @@ static int take_pages(struct pager *p, struct superblock *sb, uint64_t want, uin
     return 0;
 }
 
-/* Return pages [n, n+count), already zero with clear descriptors. */
+/* Return pages [n, n+count), already zero with clear descriptors: merge
+ * with the free runs on both sides, and give the high-water mark back when
+ * the run reaches it, so free space never fragments into neighbouring runs. */
 static void give_pages(struct pager *p, struct superblock *sb, uint64_t n, uint64_t count)
 {
-    uint64_t after = n + count;
-    if (after < sb->next_page && desc(p, after)->kind == DESC_FREE_RUN) {
-        count += desc(p, after)->npages;
-        list_remove(p, &sb->free_runs, after);
-        memset(desc(p, after), 0, sizeof(struct page_desc));
+    if (n > p->layout.data_start) {
+        struct page_desc *before = desc(p, n - 1);
+        uint64_t head = before->kind == DESC_FREE_RUN       ? n - 1
+                        : before->kind == DESC_FREE_RUN_END ? before->next
+                                                            : 0;
+        if (head && desc(p, head)->kind == DESC_FREE_RUN && head + desc(p, head)->npages == n) {
+            count += run_unmark(p, sb, head);
+            n = head;
+        }
     }
+    uint64_t after = n + count;
+    if (after < sb->next_page && desc(p, after)->kind == DESC_FREE_RUN)
+        count += run_unmark(p, sb, after);
     if (n + count == sb->next_page) {
         sb->next_page = n;
         return;
     }
-    struct page_desc *d = desc(p, n);
-    d->kind = DESC_FREE_RUN;
-    d->npages = (uint32_t)count;
-    list_push(p, &sb->free_runs, n);
+    run_mark(p, sb, n, count);
 }
 
 /* Set the pointer bits of count elements starting at byte off of page n

@@ -271,9 +271,19 @@ static uint64_t check_free_run(struct checker *c, uint64_t n, struct page_desc *
     for (uint64_t i = 0; i < np; i++) {
         struct page_desc *t = desc_of(c, n + i);
         static const uint64_t zero[8];
-        if ((i && t->kind != DESC_UNUSED) || memcmp(t->ptr_bits, zero, sizeof zero) != 0)
-            problem(c, &c->r->alloc_errors, "page %llu: inside a free run but in use", (unsigned long long)(n + i));
+        int end_ok = i == np - 1 && i > 0 ? t->kind == DESC_FREE_RUN_END && t->next == n
+                                            : (i == 0 || t->kind == DESC_UNUSED);
+        if (!end_ok || memcmp(t->ptr_bits, zero, sizeof zero) != 0)
+            problem(c, &c->r->alloc_errors, "page %llu: inside a free run but in use or mismarked",
+                    (unsigned long long)(n + i));
     }
+    /* Free runs are always merged with their neighbours and never touch
+     * the high-water mark. */
+    if (n + np == c->np)
+        problem(c, &c->r->alloc_errors, "free run at page %llu ends at the high-water mark", (unsigned long long)n);
+    else if (desc_of(c, n + np)->kind == DESC_FREE_RUN)
+        problem(c, &c->r->alloc_errors, "free runs at pages %llu and %llu are not merged", (unsigned long long)n,
+                (unsigned long long)(n + np));
     return np;
 }
 
