@@ -137,83 +137,140 @@ static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, void *out, size_
     return 0;
 }
 
-/* Read the catalog, or write a new one.  *created tells which. */
-static int open_catalog(cairn_store *s, int *created)
+/* The environment in directory dir (LMDB's data.mdb and lock.mdb). */
+static int open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **out)
+{
+    MDB_env *env;
+    int rc = mdb_env_create(&env);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    mdb_env_set_maxdbs(env, 4);
+    mdb_env_set_maxreaders(env, 126 + PAGER_SLOTS);
+    /* The map is address space only; the file grows with what is written. */
+    uint64_t map = s->opt.max_bytes * 2 + ((uint64_t)1 << 30);
+    if (map > ((uint64_t)1 << 44))
+        map = (uint64_t)1 << 44;
+    mdb_env_set_mapsize(env, map);
+    rc = mdb_env_open(env, dir, MDB_NOTLS | MDB_NORDAHEAD | flags, 0644);
+    if (rc) {
+        mdb_env_close(env);
+        return lmdb_to_cairn(rc);
+    }
+    *out = env;
+    return 0;
+}
+
+static void remove_staging(cairn_store *s)
+{
+    unlinkat(s->dirfd, "new.tmp/data.mdb", 0);
+    unlinkat(s->dirfd, "new.tmp/lock.mdb", 0);
+    unlinkat(s->dirfd, "new.tmp", AT_REMOVEDIR);
+}
+
+static int write_new_catalog(cairn_store *s, MDB_env *env)
+{
+    MDB_txn *txn;
+    MDB_dbi meta, extents;
+    int rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "extents", MDB_CREATE | MDB_INTEGERKEY, &extents);
+    s->meta = meta;
+    uint32_t format = STORE_FORMAT_VERSION, page_size = PAGE_SIZE, extent_pages = EXTENT_PAGES;
+    MDB_val k, d;
+    k = (MDB_val){6, "format"}, d = (MDB_val){4, &format};
+    rc = rc ? rc : mdb_put(txn, meta, &k, &d, 0);
+    k = (MDB_val){8, "store_id"}, d = (MDB_val){16, s->store_id};
+    rc = rc ? rc : mdb_put(txn, meta, &k, &d, 0);
+    k = (MDB_val){9, "page_size"}, d = (MDB_val){4, &page_size};
+    rc = rc ? rc : mdb_put(txn, meta, &k, &d, 0);
+    k = (MDB_val){12, "extent_pages"}, d = (MDB_val){4, &extent_pages};
+    rc = rc ? rc : mdb_put(txn, meta, &k, &d, 0);
+    rc = rc ? rc : store_meta_put_u64(s, txn, "pages", s->pages);
+    rc = rc ? rc : store_put_ckpt_lsn(s, txn, 0);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return lmdb_to_cairn(rc);
+    }
+    rc = mdb_txn_commit(txn);
+    /* LMDB writes its first meta pages without a sync: make the whole file
+     * durable before it becomes the store. */
+    if (rc == 0)
+        rc = mdb_env_sync(env, 1);
+    return lmdb_to_cairn(rc);
+}
+
+/*
+ * Create a store in the directory, atomically as far as a crash can tell:
+ * the LMDB environment is built and synced in "new.tmp", the log is
+ * created, and only then is new.tmp/data.mdb renamed to data.mdb (and the
+ * directory synced).  A store without data.mdb was never created — its
+ * leftovers are removed and creation starts again; a store with data.mdb
+ * but no log is damaged (CAIRN_CORRUPT).
+ */
+static int create_store(cairn_store *s)
+{
+    uint64_t pages = (s->opt.max_bytes / PAGE_SIZE) & ~(EXTENT_PAGES - 1);
+    if (pages < LAYOUT_MIN_PAGES || pages > LAYOUT_MAX_PAGES) {
+        store_set_error(s, "max_bytes must be between 16 MiB and 16 TiB");
+        return CAIRN_INVALID;
+    }
+    s->pages = pages;
+    s->ckpt_lsn = 0;
+    if (getrandom(s->store_id, 16, 0) != 16)
+        return errno;
+    remove_staging(s);
+    unlinkat(s->dirfd, "wal", 0);
+    unlinkat(s->dirfd, "wal.tmp", 0);
+    if (mkdirat(s->dirfd, "new.tmp", 0755) != 0)
+        return errno;
+    char *staging;
+    if (asprintf(&staging, "%s/new.tmp", s->path) < 0)
+        return ENOMEM;
+    MDB_env *env = NULL;
+    int rc = open_env(s, staging, 0, &env);
+    free(staging);
+    if (rc == 0)
+        rc = write_new_catalog(s, env);
+    if (env)
+        mdb_env_close(env);
+    if (rc == 0)
+        rc = wal_open(&s->wal, s->dirfd, s->store_id, 1, 0);
+    if (rc == 0 && renameat(s->dirfd, "new.tmp/data.mdb", s->dirfd, "data.mdb") != 0)
+        rc = errno;
+    if (rc == 0 && fsync(s->dirfd) != 0)
+        rc = errno;
+    remove_staging(s);
+    return rc;
+}
+
+/* Read the catalog of an existing store. */
+static int open_catalog(cairn_store *s)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
     if (rc)
         return lmdb_to_cairn(rc);
-    unsigned flags = s->readonly ? 0 : MDB_CREATE;
-    rc = mdb_dbi_open(txn, "meta", flags, &s->meta);
+    rc = mdb_dbi_open(txn, "meta", 0, &s->meta);
     if (rc == 0)
-        rc = mdb_dbi_open(txn, "extents", flags | MDB_INTEGERKEY, &s->extents);
+        rc = mdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &s->extents);
     if (rc == MDB_NOTFOUND) {
         mdb_txn_abort(txn);
         store_set_error(s, "%s is not a cairn store (no catalog)", s->path);
-        return s->readonly ? CAIRN_READONLY : CAIRN_CORRUPT;
+        return CAIRN_CORRUPT;
     }
     if (rc)
         goto fail;
-
-    uint32_t format = 0;
+    uint32_t format = 0, page_size = 0, extent_pages = 0;
     rc = meta_get(txn, s->meta, "format", &format, 4);
-    if (rc == MDB_NOTFOUND) {
-        if (s->readonly) {
-            rc = CAIRN_READONLY;
-            store_set_error(s, "%s: store does not exist (read-only open cannot create it)", s->path);
-            mdb_txn_abort(txn);
-            return rc;
-        }
-        /* New store. The log is created first, so a crash before the
-         * catalog commit leaves a directory the next open re-creates. */
-        *created = 1;
-        uint64_t pages = s->opt.max_bytes / PAGE_SIZE;
-        pages &= ~(EXTENT_PAGES - 1);
-        if (pages < LAYOUT_MIN_PAGES || pages > LAYOUT_MAX_PAGES) {
-            mdb_txn_abort(txn);
-            store_set_error(s, "max_bytes must be between 16 MiB and 16 TiB");
-            return CAIRN_INVALID;
-        }
-        s->pages = pages;
-        if (getrandom(s->store_id, 16, 0) != 16) {
-            rc = errno;
-            goto fail_errno;
-        }
-        rc = wal_open(&s->wal, s->dirfd, s->store_id, 1, 0);
-        if (rc)
-            goto fail_errno;
-        format = STORE_FORMAT_VERSION;
-        uint32_t page_size = PAGE_SIZE, extent_pages = EXTENT_PAGES;
-        MDB_val k, d;
-        k = (MDB_val){6, "format"}, d = (MDB_val){4, &format};
-        rc = mdb_put(txn, s->meta, &k, &d, 0);
-        k = (MDB_val){8, "store_id"}, d = (MDB_val){16, s->store_id};
-        rc = rc ? rc : mdb_put(txn, s->meta, &k, &d, 0);
-        k = (MDB_val){9, "page_size"}, d = (MDB_val){4, &page_size};
-        rc = rc ? rc : mdb_put(txn, s->meta, &k, &d, 0);
-        k = (MDB_val){12, "extent_pages"}, d = (MDB_val){4, &extent_pages};
-        rc = rc ? rc : mdb_put(txn, s->meta, &k, &d, 0);
-        rc = rc ? rc : store_meta_put_u64(s, txn, "pages", pages);
-        rc = rc ? rc : store_put_ckpt_lsn(s, txn, 0);
-        if (rc)
-            goto fail;
-        rc = mdb_txn_commit(txn);
-        if (rc)
-            return lmdb_to_cairn(rc);
-        s->ckpt_lsn = 0;
-        return 0;
-    }
-    if (rc)
-        goto fail;
-    *created = 0;
-    uint32_t page_size = 0, extent_pages = 0;
-    if (format != STORE_FORMAT_VERSION) {
+    if (rc == 0 && format != STORE_FORMAT_VERSION) {
         mdb_txn_abort(txn);
         store_set_error(s, "%s: catalog format %u, this library reads %u", s->path, format, STORE_FORMAT_VERSION);
         return CAIRN_CORRUPT;
     }
-    rc = meta_get(txn, s->meta, "store_id", s->store_id, 16);
+    rc = rc ? rc : meta_get(txn, s->meta, "store_id", s->store_id, 16);
     rc = rc ? rc : meta_get(txn, s->meta, "page_size", &page_size, 4);
     rc = rc ? rc : meta_get(txn, s->meta, "extent_pages", &extent_pages, 4);
     rc = rc ? rc : meta_get(txn, s->meta, "pages", &s->pages, 8);
@@ -242,9 +299,6 @@ fail:
     if (lmdb_to_cairn(rc) == CAIRN_CORRUPT)
         store_set_error(s, "%s: catalog damaged (%s)", s->path, mdb_strerror(rc));
     return lmdb_to_cairn(rc);
-fail_errno:
-    mdb_txn_abort(txn);
-    return rc;
 }
 
 #define MAX_MAP ((size_t)1 << 46)
@@ -290,20 +344,9 @@ int store_grow_map(cairn_store *s)
 
 static int open_lmdb(cairn_store *s)
 {
-    int rc = mdb_env_create(&s->env);
+    int rc = open_env(s, s->path, s->readonly ? MDB_RDONLY : 0, &s->env);
     if (rc)
-        return lmdb_to_cairn(rc);
-    mdb_env_set_maxdbs(s->env, 4);
-    mdb_env_set_maxreaders(s->env, 126 + PAGER_SLOTS);
-    /* The map is address space only; the file grows with what is written. */
-    uint64_t map = s->opt.max_bytes * 2 + ((uint64_t)1 << 30);
-    if (map > ((uint64_t)1 << 44))
-        map = (uint64_t)1 << 44;
-    mdb_env_set_mapsize(s->env, map);
-    unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (s->readonly ? MDB_RDONLY : 0);
-    rc = mdb_env_open(s->env, s->path, flags, 0644);
-    if (rc)
-        return lmdb_to_cairn(rc);
+        return rc;
     int dead;
     mdb_reader_check(s->env, &dead);
     return 0;
@@ -439,11 +482,21 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         goto fail;
     }
 
+    int created = faccessat(s->dirfd, "data.mdb", F_OK, 0) != 0;
+    if (created && s->readonly) {
+        store_set_error(s, "%s: store does not exist (read-only open cannot create it)", path);
+        rc = CAIRN_READONLY;
+        goto fail;
+    }
+    if (created) {
+        rc = create_store(s);
+        if (rc)
+            goto fail;
+    }
     rc = open_lmdb(s);
     if (rc)
         goto fail;
-    int created = 0;
-    rc = open_catalog(s, &created);
+    rc = open_catalog(s);
     if (rc)
         goto fail;
     s->seed = XXH3_64bits(s->store_id, 16);
