@@ -9,6 +9,10 @@
 #   ./build.sh bench   Release build; run the benchmarks in bench/
 #   ./build.sh fuzz [SECONDS]   libFuzzer (clang) on the log, extent and
 #                      catalog decoders, SECONDS each (default 60)
+#   ./build.sh soak [CYCLES]    the SIGKILL loop, CYCLES per fault backend
+#                      (default 10000; about 0.2 s a cycle)
+#   ./build.sh powerloss        simulated power loss at every sync point of
+#                      every workload, full damage patterns
 #
 # Needs root (or the packages already installed) on Debian.
 set -euo pipefail
@@ -77,6 +81,22 @@ fuzz)
         # so the committed seeds in tests/fuzz/corpus do not grow.
         "build/fuzz/tests/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=30 -dict="tests/fuzz/$h.dict" \
             -artifact_prefix="build/fuzz/$h-" "build/fuzz/corpus/$h" "tests/fuzz/corpus/$h"
+    done
+    ;;
+soak)
+    install_missing
+    build build/debug -DCMAKE_BUILD_TYPE=Debug
+    for b in uffd mprotect; do
+        echo "== kill loop, $b backend"
+        CAIRN_FAULT_BACKEND=$b ./build/debug/tests/crash/killloop --cycles "${2:-10000}"
+    done
+    ;;
+powerloss)
+    install_missing
+    build build/debug -DCMAKE_BUILD_TYPE=Debug
+    for b in uffd mprotect; do
+        echo "== power loss, $b backend"
+        CAIRN_FAULT_BACKEND=$b ./build/debug/tests/powerloss/powerloss
     done
     ;;
 bench)
