@@ -396,9 +396,9 @@ void pager_txn_rolled_back(struct pager *p)
         pager_evict_for_room(p, UINT64_MAX);
 }
 
-/* The pointer map page n had at the last commit: from the before-image of
- * its descriptor page if that is being written now. */
-static int committed_ptr_map(struct pager *p, uint64_t n, uint64_t map[PAGE_WORDS / 64])
+/* The pointer map of page n: as it is now, or as of the last commit (from
+ * the before-image of its descriptor page if that is being written now). */
+static int ptr_map_of(struct pager *p, uint64_t n, int committed, uint64_t map[PAGE_WORDS / 64])
 {
     if (n < p->layout.data_start) {
         pager_ptr_map(p, n, NULL, map);
@@ -409,23 +409,7 @@ static int committed_ptr_map(struct pager *p, uint64_t n, uint64_t map[PAGE_WORD
     if (rc)
         return rc;
     int dirty = atomic_load(&p->page_state[d]) & PS_DIRTY;
-    pager_ptr_map(p, n, dirty ? p->shadow : p->priv, map);
-    pager_unlock_page(p, d);
-    return 0;
-}
-
-/* The pointer map page n has now. */
-static int current_ptr_map(struct pager *p, uint64_t n, uint64_t map[PAGE_WORDS / 64])
-{
-    if (n < p->layout.data_start) {
-        pager_ptr_map(p, n, NULL, map);
-        return 0;
-    }
-    uint64_t d = layout_desc_page(n);
-    int rc = pager_hold_page(p, d);
-    if (rc)
-        return rc;
-    pager_ptr_map(p, n, p->priv, map);
+    pager_ptr_map(p, n, committed && dirty ? p->shadow : p->priv, map);
     pager_unlock_page(p, d);
     return 0;
 }
@@ -433,7 +417,7 @@ static int current_ptr_map(struct pager *p, uint64_t n, uint64_t map[PAGE_WORDS 
 int pager_read_committed(struct pager *p, uint64_t n, void *out)
 {
     uint64_t map[PAGE_WORDS / 64];
-    int rc = committed_ptr_map(p, n, map);
+    int rc = ptr_map_of(p, n, 1, map);
     if (rc)
         return rc;
     pager_lock_page(p, n);
@@ -456,9 +440,9 @@ int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_
     uintptr_t base = (uintptr_t)p->base;
     uint64_t lo = p->layout.data_start * PAGE_SIZE;
     unsigned w = 0;
-    int rc = current_ptr_map(p, n, map_cur);
+    int rc = ptr_map_of(p, n, 0, map_cur);
     if (rc == 0)
-        rc = committed_ptr_map(p, n, map_old);
+        rc = ptr_map_of(p, n, 1, map_old);
     if (rc)
         return rc;
     rc = unswizzle_page(cur, (const uint64_t *)(p->priv + n * PAGE_SIZE), map_cur, base, lo, p->bytes, &w);
