@@ -16,15 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cairn.h"
-
-static void check(int rc, const char *what)
-{
-    if (rc) {
-        fprintf(stderr, "alloc_overhead: %s: %s\n", what, cairn_strerror(rc));
-        exit(1);
-    }
-}
+#include "bench.h"
 
 int main(void)
 {
@@ -40,18 +32,18 @@ int main(void)
         o.max_bytes = (uint64_t)4 << 30;
         cairn_store *s;
         cairn_txn *t;
-        check(cairn_open(dir, &o, &s), "open");
-        check(cairn_txn_begin(s, &t), "begin");
+        bench_check(cairn_open(dir, &o, &s), "open");
+        bench_check(cairn_txn_begin(s, &t), "begin");
         for (size_t k = 0; k < n; k++) {
             void *p;
-            check(cairn_alloc_bytes(t, sz, &p), "alloc");
+            bench_check(cairn_alloc_bytes(t, sz, &p), "alloc");
         }
-        check(cairn_txn_commit(t), "commit");
+        bench_check(cairn_txn_commit(t), "commit");
         cairn_stats st;
         cairn_stats_get(s, &st);
         /* descriptors: 128 bytes per page used */
         double cairn_bytes = (double)st.pages_allocated * (4096 + 128);
-        check(cairn_close(s), "close");
+        bench_check(cairn_close(s), "close");
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
         if (system(cmd) != 0)

@@ -17,22 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cairn.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void check(int rc, const char *what)
-{
-    if (rc) {
-        fprintf(stderr, "evict_policy: %s: %s\n", what, cairn_strerror(rc));
-        exit(1);
-    }
-}
+#include "bench.h"
 
 #define EXTENTS 1024
 #define HOT 96
@@ -47,26 +32,26 @@ static void run(const char *path, const char *policy, long accesses, uint64_t of
     o.max_bytes = (uint64_t)1 << 30;
     o.cache_bytes = (uint64_t)128 * 65536;
     cairn_store *s;
-    check(cairn_open(path, &o, &s), "open");
+    bench_check(cairn_open(path, &o, &s), "open");
     char *base;
     size_t len;
     cairn_range(s, (void **)&base, &len);
     uint64_t x = 12345;
     cairn_stats a, b;
     cairn_stats_get(s, &a);
-    double t0 = now();
+    double t0 = bench_now();
     for (long i = 0; i < accesses; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         uint64_t e = (x % 10) ? (x >> 8) % HOT * (EXTENTS / HOT) : (x >> 8) % EXTENTS;
         uint64_t word = (x >> 20) % 8192;
         sink += *(volatile uint64_t *)(base + offset0 + e * 65536 + word * 8);
     }
-    double t1 = now();
+    double t1 = bench_now();
     cairn_stats_get(s, &b);
     printf("  %-6s %8llu extent loads for %ld accesses (miss rate %.3f), %.0f ms\n", policy,
            (unsigned long long)(b.extents_loaded - a.extents_loaded), accesses,
            (double)(b.extents_loaded - a.extents_loaded) / accesses, (t1 - t0) * 1e3);
-    check(cairn_close(s), "close");
+    bench_check(cairn_close(s), "close");
 }
 
 int main(int argc, char **argv)
@@ -83,18 +68,18 @@ int main(int argc, char **argv)
     cairn_store *s;
     cairn_txn *t;
     uint64_t *data;
-    check(cairn_open(path, &o, &s), "open");
-    check(cairn_txn_begin(s, &t), "begin");
-    check(cairn_alloc_bytes(t, (size_t)EXTENTS * 65536, (void **)&data), "alloc");
+    bench_check(cairn_open(path, &o, &s), "open");
+    bench_check(cairn_txn_begin(s, &t), "begin");
+    bench_check(cairn_alloc_bytes(t, (size_t)EXTENTS * 65536, (void **)&data), "alloc");
     for (size_t i = 0; i < (size_t)EXTENTS * 8192; i++)
         data[i] = i * 2654435761u;
-    check(cairn_root_set(t, "data", data), "root");
-    check(cairn_txn_commit(t), "commit");
+    bench_check(cairn_root_set(t, "data", data), "root");
+    bench_check(cairn_txn_commit(t), "commit");
     char *base;
     size_t len;
     cairn_range(s, (void **)&base, &len);
     uint64_t off = (uint64_t)((char *)data - base);
-    check(cairn_close(s), "close");
+    bench_check(cairn_close(s), "close");
     printf("evict_policy: 1024 extents, budget 128, 90%% of accesses to %d hot extents\n", HOT);
     run(path, "clock", accesses, off);
     run(path, "random", accesses, off);

@@ -24,27 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cairn.h"
+#include "bench.h"
 
 struct cell {
     struct cell *next;
     uint64_t payload[7];
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void check(int rc, const char *what)
-{
-    if (rc) {
-        fprintf(stderr, "fault_cost: %s: %s\n", what, cairn_strerror(rc));
-        exit(1);
-    }
-}
 
 static volatile uint64_t sink;
 
@@ -58,10 +43,10 @@ static double kernel_minor_fault_us(size_t pages)
     memset(a, 1, pages * 4096); /* into the page cache */
     munmap(a, pages * 4096);
     a = mmap(NULL, pages * 4096, PROT_READ, MAP_SHARED, fd, 0);
-    double t0 = now();
+    double t0 = bench_now();
     for (size_t i = 0; i < pages; i++)
         sink += (uint64_t)a[i * 4096];
-    double t1 = now();
+    double t1 = bench_now();
     munmap(a, pages * 4096);
     close(fd);
     return (t1 - t0) / pages * 1e6;
@@ -72,7 +57,7 @@ static double kernel_minor_fault_us(size_t pages)
 static struct cell *build_list(cairn_txn *t, cairn_type ct, size_t n, struct cell **cells)
 {
     for (size_t i = 0; i < n; i++) {
-        check(cairn_alloc(t, ct, 1, (void **)&cells[i]), "alloc");
+        bench_check(cairn_alloc(t, ct, 1, (void **)&cells[i]), "alloc");
         for (int k = 0; k < 7; k++)
             cells[i]->payload[k] = i * 7 + (uint64_t)k;
     }
@@ -89,13 +74,13 @@ static struct cell *build_list(cairn_txn *t, cairn_type ct, size_t n, struct cel
 
 static double walk(const struct cell *c, int rounds)
 {
-    double t0 = now();
+    double t0 = bench_now();
     uint64_t s = 0;
     for (int r = 0; r < rounds; r++)
         for (const struct cell *p = c; p; p = p->next)
             s += p->payload[3];
     sink += s;
-    return now() - t0;
+    return bench_now() - t0;
 }
 
 static void run_backend(int backend, size_t pages, double peer_us)
@@ -116,18 +101,18 @@ static void run_backend(int backend, size_t pages, double peer_us)
     size_t ncells = pages * (4096 / 64);
     struct cell **cells = malloc(ncells * sizeof *cells);
 
-    check(cairn_open(path, &o, &s), "open");
-    check(cairn_type_register(s, "cell", sizeof(struct cell), ptrs, 1, &ct), "register");
-    check(cairn_txn_begin(s, &t), "begin");
+    bench_check(cairn_open(path, &o, &s), "open");
+    bench_check(cairn_type_register(s, "cell", sizeof(struct cell), ptrs, 1, &ct), "register");
+    bench_check(cairn_txn_begin(s, &t), "begin");
     srand(7);
     struct cell *head = build_list(t, ct, ncells, cells);
-    check(cairn_root_set(t, "head", head), "root");
-    check(cairn_txn_commit(t), "commit");
-    check(cairn_close(s), "close");
+    bench_check(cairn_root_set(t, "head", head), "root");
+    bench_check(cairn_txn_commit(t), "commit");
+    bench_check(cairn_close(s), "close");
 
     /* Cold: sequential, one word per page. */
-    check(cairn_open(path, &o, &s), "open");
-    check(cairn_root_get(s, "head", (void **)&head), "root_get");
+    bench_check(cairn_open(path, &o, &s), "open");
+    bench_check(cairn_root_get(s, "head", (void **)&head), "root_get");
     cairn_stats st0, st1;
     cairn_stats_get(s, &st0);
     char *base;
@@ -140,20 +125,20 @@ static void run_backend(int backend, size_t pages, double peer_us)
     }
     lo &= ~(uintptr_t)4095;
     size_t span = (hi - lo) / 4096 + 1;
-    double t0 = now();
+    double t0 = bench_now();
     for (size_t i = 0; i < span; i++)
         sink += *(volatile uint64_t *)(lo + i * 4096 + 8);
-    double t1 = now();
+    double t1 = bench_now();
     cairn_stats_get(s, &st1);
     uint64_t ext = st1.extents_loaded - st0.extents_loaded;
     double cold_page = (t1 - t0) / span * 1e6, cold_ext = (t1 - t0) / (double)ext * 1e6;
 
     /* First write: one word per resident page. */
-    check(cairn_txn_begin(s, &t), "begin");
-    t0 = now();
+    bench_check(cairn_txn_begin(s, &t), "begin");
+    t0 = bench_now();
     for (size_t i = 0; i < span; i++)
         *(volatile uint64_t *)(lo + i * 4096 + 16) += 1;
-    t1 = now();
+    t1 = bench_now();
     double first_write = (t1 - t0) / span * 1e6;
     cairn_txn_abort(t);
 
@@ -173,8 +158,8 @@ static void run_backend(int backend, size_t pages, double peer_us)
     /* Cold random: one word per extent in random order, after reopen (the
      * range may land elsewhere: keep offsets). */
     uintptr_t lo_off = lo - (uintptr_t)base;
-    check(cairn_close(s), "close");
-    check(cairn_open(path, &o, &s), "open");
+    bench_check(cairn_close(s), "close");
+    bench_check(cairn_open(path, &o, &s), "open");
     cairn_range(s, (void **)&base, &len);
     size_t nex = span / 16;
     size_t *perm = malloc(nex * sizeof *perm);
@@ -187,14 +172,14 @@ static void run_backend(int backend, size_t pages, double peer_us)
     }
     uintptr_t first = ((uintptr_t)base + lo_off + 65535) & ~(uintptr_t)65535;
     cairn_stats_get(s, &st0);
-    t0 = now();
+    t0 = bench_now();
     for (size_t i = 0; i + 1 < nex; i++)
         sink += *(volatile uint64_t *)(first + perm[i] * 65536 + 8);
-    t1 = now();
+    t1 = bench_now();
     cairn_stats_get(s, &st1);
     double cold_rand_ext = (t1 - t0) / (double)(st1.extents_loaded - st0.extents_loaded) * 1e6;
     free(perm);
-    check(cairn_close(s), "close");
+    bench_check(cairn_close(s), "close");
 
     printf("%s backend:\n", backend == CAIRN_BACKEND_UFFD ? "userfaultfd" : "mprotect");
     printf("  cold read, sequential  %7.2f us/page  (%6.1f us per extent; kernel minor fault %.2f us/page, "

@@ -17,22 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cairn.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void check(int rc, const char *what)
-{
-    if (rc) {
-        fprintf(stderr, "scale_threads: %s: %s\n", what, cairn_strerror(rc));
-        exit(1);
-    }
-}
+#include "bench.h"
 
 struct part {
     const char *from;
@@ -54,21 +39,21 @@ static double run(const char *path, uint64_t off, size_t pages, int threads)
     cairn_options o;
     cairn_options_init(&o);
     o.max_bytes = (uint64_t)4 << 30;
-    check(cairn_open(path, &o, &s), "open");
+    bench_check(cairn_open(path, &o, &s), "open");
     char *base;
     size_t len;
     cairn_range(s, (void **)&base, &len);
     pthread_t th[2];
     struct part parts[2];
-    double t0 = now();
+    double t0 = bench_now();
     for (int i = 0; i < threads; i++) {
         parts[i] = (struct part){base + off + (size_t)i * (pages / threads) * 4096, pages / threads, 0};
         pthread_create(&th[i], NULL, touch, &parts[i]);
     }
     for (int i = 0; i < threads; i++)
         pthread_join(th[i], NULL);
-    double t = now() - t0;
-    check(cairn_close(s), "close");
+    double t = bench_now() - t0;
+    bench_check(cairn_close(s), "close");
     return t;
 }
 
@@ -87,18 +72,18 @@ int main(int argc, char **argv)
     cairn_store *s;
     cairn_txn *t;
     uint64_t *data;
-    check(cairn_open(path, &o, &s), "open");
-    check(cairn_txn_begin(s, &t), "begin");
-    check(cairn_alloc_bytes(t, pages * 4096, (void **)&data), "alloc");
+    bench_check(cairn_open(path, &o, &s), "open");
+    bench_check(cairn_txn_begin(s, &t), "begin");
+    bench_check(cairn_alloc_bytes(t, pages * 4096, (void **)&data), "alloc");
     for (size_t i = 0; i < pages * 512; i++)
         data[i] = i * 0x9E3779B97F4A7C15ull >> 20;
-    check(cairn_root_set(t, "data", data), "root");
-    check(cairn_txn_commit(t), "commit");
+    bench_check(cairn_root_set(t, "data", data), "root");
+    bench_check(cairn_txn_commit(t), "commit");
     char *base;
     size_t len;
     cairn_range(s, (void **)&base, &len);
     uint64_t off = (uint64_t)((char *)data - base);
-    check(cairn_close(s), "close");
+    bench_check(cairn_close(s), "close");
     double best1 = 1e9, best2 = 1e9;
     for (int r = 0; r < 3; r++) {
         double a = run(path, off, pages, 1), b = run(path, off, pages, 2);
