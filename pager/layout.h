@@ -36,8 +36,8 @@
 #define PAGE_SIZE ((uint64_t)1 << PAGE_SIZE_LOG2)
 #define PAGE_WORDS (PAGE_SIZE / 8)
 
-/* 16 pages = 64 KiB per extent: FIELD-NOTES measured ~4x compression and
- * half the per-page decompression cost of single pages at this size. */
+/* 16 pages = 64 KiB per extent: the best per-page load cost that does not
+ * double the memory of random access again (measured, see docs/DESIGN.md). */
 #ifndef EXTENT_PAGES_LOG2 /* overridable only to measure; stored in the catalog */
 #define EXTENT_PAGES_LOG2 4
 #endif
