@@ -108,16 +108,21 @@ static void run_backend(int backend, size_t pages, double peer_us)
     struct cell *head = build_list(t, ct, ncells, cells);
     bench_check(cairn_root_set(t, "head", head), "root");
     bench_check(cairn_txn_commit(t), "commit");
+    char *base;
+    size_t len;
+    cairn_range(s, (void **)&base, &len);
+    char *old_base = base;
     bench_check(cairn_close(s), "close");
 
-    /* Cold: sequential, one word per page. */
+    /* Cold: sequential, one word per page.  The store may map at another
+     * address now: move the remembered pointers with it. */
     bench_check(cairn_open(path, &o, &s), "open");
     bench_check(cairn_root_get(s, "head", (void **)&head), "root_get");
     cairn_stats st0, st1;
     cairn_stats_get(s, &st0);
-    char *base;
-    size_t len;
     cairn_range(s, (void **)&base, &len);
+    for (size_t i = 0; i < ncells; i++)
+        cells[i] = (struct cell *)(base + ((char *)cells[i] - old_base));
     uintptr_t lo = (uintptr_t)cells[0], hi = lo;
     for (size_t i = 0; i < ncells; i++) {
         lo = (uintptr_t)cells[i] < lo ? (uintptr_t)cells[i] : lo;
