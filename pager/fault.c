@@ -137,8 +137,10 @@ static const unsigned char zero_extent[EXTENT_BYTES];
 
 /* Put a prepared extent into the memfd.  pwrite, not a store through the
  * private view: the pages enter the page cache without being mapped in
- * this process a second time (no double RSS, no TLB shootdown to unmap
- * them again, which is what kept two faulting threads from scaling). */
+ * this process a second time, so they count once in RSS and need no TLB
+ * shootdown to unmap again.  (Cold loads from two threads still do not
+ * scale: pwrite takes the shmem inode lock, but stores through the view
+ * measured no better; see docs/DESIGN.md.) */
 static int write_extent(struct pager *p, const unsigned char *buf, uint64_t first)
 {
     size_t done = 0;
