@@ -13,6 +13,10 @@
 #                      (default 10000; about 0.2 s a cycle)
 #   ./build.sh powerloss        simulated power loss at every sync point of
 #                      every workload, full damage patterns
+#   ./build.sh scale   the scale figures at full size: a 16 GiB store with a
+#                      random quarter of its pages touched (both backends),
+#                      pager memory per page, open time against store and
+#                      log size, two threads against one (about 15 minutes)
 #
 # Needs root (or the packages already installed) on Debian.
 set -euo pipefail
@@ -99,6 +103,19 @@ powerloss)
         CAIRN_FAULT_BACKEND=$b ./build/debug/tests/powerloss/powerloss
     done
     ;;
+scale)
+    install_missing
+    build build/release -DCMAKE_BUILD_TYPE=Release
+    for b in uffd mprotect; do
+        echo "== 16 GiB store, random quarter of its pages touched, $b backend"
+        CAIRN_FAULT_BACKEND=$b CAIRN_SCALE_GIB=16 CAIRN_SCALE_FRACTION=4 ./build/release/tests/test_scale
+    done
+    for b in uffd mprotect; do
+        echo "== $b backend"
+        CAIRN_FAULT_BACKEND=$b ./build/release/bench/footprint 4
+        CAIRN_FAULT_BACKEND=$b ./build/release/bench/scale_threads
+    done
+    ;;
 bench)
     install_missing
     build build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
@@ -108,7 +125,7 @@ bench)
     done
     ;;
 *)
-    echo "usage: $0 demo|test|bench" >&2
+    echo "usage: $0 demo|test|bench|fuzz|soak|powerloss|scale" >&2
     exit 2
     ;;
 esac

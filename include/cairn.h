@@ -257,7 +257,9 @@ typedef struct cairn_stats {
     int backend;             /**< CAIRN_BACKEND_UFFD or CAIRN_BACKEND_MPROTECT */
 } cairn_stats;
 
-/** Snapshot the counters.  @return CAIRN_OK, CAIRN_INVALID. */
+/** Snapshot the counters (loads the allocator's superblock page if it is not
+ *  resident, for pages_allocated).  @return CAIRN_OK, CAIRN_INVALID, or the
+ *  load error (CAIRN_CORRUPT, CAIRN_IOERR). */
 CAIRN_API int cairn_stats_get(cairn_store *s, cairn_stats *out);
 
 /** Static text for a return code (library or errno). */

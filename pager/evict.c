@@ -90,17 +90,33 @@ static int clock_step(struct pager *p, uint64_t e, uint64_t keep)
     return 1;
 }
 
+/*
+ * When everything resident is dirty, unflushed or pinned, a sweep finds
+ * nothing and the budget is exceeded.  Sweeping again on every load would
+ * cost two turns of the hand over the whole store per load (a transaction
+ * that writes more than the budget made each later load take milliseconds
+ * on a 16 GiB store), so after a fruitless sweep loads sweep again only
+ * once another budget/8 extents have come in; those are clean and are what
+ * the next sweep evicts.  Checkpoint, abort and release (keep ==
+ * UINT64_MAX) make extents evictable and always sweep.
+ */
 void pager_evict_for_room(struct pager *p, uint64_t keep)
 {
+    uint64_t stall = atomic_load(&p->evict_stall);
+    if (keep != UINT64_MAX && stall && atomic_load(&p->extents_resident) < stall + p->budget_extents / 8 + 1)
+        return;
     uint64_t hwm = atomic_load(&p->ext_hwm);
     /* Two full turns clear every reference bit; past that, what is left
      * cannot be evicted and the budget is exceeded. */
     for (uint64_t tries = 0; tries < 2 * hwm + EXTENT_PAGES; tries++) {
-        if (atomic_load(&p->extents_resident) <= p->budget_extents)
+        if (atomic_load(&p->extents_resident) <= p->budget_extents) {
+            atomic_store(&p->evict_stall, 0);
             return;
+        }
         uint64_t h = atomic_fetch_add(&p->clock_hand, 1);
         if (p->evict_random) /* a hash of the hand: a fixed pseudo-random order */
             h = (h + 1) * 0x9E3779B97F4A7C15ull >> 17;
         clock_step(p, h % hwm, keep);
     }
+    atomic_store(&p->evict_stall, atomic_load(&p->extents_resident));
 }

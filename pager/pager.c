@@ -458,7 +458,8 @@ void pager_flushed(struct pager *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         atomic_fetch_and(&p->page_state[p->unflushed[i]], (uint8_t)~PS_UNFLUSHED);
-    memmove(p->unflushed, p->unflushed + n, (p->n_unflushed - n) * sizeof *p->unflushed);
+    if (n) /* unflushed is NULL until the first commit */
+        memmove(p->unflushed, p->unflushed + n, (p->n_unflushed - n) * sizeof *p->unflushed);
     p->n_unflushed -= n;
     /* What was held back for want of a checkpoint may go now. */
     if (p->budget_extents)

@@ -87,6 +87,9 @@ struct pager {
     uint64_t budget_extents;
     int evict_random; /* CAIRN_EVICT_POLICY=random: for measuring the clock against */
     _Atomic uint64_t clock_hand, ext_hwm;
+    /* Resident count at which the last sweep found nothing more to evict
+     * (0: it did not stall); see pager_evict_for_room. */
+    _Atomic uint64_t evict_stall;
     _Atomic uint32_t *ext_pins; /* cairn_prefault pins, cairn_release unpins */
 
     /* Counters. */
@@ -153,6 +156,9 @@ void pager_unlock_page(struct pager *p, uint64_t n);
 int pager_hold_page(struct pager *p, uint64_t n);
 
 /* evict.c: the cache budget.  Signal-safe. */
+/* Evict down to the budget.  keep: the extent just loaded (spared), or
+ * UINT64_MAX when called because something became evictable (checkpoint,
+ * abort, release), which always sweeps. */
 void pager_evict_for_room(struct pager *p, uint64_t keep);
 
 /* swizzle.c */

@@ -608,6 +608,16 @@ int cairn_stats_get(cairn_store *s, cairn_stats *out)
     if (!s || !out)
         return CAIRN_INVALID;
     struct pager *p = s->pager;
+    /* The allocator's high-water mark lives in the superblock; read it
+     * through the private view, loading it if need be (before the counters
+     * are read, so that they include this load), so that stats never
+     * fault. */
+    int rc = pager_hold_page(p, LAYOUT_SUPER_PAGE);
+    if (rc)
+        return rc;
+    uint64_t next;
+    memcpy(&next, p->priv + LAYOUT_SUPER_PAGE * PAGE_SIZE + 8, 8);
+    pager_unlock_page(p, LAYOUT_SUPER_PAGE);
     memset(out, 0, sizeof *out);
     out->faults_read = atomic_load(&p->faults_read);
     out->faults_write = atomic_load(&p->faults_write);
@@ -629,13 +639,7 @@ int cairn_stats_get(cairn_store *s, cairn_stats *out)
     if (fstatat(s->dirfd, "data.mdb", &st, 0) == 0)
         out->bytes_on_disk += (uint64_t)st.st_size;
     out->bytes_on_disk += out->wal_bytes;
-    /* The allocator's high-water mark lives in the superblock; read it
-     * through the private view so that stats never fault. */
-    if ((atomic_load(&p->ext_state[0]) & 0x0f) == EXT_RESIDENT) {
-        uint64_t next;
-        memcpy(&next, p->priv + LAYOUT_SUPER_PAGE * PAGE_SIZE + 8, 8);
-        out->pages_allocated = next ? next - p->layout.data_start : 0;
-    }
+    out->pages_allocated = next ? next - p->layout.data_start : 0;
     return 0;
 }
 

@@ -788,9 +788,11 @@ static void lazy_loading(void **state)
     assert_true(desc_ext_of_page(obj_page[LZ_OBJS - 1]) >= desc_ext_of_page(obj_page[0]) + 8);
 
     assert_cairn_ok(cairn_open(dir, &o, &s));
+    /* Open loads nothing; the stats call itself loads the superblock's
+     * extent (without a fault) to report pages_allocated. */
     cairn_stats st = stats(s);
-    assert_int_equal(st.pages_resident, 0);
-    assert_int_equal(st.extents_loaded, 0);
+    assert_int_equal(st.pages_resident, EXTENT_PAGES);
+    assert_int_equal(st.extents_loaded, 1);
     assert_int_equal(st.faults_read, 0);
 
     /* Looking up the root reads the root directory (extents 0..1 at most). */
@@ -819,7 +821,9 @@ static void lazy_loading(void **state)
     MARK(desc_ext_of_page(table_page));
     st = stats(s);
     assert_int_equal(st.extents_loaded, base_loaded + n_loaded);
-    assert_int_equal(st.faults_read, base_loaded + 1);
+    /* One fault for the table (its extent and its descriptor extent), one
+     * for each extent the root lookup loaded, none for the superblock. */
+    assert_int_equal(st.faults_read, base_loaded - 1 + 1);
 
     /* Touch every object once, in a scattered order, one word in its
      * middle page; then once more (no further loads). */
