@@ -50,7 +50,7 @@ static void check(int rc, const char *what)
 
 static void register_types(void)
 {
-    size_t node_ptrs[2 + MAX_EDGES] = {offsetof(struct node, next)};
+    size_t node_ptrs[1 + MAX_EDGES] = {offsetof(struct node, next)};
     for (int i = 0; i < MAX_EDGES; i++)
         node_ptrs[1 + i] = offsetof(struct node, edge) + i * sizeof(struct node *);
     check(cairn_type_register(store, "tutorial.node", sizeof(struct node), node_ptrs, 1 + MAX_EDGES, &node_type),
@@ -97,6 +97,7 @@ static int add(const char *dir, const char *from, const char *to, const char *cr
     if (a->nedges == MAX_EDGES) {
         cairn_txn_abort(t); /* undoes the nodes made above, too */
         fprintf(stderr, "tutorial: %s has %d edges already\n", from, MAX_EDGES);
+        check(cairn_close(store), "close");
         return 1;
     }
     a->edge[a->nedges++] = b;
