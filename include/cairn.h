@@ -12,13 +12,65 @@
  *
  * Conventions (as in LMDB):
  *   - Every call returns CAIRN_OK (0) on success, a negative CAIRN_* code
- *     for a library error, or a positive errno value for a system error.
- *     cairn_strerror() describes either; cairn_errmsg() gives the detail
- *     of the last failure on a store (which object, which page).
+ *     for a library error, or a positive errno value for a system error
+ *     (ENOMEM among them, wherever memory is allocated).  cairn_strerror()
+ *     describes either; cairn_errmsg() gives the detail of the last
+ *     failure on a store (which object, which page), when there is one.
  *   - Handles are opaque.  Functions taking a NULL handle return
  *     CAIRN_INVALID unless documented otherwise.
- *   - A pointer into the store stays valid while the store is open and
- *     the object is not freed.  It is not valid after cairn_close().
+ *   - Output parameters are written only on success (cairn_check fills
+ *     its report for CAIRN_CORRUPT too).
+ *   - Errors loading a page on a plain dereference cannot be returned: they
+ *     go to cairn_options.fault_error (default: print and abort).  This
+ *     holds for calls that touch store memory too (cairn_alloc, cairn_free,
+ *     cairn_root_get/set read and write store pages); cairn_prefault()
+ *     is the call that returns such errors as codes.
+ *
+ * Lifetimes:
+ *   - A pointer into the store (from cairn_alloc, cairn_root_get, or read
+ *     from a pointer field) stays valid while the store is open, until the
+ *     object is freed, or until the transaction that allocated it is
+ *     aborted.  None survives cairn_close(): the address range is unmapped,
+ *     and a later cairn_open() may place the store at another address, so
+ *     after a reopen every pointer is found again from a root.
+ *   - A cairn_txn is valid from cairn_txn_begin() until cairn_txn_commit()
+ *     returns CAIRN_OK, cairn_txn_abort(), or cairn_close() (which aborts
+ *     it).  It is freed then; using it afterwards is undefined.
+ *   - A cairn_store is valid until cairn_close().  Strings from
+ *     cairn_strerror() are static; the string from cairn_errmsg() and the
+ *     range from cairn_range() belong to the store and go with it.
+ *   - A cairn_type id belongs to one store and is persistent: the same
+ *     name gets the same id in every later open of that store.
+ *
+ * Threads:
+ *   - Every call may be made from any thread, concurrently with other
+ *     calls on the same store, except cairn_close(): it must be the only
+ *     call in progress on the store, and no thread may touch store memory
+ *     while or after it runs.
+ *   - A store has one write transaction at a time (not one per thread).
+ *     cairn_txn_begin() and cairn_check() wait while it is open, so a
+ *     thread that holds the open transaction and calls either of them on
+ *     the same store deadlocks.
+ *   - A cairn_txn is not tied to the thread that began it: any thread may
+ *     pass it to cairn_alloc, cairn_free, cairn_root_set, cairn_prefault
+ *     (for writing) and cairn_txn_commit/abort, and any thread may write
+ *     store memory while it is open.  All those writes belong to that one
+ *     transaction; commit makes all of them durable, abort undoes all.
+ *     The caller must make sure no other thread uses t or writes store
+ *     memory once cairn_txn_commit() or cairn_txn_abort() has started.
+ *   - Readers are not isolated from the open transaction: a read sees the
+ *     transaction's uncommitted writes, and sees the old bytes again after
+ *     an abort.  A reader that needs a consistent state reads while no
+ *     transaction is open, or coordinates with the writer itself.
+ *   - cairn_checkpoint() and the store's background flusher thread run
+ *     alongside an open transaction without disturbing it; a commit waits
+ *     for a checkpoint in progress, and the reverse.
+ *   - The SIGSEGV/SIGBUS handler that serves page faults is process-wide,
+ *     installed (again) at every cairn_open().  A handler the program
+ *     installs later must pass faults it does not own to the previous
+ *     handler, and a thread touching store memory must not block SIGSEGV
+ *     or SIGBUS (the kernel kills a process whose blocked fault signal is
+ *     raised).  At most 64 stores can be open in one process.
  *
  * Contract for persistent memory:
  *   - Reading store memory needs no transaction; any thread may read.
@@ -79,8 +131,11 @@ extern "C" {
 
 /** Flags for cairn_options.flags.
  * CAIRN_RDONLY opens the store read-only: no transaction can begin, the
- * files are not written.  For convenience the name CAIRN_READONLY (which
- * is also the error code) is accepted in flags with the same meaning. */
+ * files are not written, types already registered can be looked up but no
+ * new one registered.  Any number of read-only openers may share a store
+ * while no read-write opener holds it.  For convenience the name
+ * CAIRN_READONLY (which is also the error code) is accepted in flags with
+ * the same meaning. */
 #define CAIRN_RDONLY 0x1u
 
 /** Fault backends for cairn_options.backend. */
@@ -102,48 +157,85 @@ typedef uint32_t cairn_type;
  * async-signal-safe.  It may leave with siglongjmp(); if it returns, the
  * process is aborted, because the faulting instruction cannot proceed
  * without the page.  The default prints store, page and error, then aborts.
+ * s is the store, addr the faulting address, rc the error (CAIRN_CORRUPT,
+ * CAIRN_IOERR or an errno value such as ENOMEM; cairn_strerror() may be
+ * called here, it is async-signal-safe), arg is fault_error_arg.
  */
 typedef void (*cairn_fault_error_fn)(cairn_store *s, void *addr, int rc, void *arg);
 
+/** Options for cairn_open().  Fill with cairn_options_init() first, then
+ * change fields: a zeroed struct is accepted, but its compression_level 0
+ * means zstd's own default level (3), not cairn's (1). */
 typedef struct cairn_options {
     uint64_t cache_bytes;   /**< resident-memory budget for loaded pages (0 = unlimited).
                                  Clean pages beyond it are evicted (clock); pages written
                                  but not yet checkpointed, and pinned ones, are not. */
     uint64_t max_bytes;     /**< size of the address range reserved for a new store
-                                 (default 1 TiB); an existing store keeps its size */
+                                 (default 1 TiB; 0 = default; 16 MiB to 16 TiB, rounded
+                                 down to 64 KiB); an existing store keeps its size.  It
+                                 bounds what the store can ever hold. */
     int sync;               /**< CAIRN_SYNC_FULL (default) or CAIRN_SYNC_OFF */
-    int compression_level;  /**< zstd level for pages written to LMDB (default 1) */
+    int compression_level;  /**< zstd level for pages written to LMDB (default 1;
+                                 -7..22, see the struct comment for 0) */
     unsigned flags;         /**< CAIRN_RDONLY */
     int backend;            /**< CAIRN_BACKEND_*; the environment variable
                                  CAIRN_FAULT_BACKEND=uffd|mprotect overrides AUTO */
     uint64_t checkpoint_bytes; /**< log size that wakes the background flusher
                                     (default 64 MiB; 0 = default) */
     cairn_fault_error_fn fault_error; /**< NULL = default (print and abort) */
-    void *fault_error_arg;
+    void *fault_error_arg;  /**< passed to fault_error */
 } cairn_options;
 
-/** Fill o with the defaults. */
+/** Fill o with the defaults.  NULL does nothing. */
 CAIRN_API void cairn_options_init(cairn_options *o);
 
 /**
  * Open (creating if missing) the store in directory path.
  * Recovers committed transactions left in the log by a crash; costs time
- * proportional to that log, not to the store.  Reads no page.
- * @return CAIRN_OK; CAIRN_BUSY if the store is open already, in this or
- *   another process; CAIRN_CORRUPT if the catalog or log is damaged or the
- *   log belongs to another store; CAIRN_READONLY if opened read-only and
- *   the store does not exist or needs recovery; CAIRN_UNSUPPORTED if the
- *   requested backend is unavailable; CAIRN_INVALID for bad options;
- *   errno values from the file system.  *out is set only on success.
+ * proportional to that log, not to the store.  Reads no page.  Starts the
+ * store's background flusher thread (not for read-only opens).
+ * @param path  the store's directory; created (one level, mode 0755) if
+ *   missing, unless read-only.
+ * @param o     options, or NULL for the defaults; copied, need not outlive
+ *   the call.
+ * @param out   receives the handle, only on success.
+ * @return CAIRN_OK;
+ *   CAIRN_BUSY if the store is open already: in this process (read-only or
+ *   not), or in another process by a read-write opener, or - for a
+ *   read-write open - by any opener; also when 64 stores are open in this
+ *   process already;
+ *   CAIRN_CORRUPT if the directory holds no cairn catalog, the catalog or
+ *   type catalog is damaged or of another format version, the log is
+ *   missing or damaged or belongs to another store, or a log record is
+ *   malformed;
+ *   CAIRN_READONLY if opened read-only and the store does not exist, or its
+ *   log holds committed transactions that need recovery (open it
+ *   read-write once);
+ *   CAIRN_UNSUPPORTED if the requested backend is unavailable;
+ *   CAIRN_INVALID if path or out is NULL or path is empty, for bad options
+ *   (sync, backend, compression_level), or max_bytes out of range when
+ *   creating;
+ *   CAIRN_FULL if recovery could not grow the LMDB map or the disk is full;
+ *   CAIRN_IOERR for other LMDB failures;
+ *   errno values from the file system (ENOTDIR, EACCES, ENOSPC, ...) and
+ *   ENOMEM.  On failure there is no handle, so cairn_errmsg() cannot be
+ *   asked; the detail of a failed open is not available.
  */
 CAIRN_API int cairn_open(const char *path, const cairn_options *o, cairn_store **out);
 
 /**
- * Close the store: aborts an open transaction, checkpoints committed
- * pages (unless read-only or failed), releases the address range.
+ * Close the store: stops the background flusher, aborts an open
+ * transaction (whichever thread holds it; its cairn_txn is freed),
+ * checkpoints committed pages (unless read-only or failed), releases the
+ * address range.  Must not run concurrently with any other call on s, nor
+ * while any thread touches store memory; afterwards s, every pointer into
+ * the store, the cairn_errmsg() string and the cairn_range() are invalid
+ * (touching the old range is a segmentation fault).
  * close(NULL) returns CAIRN_OK.  Returns the first error met while
- * checkpointing; the store is closed either way and the log still holds
- * every committed transaction.
+ * checkpointing (CAIRN_IOERR, CAIRN_FULL, ENOMEM); the store is closed
+ * either way and the log still holds every committed transaction, so the
+ * next open recovers them.  A store that failed earlier (a sticky
+ * CAIRN_IOERR) is closed without a checkpoint and returns CAIRN_OK.
  */
 CAIRN_API int cairn_close(cairn_store *s);
 
@@ -152,43 +244,84 @@ CAIRN_API int cairn_close(cairn_store *s);
  * ptr_offsets (each a multiple of 8, within size).  Layouts persist in the
  * store, durable when this returns; a name registered with a different
  * layout gives CAIRN_SCHEMA_MISMATCH.  Reading a store never needs its
- * types registered.  May be called with or without a transaction open.
- * @return CAIRN_OK, CAIRN_SCHEMA_MISMATCH, CAIRN_INVALID (bad layout or name
- *   longer than 200 bytes), CAIRN_READONLY (new type on a read-only store),
- *   CAIRN_IOERR.
+ * types registered.  May be called with or without a transaction open,
+ * from any thread; a registration is not part of any transaction (an
+ * abort does not undo it).
+ * @param s            the store.
+ * @param name         1..200 bytes, NUL-terminated; copied.
+ * @param size         bytes per object, > 0; a multiple of 8 if the type
+ *                     has pointer fields (so arrays keep them aligned).
+ * @param ptr_offsets  byte offsets of the pointer fields, in any order, no
+ *                     duplicates; may be NULL when n_ptrs is 0.  Copied.
+ * @param n_ptrs       number of pointer fields (at most 65536).
+ * @param out          receives the type id (valid for this store only).
+ * @return CAIRN_OK, CAIRN_SCHEMA_MISMATCH (cairn_errmsg names the type), CAIRN_INVALID (NULL argument, size 0, bad offsets, name empty
+ *   or longer than 200 bytes), CAIRN_READONLY (new type on a read-only
+ *   store), CAIRN_IOERR (the store failed earlier, or LMDB failed),
+ *   CAIRN_FULL (65535 types, or the LMDB map cannot grow), CAIRN_CORRUPT
+ *   (LMDB reports damage), ENOMEM and other errno values.
  */
 CAIRN_API int cairn_type_register(cairn_store *s, const char *name, size_t size,
                                   const size_t *ptr_offsets, size_t n_ptrs, cairn_type *out);
 
 /**
- * Begin the store's write transaction.  Only one is open at a time;
- * begin waits until the current one commits or aborts.
- * @return CAIRN_OK, CAIRN_READONLY, CAIRN_IOERR (store failed earlier).
+ * Begin the store's write transaction.  Only one is open at a time, per
+ * store, whatever the thread: begin waits until the current one commits or
+ * aborts (and while cairn_check runs), so calling it from the thread that
+ * holds the open transaction deadlocks.  The transaction may then be used
+ * from any thread (see "Threads" above).
+ * @param out  receives the transaction, only on success.
+ * @return CAIRN_OK, CAIRN_INVALID (NULL argument), CAIRN_READONLY,
+ *   CAIRN_IOERR (store failed earlier; reopen it), ENOMEM.
  */
 CAIRN_API int cairn_txn_begin(cairn_store *s, cairn_txn **out);
 
 /**
  * Commit: unswizzle and log every page written, append a commit record,
  * fdatasync (CAIRN_SYNC_FULL), write-protect the pages again.  Durable
- * when it returns CAIRN_OK, and t is freed.  On error the transaction is
- * still open and unchanged; the caller may fix it (for
- * CAIRN_EXTERNAL_POINTER) and commit again, or abort it.
- * @return CAIRN_OK, CAIRN_EXTERNAL_POINTER (cairn_errmsg names the object),
- *   CAIRN_IOERR (sticky: no commit succeeds until the store is reopened),
- *   CAIRN_FULL (disk full: abort, the store stays usable).
+ * when it returns CAIRN_OK (under CAIRN_SYNC_OFF: atomic, but durable only
+ * once a checkpoint has put it in LMDB, or the kernel has written the log
+ * back), and t is freed.  On error
+ * the transaction is still open and unchanged; the caller may fix it (for
+ * CAIRN_EXTERNAL_POINTER) and commit again, or must abort it - until then
+ * it stays the store's open transaction and every cairn_txn_begin waits.
+ * t must be the open transaction (a handle already committed or aborted
+ * has been freed).  No thread may write store memory or use t while this
+ * runs.
+ * @return CAIRN_OK, CAIRN_INVALID (t NULL),
+ *   CAIRN_EXTERNAL_POINTER (a pointer field holds an address outside the
+ *   store's objects; cairn_errmsg names the object),
+ *   CAIRN_IOERR (the log write or sync failed, or the store failed earlier:
+ *   sticky, no commit succeeds until the store is reopened; abort),
+ *   CAIRN_FULL (disk full: abort, the store stays usable),
+ *   CAIRN_CORRUPT or CAIRN_IOERR if a page the commit needs could not be
+ *   loaded, ENOMEM.
+ *   If the commit was logged but the pages could not be write-protected
+ *   again, it returns CAIRN_OK (the commit is durable) and the store is
+ *   failed from then on: the next cairn_txn_begin returns CAIRN_IOERR.
  */
 CAIRN_API int cairn_txn_commit(cairn_txn *t);
 
 /** Abort: restore every byte the transaction changed, allocations included,
- * and free t.  abort(NULL) does nothing. */
+ * and free t.  Objects it allocated are gone, so pointers to them are
+ * invalid.  No thread may write store memory or use t while this runs.
+ * abort(NULL) does nothing. */
 CAIRN_API void cairn_txn_abort(cairn_txn *t);
 
 /**
  * Allocate count zeroed objects of type (contiguous, 16-byte aligned),
- * inside the store.  Any size, larger than a page included.  *out may
- * itself be store memory.  The allocation is undone by abort.
- * @return CAIRN_OK, CAIRN_INVALID (unknown type, count 0, overflow),
- *   CAIRN_FULL (address range exhausted).
+ * inside the store: one object holding an array of count elements, each
+ * with the type's pointer fields, freed as a whole.  Any size, larger than
+ * a page included.  *out may itself be store memory (a pointer field of
+ * another object).  The allocation is undone by abort.  Any thread may
+ * call this while t is open, concurrently with other allocations.
+ * @param t      the store's open transaction.
+ * @param type   a type id from cairn_type_register on this store, or
+ *               CAIRN_TYPE_BYTES (count is then the size in bytes).
+ * @param out    receives the address; valid as described under Lifetimes.
+ * @return CAIRN_OK, CAIRN_INVALID (t not the open transaction, out NULL,
+ *   unknown type, count 0, size overflow), CAIRN_FULL (larger than the
+ *   store, or address range exhausted).
  */
 CAIRN_API int cairn_alloc(cairn_txn *t, cairn_type type, size_t count, void **out);
 
@@ -196,45 +329,74 @@ CAIRN_API int cairn_alloc(cairn_txn *t, cairn_type type, size_t count, void **ou
 CAIRN_API int cairn_alloc_bytes(cairn_txn *t, size_t size, void **out);
 
 /**
- * Free an object returned by cairn_alloc/cairn_alloc_bytes.  Its bytes are
- * zeroed.  NULL is fine.  @return CAIRN_OK, CAIRN_INVALID (not the start of
- * a live object: double free, interior or foreign pointer).
+ * Free an object returned by cairn_alloc/cairn_alloc_bytes, in the open
+ * transaction t (an abort brings it back).  Its bytes are zeroed at once.
+ * Pointers to it held elsewhere are not found or cleared: clear them in
+ * the same transaction (cairn_check reports pointers to freed objects).
+ * NULL is fine.
+ * @return CAIRN_OK, CAIRN_INVALID (t not the open transaction; not the
+ *   start of a live object: double free, interior or foreign pointer).
  */
 CAIRN_API int cairn_free(cairn_txn *t, void *obj);
 
 /**
  * Name obj (NULL removes the name) as a root.  Names are 1..55 bytes;
- * a store holds up to 1024 roots.  Transactional like any write.
- * @return CAIRN_OK, CAIRN_INVALID (bad name), CAIRN_EXTERNAL_POINTER (obj
- *   outside the store), CAIRN_FULL (no free root slot).
+ * a store holds up to 1024 roots.  Transactional like any write: roots
+ * live in store pages, so the change is visible at once (to every
+ * thread), durable at commit, undone by abort.  obj is not checked to be
+ * the start of a live object, only to lie in the store's object area.
+ * Removing a name that is not there is not an error (but see CAIRN_FULL).
+ * @param t     the store's open transaction.
+ * @param name  NUL-terminated; copied into the store.
+ * @return CAIRN_OK, CAIRN_INVALID (t not the open transaction, bad name),
+ *   CAIRN_EXTERNAL_POINTER (obj outside the store), CAIRN_FULL (no free
+ *   root slot for a new name; also returned when removing a name that is
+ *   not there while all 1024 slots are in use).
  */
 CAIRN_API int cairn_root_set(cairn_txn *t, const char *name, void *obj);
 
-/** Look a root up.  @return CAIRN_OK, CAIRN_NOT_FOUND, CAIRN_INVALID. */
+/** Look a root up.  Needs no transaction; any thread.  *out receives the
+ * pointer (never NULL: setting a root to NULL removes the name), valid as
+ * described under Lifetimes.  While a transaction is open, the
+ * result reflects its uncommitted cairn_root_set calls.
+ * @return CAIRN_OK, CAIRN_NOT_FOUND, CAIRN_INVALID (s or out NULL, name
+ *   NULL, empty or longer than 55 bytes). */
 CAIRN_API int cairn_root_get(cairn_store *s, const char *name, void **out);
 
 /**
  * Make [addr, addr+len) resident, and writable if for_write (which needs
  * the transaction open), so it can be handed to a system call.  The
- * extents of the range are pinned: the cache budget does not evict them
- * until cairn_release() is called for the range (pins count: one release
- * per prefault).
+ * extents (64 KiB) of the range are pinned: the cache budget does not
+ * evict them until cairn_release() is called for the range (pins count
+ * per extent: one release per prefault).  Writability lasts until the
+ * transaction commits or aborts; the pages written become part of it.
+ * len 0 does nothing.  On error nothing stays pinned.
  * @return CAIRN_OK, CAIRN_CORRUPT or CAIRN_IOERR (a page failed to load;
  *   nothing of it is shown), CAIRN_EXTERNAL_POINTER (range not inside the
- *   store), CAIRN_INVALID (for_write without a transaction), ENOMEM
- *   (mprotect backend: vm.max_map_count reached).
+ *   store's address range), CAIRN_INVALID (s NULL; for_write without a
+ *   transaction open), CAIRN_READONLY (for_write on a read-only store),
+ *   ENOMEM (mprotect backend: vm.max_map_count reached) and other errno
+ *   values from the kernel.
  */
 CAIRN_API int cairn_prefault(cairn_store *s, const void *addr, size_t len, int for_write);
 
 /** Unpin a range pinned by cairn_prefault(); it may be evicted again.
- * @return CAIRN_OK, CAIRN_EXTERNAL_POINTER (range not inside the store). */
+ * Unpins every extent the range touches, once; an extent not pinned stays
+ * unpinned.  len 0 does nothing.
+ * @return CAIRN_OK, CAIRN_INVALID (s NULL), CAIRN_EXTERNAL_POINTER (range
+ *   not inside the store). */
 CAIRN_API int cairn_release(cairn_store *s, const void *addr, size_t len);
 
 /**
  * Write every committed page back to LMDB (one LMDB transaction carrying
  * the new checkpoint position), then empty the log.  The background
- * flusher does this on its own when the log grows past checkpoint_bytes.
- * @return CAIRN_OK, CAIRN_READONLY, CAIRN_IOERR, CAIRN_FULL.
+ * flusher does this on its own when the log grows past checkpoint_bytes,
+ * and cairn_close does it last.  Runs alongside an open transaction (its
+ * uncommitted writes are not included); waits for a commit in progress.
+ * @return CAIRN_OK, CAIRN_INVALID (s NULL), CAIRN_READONLY,
+ *   CAIRN_IOERR (LMDB write or log reset failed, or the store failed
+ *   earlier: sticky, commits fail until reopened), CAIRN_FULL (disk or
+ *   LMDB map full: not sticky, the log keeps every commit), ENOMEM.
  */
 CAIRN_API int cairn_checkpoint(cairn_store *s);
 
@@ -257,16 +419,26 @@ typedef struct cairn_stats {
     int backend;             /**< CAIRN_BACKEND_UFFD or CAIRN_BACKEND_MPROTECT */
 } cairn_stats;
 
-/** Snapshot the counters (loads the allocator's superblock page if it is not
- *  resident, for pages_allocated).  @return CAIRN_OK, CAIRN_INVALID, or the
- *  load error (CAIRN_CORRUPT, CAIRN_IOERR). */
+/** Snapshot the counters (counted since this open).  Never faults; any
+ * thread.  Loads the allocator's superblock (the store's first extent) if
+ * it is not resident, to report pages_allocated, and counts that load.
+ * @return CAIRN_OK, CAIRN_INVALID (s or out NULL), or the error of that
+ * load (CAIRN_CORRUPT, CAIRN_IOERR). */
 CAIRN_API int cairn_stats_get(cairn_store *s, cairn_stats *out);
 
-/** Static text for a return code (library or errno). */
+/** Static text for a return code: every CAIRN_* code, and a few errno
+ * values (ENOMEM, EIO, ENOSPC, ENOENT, EACCES, EEXIST, EINVAL); other
+ * positive values give "system error" (use strerror() for those).  Never
+ * NULL; the string is static.  Async-signal-safe. */
 CAIRN_API const char *cairn_strerror(int rc);
 
-/** Detail of the last failure on s (e.g. which object held an external
- * pointer); "" if none.  Valid until the next call on s. */
+/** Detail of the last failure on s that recorded one (e.g. which object
+ * held an external pointer); "" if there was none; "" for s NULL.  Not
+ * every error records a detail (bad arguments usually do not), and a
+ * successful call does not clear it, so read it right after the failing
+ * call.  The pointer is to a buffer inside s, valid until cairn_close(s);
+ * its text is replaced by the next failure on s in any thread, including
+ * the background flusher's checkpoints. */
 CAIRN_API const char *cairn_errmsg(cairn_store *s);
 
 /** What cairn_check found.  Counts of things examined, then of problems. */
@@ -289,13 +461,22 @@ typedef struct cairn_check_report {
  * object, allocator metadata agrees with itself (slot counts, lists, runs,
  * no leaked or doubly-owned page), and typed objects agree with the type
  * catalog.  Waits for the open transaction to end and holds the store's
- * transaction slot while it runs.  Never crashes on damaged data.
+ * transaction slot while it runs (so calling it from the thread holding
+ * the open transaction deadlocks, and cairn_txn_begin waits for it).
+ * Works on read-only stores.  Never crashes on damaged data.
+ * @param r  filled in (zeroed first); meaningful for CAIRN_OK and
+ *   CAIRN_CORRUPT.
  * @return CAIRN_OK if clean, CAIRN_CORRUPT if problems were found (see r),
- *   or an error that stopped the check (ENOMEM, CAIRN_IOERR).
+ *   CAIRN_INVALID (s or r NULL), or an error that stopped the check
+ *   (ENOMEM, CAIRN_IOERR, or CAIRN_CORRUPT with r->problems 0 when LMDB
+ *   itself reports damage).
  */
 CAIRN_API int cairn_check(cairn_store *s, cairn_check_report *r);
 
-/** Base address and size of the store's address range (for tools). */
+/** Base address and size of the store's address range (for tools).
+ * Either output may be NULL.  Valid until cairn_close(); another open of
+ * the same store may get another base.
+ * @return CAIRN_OK, CAIRN_INVALID (s NULL). */
 CAIRN_API int cairn_range(cairn_store *s, void **base, size_t *len);
 
 #ifdef __cplusplus
