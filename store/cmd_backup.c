@@ -251,6 +251,11 @@ int cmd_backup(int argc, char **argv)
             result = cmd_exit_for(rc);
             break;
         }
+        /* Tests widen the window between the snapshot and the log so that
+         * a checkpoint lands in it and the retry is exercised. */
+        const char *pause = getenv("CAIRN_TEST_BACKUP_PAUSE_MS");
+        if (pause && attempt == 0)
+            usleep((useconds_t)atoi(pause) * 1000u);
         rc = copy_log("backup", srcdir, dstdir, &copy, &log_bytes);
         if (rc < 0)
             break;
