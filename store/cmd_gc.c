@@ -189,7 +189,8 @@ int cmd_gc(int argc, char **argv)
             progress_show(&pr, i, g.n);
     }
     progress_end(&pr);
-    if (rc == 0 && !dry)
+    /* Nothing to free: abort rather than log an empty transaction. */
+    if (rc == 0 && !dry && g.n > 0)
         rc = cairn_txn_commit(t);
     else
         cairn_txn_abort(t);

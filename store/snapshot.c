@@ -237,7 +237,11 @@ int snapshot_open(const char *path, struct snapshot **out, char *err, size_t err
             break;
         reset_attempt(sn);
         if (++sn->retries > SNAPSHOT_RETRIES) {
-            store_set_error(s, "%s: the store checkpointed under every one of %d attempts to read it", path,
+            store_set_error(s,
+                            "%s: the log starts at LSN %llu, past the checkpoint at %llu + 1, in each of %d "
+                            "attempts: either checkpoints raced every attempt, or wal does not belong with "
+                            "this data.mdb",
+                            path, (unsigned long long)s->wal.start_lsn, (unsigned long long)s->ckpt_lsn,
                             SNAPSHOT_RETRIES);
             rc = CAIRN_BUSY;
             break;
