@@ -9,6 +9,10 @@
  * touches the client view, so damaged data can only ever become a
  * counted problem, never a fault.
  *
+ * check_snapshot runs the same passes on a snapshot (snapshot.c) for the
+ * command-line tool: extents the log changed come from the snapshot's
+ * replayed images, the rest from its LMDB read transaction.
+ *
  * Passes:
  *   1. every value in the LMDB "extents" database decodes;
  *   2. superblock and descriptors of the object pages below the
@@ -27,12 +31,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "heap.h"
 #include "store_internal.h"
 
 struct checker {
     cairn_store *s;
-    struct pager *p;
+    struct pager *p;          /* open store: resident extents are read from memory */
+    struct snapshot *snap;    /* or a snapshot: extents the log changed come from it */
+    const struct check_hooks *hooks;
+    struct layout layout;
     cairn_check_report *r;
     MDB_txn *txn;
     uint64_t ds, np;          /* data start, high-water mark */
@@ -48,12 +56,23 @@ static void problem(struct checker *c, uint64_t *counter, const char *fmt, ...)
 {
     ++*counter;
     c->r->problems++;
-    if (c->r->first_problem[0])
+    if (c->r->first_problem[0] && !(c->hooks && c->hooks->problem))
         return;
+    char msg[sizeof c->r->first_problem];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->r->first_problem, sizeof c->r->first_problem, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (!c->r->first_problem[0])
+        memcpy(c->r->first_problem, msg, sizeof msg);
+    if (c->hooks && c->hooks->problem)
+        c->hooks->problem(c->hooks->arg, msg);
+}
+
+static void progress(struct checker *c, const char *pass, uint64_t done, uint64_t total)
+{
+    if (c->hooks && c->hooks->progress)
+        c->hooks->progress(c->hooks->arg, pass, done, total);
 }
 
 /* Committed, unswizzled bytes of extent e into c->raw. */
@@ -63,7 +82,13 @@ static int load_extent(struct checker *c, uint64_t e)
         return 0;
     struct pager *p = c->p;
     c->raw_extent = UINT64_MAX;
-    int in_memory = EXT_STATE(atomic_load(&p->ext_state[e])) == EXT_RESIDENT;
+    const unsigned char *img = c->snap ? snapshot_overlay(c->snap, e) : NULL;
+    if (img) {
+        memcpy(c->raw, img, EXTENT_BYTES);
+        c->raw_extent = e;
+        return 0;
+    }
+    int in_memory = p && EXT_STATE(atomic_load(&p->ext_state[e])) == EXT_RESIDENT;
     for (uint64_t i = 0; in_memory && i < EXTENT_PAGES; i++) {
         int rc = pager_read_committed(p, e * EXTENT_PAGES + i, c->raw + i * PAGE_SIZE);
         if (rc < 0)
@@ -98,16 +123,19 @@ static int pass_lmdb_values(struct checker *c)
     int rc = mdb_cursor_open(c->txn, c->s->extents, &cur);
     if (rc)
         return lmdb_to_cairn(rc);
+    MDB_stat ms;
+    uint64_t total = mdb_stat(c->txn, c->s->extents, &ms) == 0 ? ms.ms_entries : 0;
     MDB_val k, v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         uint64_t e;
-        c->r->extents_checked++;
+        if (++c->r->extents_checked % 64 == 0)
+            progress(c, "extents", c->r->extents_checked, total);
         if (k.mv_size != sizeof e) {
             problem(c, &c->r->corrupt_extents, "extents database: key of %zu bytes", k.mv_size);
             continue;
         }
         memcpy(&e, k.mv_data, sizeof e);
-        if (e >= c->p->layout.pages / EXTENT_PAGES)
+        if (e >= c->layout.pages / EXTENT_PAGES)
             problem(c, &c->r->corrupt_extents, "extent %llu is beyond the store", (unsigned long long)e);
         else if (extent_decode(c->raw, v.mv_data, v.mv_size, e, c->s->seed, c->s->dctx) != 0)
             problem(c, &c->r->corrupt_extents, "extent %llu fails to decode (header, zstd or checksum)",
@@ -125,12 +153,12 @@ static int load_superblock_and_descs(struct checker *c, struct superblock *sb)
     if (rc)
         return rc;
     memcpy(sb, pg, sizeof *sb);
-    c->ds = c->p->layout.data_start;
+    c->ds = c->layout.data_start;
     if (sb->magic == 0) {
         c->np = c->ds; /* nothing allocated yet */
         return 0;
     }
-    if (sb->magic != SUPER_MAGIC || sb->next_page < c->ds || sb->next_page > c->p->layout.pages) {
+    if (sb->magic != SUPER_MAGIC || sb->next_page < c->ds || sb->next_page > c->layout.pages) {
         problem(c, &c->r->alloc_errors, "superblock damaged (magic %llx, high-water %llu)",
                 (unsigned long long)sb->magic, (unsigned long long)sb->next_page);
         c->np = c->ds;
@@ -362,6 +390,8 @@ static int pass_pointers(struct checker *c)
 {
     int rc;
     for (uint64_t n = c->ds; n < c->np; n++) {
+        if (n % 1024 == 0)
+            progress(c, "pointers", n - c->ds, c->np - c->ds);
         const uint64_t *words = (const uint64_t *)page_bytes(c, n, &rc);
         if (rc)
             return rc;
@@ -411,12 +441,38 @@ static int pass_pointers(struct checker *c)
     return 0;
 }
 
+/* Every pass; the caller provides c->txn and keeps writers out. */
+static int check_passes(struct checker *c)
+{
+    cairn_check_report *r = c->r;
+    struct superblock sb;
+    uint64_t runs = 0, partial[NCLASSES] = {0};
+    int rc = pass_lmdb_values(c);
+    if (rc == 0)
+        rc = load_superblock_and_descs(c, &sb);
+    if (rc == 0 && sb.magic == SUPER_MAGIC && c->np > c->ds) {
+        pass_descriptors(c, &runs, partial);
+        for (unsigned k = 0; k < NCLASSES; k++) {
+            char name[32];
+            snprintf(name, sizeof name, "partial slab (class %u)", heap_class_size[k]);
+            pass_list(c, name, sb.partial[k], DESC_SLAB, (int)k, partial[k]);
+        }
+        pass_list(c, "free run", sb.free_runs, DESC_FREE_RUN, 0, runs);
+        if (sb.live_objects != r->objects)
+            problem(c, &r->alloc_errors, "superblock counts %llu live objects, pages hold %llu",
+                    (unsigned long long)sb.live_objects, (unsigned long long)r->objects);
+    }
+    if (rc == 0)
+        rc = pass_pointers(c);
+    return rc;
+}
+
 int cairn_check(cairn_store *s, cairn_check_report *r)
 {
     if (!s || !r)
         return CAIRN_INVALID;
     memset(r, 0, sizeof *r);
-    struct checker c = {.s = s, .p = s->pager, .r = r, .raw_extent = UINT64_MAX};
+    struct checker c = {.s = s, .p = s->pager, .r = r, .layout = s->pager->layout, .raw_extent = UINT64_MAX};
     c.raw = malloc(EXTENT_BYTES);
     if (!c.raw)
         return ENOMEM;
@@ -433,26 +489,8 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     pthread_rwlock_rdlock(&s->lmdb_lock);
     int rc = atomic_load(&s->pager->lmdb_dead) ? CAIRN_IOERR
                                                 : lmdb_to_cairn(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &c.txn));
-    struct superblock sb;
-    uint64_t runs = 0, partial[NCLASSES] = {0};
     if (rc == 0)
-        rc = pass_lmdb_values(&c);
-    if (rc == 0)
-        rc = load_superblock_and_descs(&c, &sb);
-    if (rc == 0 && sb.magic == SUPER_MAGIC && c.np > c.ds) {
-        pass_descriptors(&c, &runs, partial);
-        for (unsigned k = 0; k < NCLASSES; k++) {
-            char name[32];
-            snprintf(name, sizeof name, "partial slab (class %u)", heap_class_size[k]);
-            pass_list(&c, name, sb.partial[k], DESC_SLAB, (int)k, partial[k]);
-        }
-        pass_list(&c, "free run", sb.free_runs, DESC_FREE_RUN, 0, runs);
-        if (sb.live_objects != r->objects)
-            problem(&c, &r->alloc_errors, "superblock counts %llu live objects, pages hold %llu",
-                    (unsigned long long)sb.live_objects, (unsigned long long)r->objects);
-    }
-    if (rc == 0)
-        rc = pass_pointers(&c);
+        rc = check_passes(&c);
     if (c.txn)
         mdb_txn_abort(c.txn);
     pthread_rwlock_unlock(&s->lmdb_lock);
@@ -462,6 +500,26 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     s->txn = NULL;
     pthread_cond_broadcast(&s->txn_cond);
     pthread_mutex_unlock(&s->txn_mutex);
+    free(c.desc);
+    free(c.raw);
+    if (rc)
+        return rc;
+    return r->problems ? CAIRN_CORRUPT : CAIRN_OK;
+}
+
+/* The snapshot is private to the caller and LMDB's read transaction is
+ * stable, so no lock is needed. */
+int check_snapshot(struct snapshot *snap, cairn_check_report *r, const struct check_hooks *hooks)
+{
+    if (!snap || !r)
+        return CAIRN_INVALID;
+    memset(r, 0, sizeof *r);
+    struct checker c = {.s = &snap->st, .snap = snap, .hooks = hooks, .r = r, .layout = snap->layout,
+                        .txn = snap->txn, .raw_extent = UINT64_MAX};
+    c.raw = malloc(EXTENT_BYTES);
+    if (!c.raw)
+        return ENOMEM;
+    int rc = check_passes(&c);
     free(c.desc);
     free(c.raw);
     if (rc)

@@ -138,7 +138,7 @@ static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, void *out, size_
 }
 
 /* The environment in directory dir (LMDB's data.mdb and lock.mdb). */
-static int open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **out)
+int store_open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **out)
 {
     MDB_env *env;
     int rc = mdb_env_create(&env);
@@ -230,7 +230,7 @@ static int create_store(cairn_store *s)
     if (asprintf(&staging, "%s/new.tmp", s->path) < 0)
         return ENOMEM;
     MDB_env *env = NULL;
-    int rc = open_env(s, staging, 0, &env);
+    int rc = store_open_env(s, staging, 0, &env);
     free(staging);
     if (rc == 0)
         rc = write_new_catalog(s, env);
@@ -246,18 +246,16 @@ static int create_store(cairn_store *s)
     return rc;
 }
 
-/* Read the catalog of an existing store. */
-static int open_catalog(cairn_store *s)
+/* Read and validate the catalog of an existing store inside txn: database
+ * handles, store id, size, checkpoint position (against the catalog
+ * checksum), registered types.  The handles stay valid only if txn
+ * commits, or for as long as a read-only txn stays open. */
+int store_read_catalog(cairn_store *s, MDB_txn *txn)
 {
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
-    if (rc)
-        return lmdb_to_cairn(rc);
-    rc = mdb_dbi_open(txn, "meta", 0, &s->meta);
+    int rc = mdb_dbi_open(txn, "meta", 0, &s->meta);
     if (rc == 0)
         rc = mdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &s->extents);
     if (rc == MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
         store_set_error(s, "%s is not a cairn store (no catalog)", s->path);
         return CAIRN_CORRUPT;
     }
@@ -266,7 +264,6 @@ static int open_catalog(cairn_store *s)
     uint32_t format = 0, page_size = 0, extent_pages = 0;
     rc = meta_get(txn, s->meta, "format", &format, 4);
     if (rc == 0 && format != STORE_FORMAT_VERSION) {
-        mdb_txn_abort(txn);
         store_set_error(s, "%s: catalog format %u, this library reads %u", s->path, format, STORE_FORMAT_VERSION);
         return CAIRN_CORRUPT;
     }
@@ -286,7 +283,21 @@ static int open_catalog(cairn_store *s)
         rc = MDB_CORRUPTED;
     if (rc)
         goto fail;
-    rc = types_load(s, txn);
+    return types_load(s, txn);
+fail:
+    if (lmdb_to_cairn(rc) == CAIRN_CORRUPT)
+        store_set_error(s, "%s: catalog damaged (%s)", s->path, mdb_strerror(rc));
+    return lmdb_to_cairn(rc);
+}
+
+/* Read the catalog of an existing store. */
+static int open_catalog(cairn_store *s)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    rc = store_read_catalog(s, txn);
     if (rc) {
         mdb_txn_abort(txn);
         return rc;
@@ -294,11 +305,6 @@ static int open_catalog(cairn_store *s)
     /* Commit, not abort: the database handles opened here stay valid only
      * if the transaction that opened them commits. */
     return lmdb_to_cairn(mdb_txn_commit(txn));
-fail:
-    mdb_txn_abort(txn);
-    if (lmdb_to_cairn(rc) == CAIRN_CORRUPT)
-        store_set_error(s, "%s: catalog damaged (%s)", s->path, mdb_strerror(rc));
-    return lmdb_to_cairn(rc);
 }
 
 #define MAX_MAP ((size_t)1 << 46)
@@ -344,7 +350,7 @@ int store_grow_map(cairn_store *s)
 
 static int open_lmdb(cairn_store *s)
 {
-    int rc = open_env(s, s->path, s->readonly ? MDB_RDONLY : 0, &s->env);
+    int rc = store_open_env(s, s->path, s->readonly ? MDB_RDONLY : 0, &s->env);
     if (rc)
         return rc;
     int dead;

@@ -93,6 +93,11 @@ int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v
 /* Write the checkpoint position with the catalog checksum. */
 int store_put_ckpt_lsn(cairn_store *s, MDB_txn *txn, uint64_t ckpt_lsn);
 
+/* The LMDB environment in directory dir, as the store opens it. */
+int store_open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **out);
+/* Read and validate the catalog inside txn (see store.c). */
+int store_read_catalog(cairn_store *s, MDB_txn *txn);
+
 /* Double the LMDB map (MDB_MAP_FULL).  Caller holds no lmdb_lock. */
 int store_grow_map(cairn_store *s);
 

@@ -1,0 +1,523 @@
+/*
+ * cairn_cmd.c - the `cairn` command: main, what the subcommands share,
+ * and the two small ones, stat and check.
+ *
+ * The read-only subcommands (stat, check, dump) and backup read a
+ * snapshot (snapshot.c): the LMDB snapshot plus the log replayed in
+ * memory.  They take no lock and write nothing, so they work on a store
+ * another process has open, and on one whose log still holds committed
+ * transactions.  gc and in-place compact change the store and need it to
+ * themselves; while another process has it open they exit 2 naming the
+ * reason (CAIRN_BUSY).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "cmd.h"
+#include "walk.h"
+
+/* ---- shared helpers ---- */
+
+void cmd_error(const char *sub, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "cairn%s%s: ", sub ? " " : "", sub ? sub : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cmd_exit_for(int rc)
+{
+    return rc == CAIRN_CORRUPT ? EXIT_PROBLEMS : EXIT_FAIL;
+}
+
+int cmd_snapshot(const char *sub, const char *path, struct snapshot **out)
+{
+    char err[600];
+    int rc = snapshot_open(path, out, err, sizeof err);
+    if (rc)
+        cmd_error(sub, "%s", err);
+    return rc;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void progress_begin(struct progress *pr, const char *label)
+{
+    pr->on = isatty(STDERR_FILENO) && !getenv("CAIRN_NO_PROGRESS");
+    pr->label = label;
+    pr->last = 0;
+}
+
+void progress_show(struct progress *pr, uint64_t done, uint64_t total)
+{
+    if (!pr->on)
+        return;
+    double t = now();
+    if (t - pr->last < 0.1 && done != total)
+        return;
+    pr->last = t;
+    int width = 30, filled = total ? (int)((double)done / (double)total * width) : 0;
+    if (filled > width)
+        filled = width;
+    fprintf(stderr, "\r%-10s [%.*s%*s] %llu/%llu", pr->label, filled, "##############################", width - filled,
+            "", (unsigned long long)done, (unsigned long long)total);
+    fflush(stderr);
+}
+
+void progress_end(struct progress *pr)
+{
+    if (pr->on && pr->last > 0)
+        fprintf(stderr, "\r\033[K");
+    pr->last = 0;
+}
+
+void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+const char *human_bytes(uint64_t n, char buf[32])
+{
+    static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 4)
+        v /= 1024, u++;
+    if (u == 0)
+        snprintf(buf, 32, "%llu B", (unsigned long long)n);
+    else
+        snprintf(buf, 32, "%.1f %s", v, unit[u]);
+    return buf;
+}
+
+int parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ---- stat ---- */
+
+static const char stat_usage[] = "usage: cairn stat [--json] STORE\n"
+                                 "\n"
+                                 "Sizes (logical and on disk), compression ratio, pages, extents, objects per\n"
+                                 "type, roots, log size and last checkpoint.  Reads a snapshot: works while\n"
+                                 "another process has the store open.\n"
+                                 "\n"
+                                 "  --json   one JSON object instead of text\n"
+                                 "  --help   this text\n";
+
+struct stat_types {
+    struct walk *w;
+    uint64_t *count, *bytes; /* per type id */
+    uint64_t unknown[NCLASSES], unknown_bytes[NCLASSES];
+    uint64_t objects;
+    struct progress pr;
+};
+
+static int count_object(void *arg, const struct walk_object *o)
+{
+    struct stat_types *st = arg;
+    st->objects++;
+    if (o->type_known) {
+        st->count[o->type]++;
+        st->bytes[o->type] += o->bytes;
+    } else {
+        st->unknown[o->size_class]++;
+        st->unknown_bytes[o->size_class] += o->bytes;
+    }
+    if (st->objects % 65536 == 0)
+        progress_show(&st->pr, (o->off / PAGE_SIZE) - st->w->ds, st->w->np - st->w->ds);
+    return 0;
+}
+
+struct stat_roots {
+    FILE *f;
+    int json, n;
+};
+
+static int print_root(void *arg, const char *name, uint64_t v)
+{
+    struct stat_roots *r = arg;
+    if (r->json) {
+        fprintf(r->f, "%s{\"name\":", r->n ? "," : "");
+        json_string(r->f, name);
+        fprintf(r->f, ",\"offset\":%llu}", (unsigned long long)v);
+    } else {
+        fprintf(r->f, "  %-24s -> %#llx\n", name, (unsigned long long)v);
+    }
+    r->n++;
+    return 0;
+}
+
+static int cmd_stat(int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0}};
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'j')
+            json = 1;
+        else if (c == 'h')
+            return fputs(stat_usage, stdout), EXIT_OK;
+        else
+            return fputs(stat_usage, stderr), EXIT_FAIL;
+    }
+    if (optind != argc - 1)
+        return fputs(stat_usage, stderr), EXIT_FAIL;
+    const char *path = argv[optind];
+    struct snapshot *sn;
+    int rc = cmd_snapshot("stat", path, &sn);
+    if (rc)
+        return cmd_exit_for(rc);
+    cairn_store *s = &sn->st;
+
+    /* Extents as stored: count and compressed bytes, without decoding. */
+    uint64_t stored = 0, zbytes = 0;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    rc = mdb_cursor_open(sn->txn, s->extents, &cur);
+    if (rc == 0) {
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+            stored++, zbytes += v.mv_size;
+        mdb_cursor_close(cur);
+    }
+    struct stat fs;
+    uint64_t data_bytes = fstatat(s->dirfd, "data.mdb", &fs, 0) == 0 ? (uint64_t)fs.st_size : 0;
+    time_t data_mtime = fs.st_mtime;
+
+    struct walk w;
+    struct stat_types st = {.w = &w};
+    rc = walk_init_snapshot(&w, sn);
+    if (rc == 0) {
+        st.count = calloc(s->n_types + 1, sizeof *st.count);
+        st.bytes = calloc(s->n_types + 1, sizeof *st.bytes);
+        rc = st.count && st.bytes ? 0 : ENOMEM;
+    }
+    progress_begin(&st.pr, "stat");
+    if (rc == 0)
+        rc = walk_objects(&w, count_object, &st);
+    progress_end(&st.pr);
+    /* Free runs, from their list (bounded: a damaged list cannot loop). */
+    uint64_t runs = 0, free_pages = 0;
+    for (uint64_t n = w.sb.free_runs; rc == 0 && n && runs <= w.np; runs++) {
+        struct page_desc d;
+        if (n < w.ds || n >= w.np || walk_desc(&w, n, &d) != 0 || d.kind != DESC_FREE_RUN)
+            break;
+        free_pages += d.npages;
+        n = d.next;
+    }
+    if (rc) {
+        cmd_error("stat", "%s", s->errmsg[0] ? s->errmsg : cairn_strerror(rc));
+        walk_fini(&w);
+        snapshot_close(sn);
+        return cmd_exit_for(rc);
+    }
+
+    char id[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(id + 2 * i, 3, "%02x", s->store_id[i]);
+    uint64_t allocated = w.np - w.ds, raw = stored * EXTENT_BYTES;
+    double ratio = zbytes ? (double)raw / (double)zbytes : 0;
+    char b1[32], b2[32], b3[32], b4[32];
+    if (json) {
+        printf("{\"path\":");
+        json_string(stdout, path);
+        printf(",\"store_id\":\"%s\",\"format\":%d,\"page_size\":%llu,\"extent_pages\":%llu", id, STORE_FORMAT_VERSION,
+               (unsigned long long)PAGE_SIZE, (unsigned long long)EXTENT_PAGES);
+        printf(",\"pages\":{\"range\":%llu,\"data_start\":%llu,\"allocated\":%llu,\"free_runs\":%llu,"
+               "\"free_pages\":%llu}",
+               (unsigned long long)s->pages, (unsigned long long)w.ds, (unsigned long long)allocated,
+               (unsigned long long)runs, (unsigned long long)free_pages);
+        printf(",\"logical_bytes\":%llu,\"live_objects\":%llu,\"live_bytes\":%llu",
+               (unsigned long long)(allocated * PAGE_SIZE), (unsigned long long)w.sb.live_objects,
+               (unsigned long long)w.sb.live_bytes);
+        printf(",\"on_disk\":{\"data_mdb\":%llu,\"wal\":%llu}", (unsigned long long)data_bytes,
+               (unsigned long long)sn->log_bytes);
+        printf(",\"extents\":{\"stored\":%llu,\"compressed_bytes\":%llu,\"raw_bytes\":%llu,\"ratio\":%.3f,"
+               "\"changed_by_log\":%llu}",
+               (unsigned long long)stored, (unsigned long long)zbytes, (unsigned long long)raw, ratio,
+               (unsigned long long)sn->ov_used);
+        printf(",\"types\":[");
+        int first = 1;
+        for (uint32_t t = 0; t < s->n_types || t == 0; t++) {
+            const char *name = walk_type_name(&w, t);
+            if (!name || (t == 0 && !st.count[0]))
+                continue;
+            printf("%s{\"id\":%u,\"name\":", first ? "" : ",", t);
+            json_string(stdout, name);
+            printf(",\"size\":%llu,\"pointers\":%u,\"objects\":%llu,\"bytes\":%llu}",
+                   (unsigned long long)(t ? s->types[t].size : 1), t ? s->types[t].n_ptrs : 0,
+                   (unsigned long long)st.count[t], (unsigned long long)st.bytes[t]);
+            first = 0;
+        }
+        printf("],\"untyped_small\":[");
+        first = 1;
+        for (int k = 0; k < NCLASSES; k++) {
+            if (!st.unknown[k])
+                continue;
+            printf("%s{\"class\":%u,\"objects\":%llu}", first ? "" : ",", heap_class_size[k],
+                   (unsigned long long)st.unknown[k]);
+            first = 0;
+        }
+        printf("],\"roots\":[");
+        struct stat_roots r = {stdout, 1, 0};
+        walk_roots(&w, print_root, &r);
+        printf("],\"log\":{\"bytes\":%llu,\"generation\":%llu,\"start_lsn\":%llu,\"transactions\":%llu,"
+               "\"last_lsn\":%llu}",
+               (unsigned long long)sn->log_bytes, (unsigned long long)s->wal.generation,
+               (unsigned long long)s->wal.start_lsn, (unsigned long long)sn->log_txns,
+               (unsigned long long)sn->last_lsn);
+        printf(",\"checkpoint\":{\"lsn\":%llu,\"data_mdb_mtime\":%lld}}\n", (unsigned long long)s->ckpt_lsn,
+               (long long)data_mtime);
+    } else {
+        char when[64];
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&data_mtime));
+        printf("store        %s\n", path);
+        printf("store id     %s (format %d)\n", id, STORE_FORMAT_VERSION);
+        printf("logical      %s in %llu pages allocated (of %llu in the range; %llu free in %llu runs)\n",
+               human_bytes(allocated * PAGE_SIZE, b1), (unsigned long long)allocated, (unsigned long long)s->pages,
+               (unsigned long long)free_pages, (unsigned long long)runs);
+        printf("live         %llu objects, %s\n", (unsigned long long)w.sb.live_objects,
+               human_bytes(w.sb.live_bytes, b2));
+        printf("on disk      %s (data.mdb %s, wal %s)\n", human_bytes(data_bytes + sn->log_bytes, b3),
+               human_bytes(data_bytes, b1), human_bytes(sn->log_bytes, b4));
+        printf("extents      %llu stored, %s raw -> %s compressed, ratio %.2f; %llu changed by the log\n",
+               (unsigned long long)stored, human_bytes(raw, b1), human_bytes(zbytes, b2), ratio,
+               (unsigned long long)sn->ov_used);
+        printf("types        %-24s %12s %12s\n", "name", "objects", "bytes");
+        for (uint32_t t = 0; t < s->n_types || t == 0; t++) {
+            const char *name = walk_type_name(&w, t);
+            if (!name || (t == 0 && !st.count[0]))
+                continue;
+            printf("             %-24s %12llu %12llu\n", name, (unsigned long long)st.count[t],
+                   (unsigned long long)st.bytes[t]);
+        }
+        for (int k = 0; k < NCLASSES; k++)
+            if (st.unknown[k])
+                printf("             %-24s %12llu %12llu\n", "(small, type unknown)", (unsigned long long)st.unknown[k],
+                       (unsigned long long)st.unknown_bytes[k]);
+        printf("roots\n");
+        struct stat_roots r = {stdout, 0, 0};
+        walk_roots(&w, print_root, &r);
+        if (r.n == 0)
+            printf("  (none)\n");
+        printf("log          %s, generation %llu, %llu committed transactions after the checkpoint\n",
+               human_bytes(sn->log_bytes, b1), (unsigned long long)s->wal.generation, (unsigned long long)sn->log_txns);
+        printf("checkpoint   LSN %llu (data.mdb written %s); last committed LSN %llu\n",
+               (unsigned long long)s->ckpt_lsn, when, (unsigned long long)sn->last_lsn);
+    }
+    free(st.count);
+    free(st.bytes);
+    walk_fini(&w);
+    snapshot_close(sn);
+    return EXIT_OK;
+}
+
+/* ---- check ---- */
+
+static const char check_usage[] = "usage: cairn check [--json] [--max-problems N] STORE\n"
+                                  "\n"
+                                  "Verify the committed state: every extent decodes and matches its checksum,\n"
+                                  "allocator metadata agrees with itself, typed objects match the catalog,\n"
+                                  "every pointer and root is NULL or points into a live object.  Reads a\n"
+                                  "snapshot: works while another process has the store open.\n"
+                                  "\n"
+                                  "  --json             one JSON object instead of text\n"
+                                  "  --max-problems N   list at most N problems (default 100; all are counted)\n"
+                                  "  --help             this text\n"
+                                  "\n"
+                                  "Exit: 0 clean, 1 problems found (listed), 2 could not run.\n";
+
+struct check_out {
+    int json;
+    uint64_t listed, max;
+    struct progress pr;
+};
+
+static void check_problem(void *arg, const char *msg)
+{
+    struct check_out *o = arg;
+    if (o->listed++ >= o->max)
+        return;
+    progress_end(&o->pr);
+    if (o->json) {
+        printf("%s", o->listed > 1 ? "," : "");
+        json_string(stdout, msg);
+    } else {
+        printf("problem: %s\n", msg);
+    }
+}
+
+static void check_progress(void *arg, const char *pass, uint64_t done, uint64_t total)
+{
+    struct check_out *o = arg;
+    o->pr.label = pass;
+    progress_show(&o->pr, done, total);
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'}, {"max-problems", required_argument, 0, 'm'}, {"help", no_argument, 0, 'h'}, {0}};
+    struct check_out out = {.max = 100};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'j')
+            out.json = 1;
+        else if (c == 'm' && parse_u64(optarg, &out.max) == 0)
+            continue;
+        else if (c == 'h')
+            return fputs(check_usage, stdout), EXIT_OK;
+        else
+            return fputs(check_usage, stderr), EXIT_FAIL;
+    }
+    if (optind != argc - 1)
+        return fputs(check_usage, stderr), EXIT_FAIL;
+    const char *path = argv[optind];
+    struct snapshot *sn;
+    char err[600];
+    int rc = snapshot_open(path, &sn, err, sizeof err);
+    if (rc == CAIRN_CORRUPT) {
+        /* Found, but damaged before any page could be read. */
+        if (out.json) {
+            printf("{\"path\":");
+            json_string(stdout, path);
+            printf(",\"clean\":false,\"problems\":1,\"listed\":[");
+            json_string(stdout, err);
+            printf("]}\n");
+        } else {
+            printf("problem: %s\n%s: 1 problem\n", err, path);
+        }
+        return EXIT_PROBLEMS;
+    }
+    if (rc) {
+        cmd_error("check", "%s", err);
+        return EXIT_FAIL;
+    }
+    cairn_check_report r;
+    struct check_hooks hooks = {check_problem, check_progress, &out};
+    progress_begin(&out.pr, "check");
+    if (out.json) {
+        printf("{\"path\":");
+        json_string(stdout, path);
+        printf(",\"listed\":[");
+    }
+    rc = check_snapshot(sn, &r, &hooks);
+    progress_end(&out.pr);
+    if (rc && rc != CAIRN_CORRUPT) {
+        if (out.json)
+            printf("],\"error\":\"%s\"}\n", cairn_strerror(rc));
+        cmd_error("check", "%s: the check stopped: %s", path, cairn_strerror(rc));
+        snapshot_close(sn);
+        return EXIT_FAIL;
+    }
+    if (out.json) {
+        printf("],\"clean\":%s,\"extents\":%llu,\"pages\":%llu,\"objects\":%llu,\"pointers\":%llu,"
+               "\"problems\":%llu,\"corrupt_extents\":%llu,\"bad_pointers\":%llu,\"alloc_errors\":%llu,"
+               "\"type_errors\":%llu,\"log_transactions\":%llu}\n",
+               r.problems ? "false" : "true", (unsigned long long)r.extents_checked,
+               (unsigned long long)r.pages_checked, (unsigned long long)r.objects, (unsigned long long)r.pointers,
+               (unsigned long long)r.problems, (unsigned long long)r.corrupt_extents,
+               (unsigned long long)r.bad_pointers, (unsigned long long)r.alloc_errors,
+               (unsigned long long)r.type_errors, (unsigned long long)sn->log_txns);
+    } else {
+        if (r.problems > out.max)
+            printf("... %llu more problems not listed\n", (unsigned long long)(r.problems - out.max));
+        printf("%s: %s\n", path, r.problems ? "PROBLEMS FOUND" : "clean");
+        printf("  %llu extents, %llu object pages, %llu objects, %llu pointers checked"
+               " (%llu log transactions replayed)\n",
+               (unsigned long long)r.extents_checked, (unsigned long long)r.pages_checked,
+               (unsigned long long)r.objects, (unsigned long long)r.pointers, (unsigned long long)sn->log_txns);
+        if (r.problems)
+            printf("  %llu problems: %llu corrupt extents, %llu bad pointers, %llu allocator, %llu type\n",
+                   (unsigned long long)r.problems, (unsigned long long)r.corrupt_extents,
+                   (unsigned long long)r.bad_pointers, (unsigned long long)r.alloc_errors,
+                   (unsigned long long)r.type_errors);
+    }
+    snapshot_close(sn);
+    return r.problems ? EXIT_PROBLEMS : EXIT_OK;
+}
+
+/* ---- main ---- */
+
+static const char usage[] = "usage: cairn SUBCOMMAND [OPTIONS] STORE ...\n"
+                            "\n"
+                            "Inspect and maintain a cairn store (a directory).  Any store can be walked\n"
+                            "without the application's types: pointer locations are stored with the pages.\n"
+                            "\n"
+                            "  stat STORE               sizes, compression, pages, types, roots, log, checkpoint\n"
+                            "  check STORE              integrity check\n"
+                            "  dump STORE               objects as JSON lines (offsets, types, words, pointers)\n"
+                            "  backup STORE DEST        consistent copy, also while STORE is open elsewhere\n"
+                            "  compact STORE [DEST]     rewrite recompressed, freed space dropped\n"
+                            "  gc STORE                 free objects unreachable from every root\n"
+                            "\n"
+                            "`cairn SUBCOMMAND --help` describes each.  stat, check, dump, backup and\n"
+                            "compact to DEST read a snapshot and work while another process has STORE\n"
+                            "open; gc and in-place compact need STORE to themselves.\n"
+                            "\n"
+                            "Exit status:\n"
+                            "  0  success (check: the store is clean)\n"
+                            "  1  problems found in the store (check lists them; gc and compact refuse)\n"
+                            "  2  could not run: bad arguments, store missing or busy, I/O error\n"
+                            "\n"
+                            "A progress bar is drawn on stderr when it is a terminal.\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return EXIT_FAIL;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+        fputs(usage, stdout);
+        return EXIT_OK;
+    }
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } subs[] = {{"stat", cmd_stat},     {"check", cmd_check}, {"dump", cmd_dump},
+                {"backup", cmd_backup}, {"gc", cmd_gc},       {"compact", cmd_compact}};
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        if (strcmp(sub, subs[i].name) == 0) {
+            optind = 1;
+            return subs[i].fn(argc - 1, argv + 1);
+        }
+    }
+    cmd_error(NULL, "unknown subcommand \"%s\"", sub);
+    fputs(usage, stderr);
+    return EXIT_FAIL;
+}

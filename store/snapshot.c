@@ -1,0 +1,276 @@
+/*
+ * snapshot.c - read a store's committed state without opening it.
+ *
+ * Consistency.  A checkpoint commits its extents to LMDB together with
+ * ckpt_lsn = C, and only afterwards replaces the log by one starting at
+ * LSN C + 1 (wal/checkpoint.c, under the writer's log mutex).  So, with an
+ * LMDB read transaction whose catalog says C, a log opened *after* that
+ * transaction began is one of:
+ *   - the log the checkpoint to C drained (all its records <= C, or, if
+ *     its reset failed, followed by the commits after C): replay skips
+ *     records <= C;
+ *   - the log started at C + 1;
+ *   - a log started later than C + 1: another checkpoint ran after our
+ *     LMDB snapshot, and the records between are no longer in any file
+ *     we can read.  Only this case is detected (start LSN > C + 1) and the
+ *     whole read is retried with a newer LMDB snapshot.
+ * Once opened, a log file is never rewritten in place (a reset renames a
+ * new file over it; our descriptor keeps the old one), and replay applies
+ * a transaction only when its commit record validates, so reading the log
+ * while the writer appends to it yields a committed prefix.
+ *
+ * The replayed extents are held in memory (as recovery does), so memory
+ * grows with the extents the log touches, at most checkpoint_bytes worth
+ * of log.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "snapshot.h"
+
+#define SNAPSHOT_RETRIES 50
+
+static size_t ov_slot(const struct snapshot *sn, uint64_t e)
+{
+    size_t h = (size_t)((e + 1) * 0x9E3779B97F4A7C15ull) & (sn->ov_cap - 1);
+    while (sn->ov_keys[h] && sn->ov_keys[h] != e + 1)
+        h = (h + 1) & (sn->ov_cap - 1);
+    return h;
+}
+
+static int ov_grow(struct snapshot *sn)
+{
+    size_t cap = sn->ov_cap ? sn->ov_cap * 2 : 64;
+    uint64_t *keys = calloc(cap, sizeof *keys);
+    unsigned char **imgs = calloc(cap, sizeof *imgs);
+    if (!keys || !imgs) {
+        free(keys);
+        free(imgs);
+        return ENOMEM;
+    }
+    struct snapshot old = *sn;
+    sn->ov_keys = keys, sn->ov_imgs = imgs, sn->ov_cap = cap;
+    for (size_t i = 0; i < old.ov_cap; i++) {
+        if (!old.ov_keys[i])
+            continue;
+        size_t h = ov_slot(sn, old.ov_keys[i] - 1);
+        sn->ov_keys[h] = old.ov_keys[i];
+        sn->ov_imgs[h] = old.ov_imgs[i];
+    }
+    free(old.ov_keys);
+    free(old.ov_imgs);
+    return 0;
+}
+
+static void ov_free(struct snapshot *sn)
+{
+    for (size_t i = 0; i < sn->ov_cap; i++)
+        free(sn->ov_imgs[i]);
+    free(sn->ov_keys);
+    free(sn->ov_imgs);
+    sn->ov_keys = NULL, sn->ov_imgs = NULL, sn->ov_cap = sn->ov_used = 0;
+}
+
+const unsigned char *snapshot_overlay(const struct snapshot *sn, uint64_t e)
+{
+    if (sn->ov_cap == 0)
+        return NULL;
+    size_t h = ov_slot(sn, e);
+    return sn->ov_keys[h] ? sn->ov_imgs[h] : NULL;
+}
+
+static int lmdb_extent(struct snapshot *sn, uint64_t e, void *raw)
+{
+    MDB_val key = {sizeof e, &e}, val;
+    int rc = mdb_get(sn->txn, sn->st.extents, &key, &val);
+    if (rc == MDB_NOTFOUND) {
+        memset(raw, 0, EXTENT_BYTES);
+        return 0;
+    }
+    if (rc)
+        return lmdb_to_cairn(rc);
+    rc = extent_decode(raw, val.mv_data, val.mv_size, e, sn->st.seed, sn->st.dctx);
+    if (rc)
+        memset(raw, 0, EXTENT_BYTES);
+    return rc;
+}
+
+int snapshot_read_extent(struct snapshot *sn, uint64_t e, void *raw)
+{
+    const unsigned char *img = snapshot_overlay(sn, e);
+    if (img) {
+        memcpy(raw, img, EXTENT_BYTES);
+        return 0;
+    }
+    return lmdb_extent(sn, e, raw);
+}
+
+static int apply_change(void *ctx, const struct wal_page_change *c)
+{
+    struct snapshot *sn = ctx;
+    if (c->page >= sn->st.pages) {
+        store_set_error(&sn->st, "%s/wal: record at LSN %llu names page %llu, beyond the store", sn->st.path,
+                        (unsigned long long)c->lsn, (unsigned long long)c->page);
+        return CAIRN_CORRUPT;
+    }
+    uint64_t e = c->page / EXTENT_PAGES;
+    unsigned char *img = (unsigned char *)snapshot_overlay(sn, e);
+    if (!img) {
+        if ((sn->ov_used + 1) * 2 > sn->ov_cap && ov_grow(sn) != 0)
+            return ENOMEM;
+        img = malloc(EXTENT_BYTES);
+        if (!img)
+            return ENOMEM;
+        int rc = lmdb_extent(sn, e, img);
+        if (rc) {
+            free(img);
+            store_set_error(&sn->st, "%s/data.mdb: extent %llu fails to decode", sn->st.path, (unsigned long long)e);
+            return rc;
+        }
+        size_t h = ov_slot(sn, e);
+        sn->ov_keys[h] = e + 1;
+        sn->ov_imgs[h] = img;
+        sn->ov_used++;
+    }
+    int rc = wal_apply_ranges(img + (c->page % EXTENT_PAGES) * PAGE_SIZE, c->payload, c->len);
+    if (rc)
+        store_set_error(&sn->st, "%s/wal: malformed record at LSN %llu", sn->st.path, (unsigned long long)c->lsn);
+    return rc;
+}
+
+/* One attempt: LMDB snapshot, catalog, then the log.  1 = retry. */
+static int read_once(struct snapshot *sn)
+{
+    cairn_store *s = &sn->st;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &sn->txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* The writer grew the map: adopt its size and try again. */
+        mdb_env_set_mapsize(s->env, 0);
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &sn->txn);
+    }
+    if (rc) {
+        sn->txn = NULL;
+        store_set_error(s, "%s/data.mdb: cannot begin a read transaction (%s)", s->path, mdb_strerror(rc));
+        return lmdb_to_cairn(rc);
+    }
+    rc = store_read_catalog(s, sn->txn);
+    if (rc)
+        return rc;
+    s->seed = XXH3_64bits(s->store_id, 16);
+    layout_init(&sn->layout, s->pages);
+    rc = wal_open(&s->wal, s->dirfd, s->store_id, 0, 1);
+    if (rc == ENOENT || rc == CAIRN_CORRUPT) {
+        store_set_error(s, "%s/wal: %s", s->path,
+                        rc == ENOENT ? "the log is missing" : "log header damaged or from another store");
+        return CAIRN_CORRUPT;
+    }
+    if (rc) {
+        store_set_error(s, "%s/wal: %s", s->path, strerror(rc));
+        return rc;
+    }
+    if (s->wal.start_lsn > s->ckpt_lsn + 1)
+        return 1; /* a checkpoint ran after our LMDB snapshot */
+    struct stat st;
+    sn->log_bytes = fstat(s->wal.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    uint64_t last = 0;
+    rc = wal_replay(&s->wal, s->ckpt_lsn, apply_change, sn, &last, &sn->log_txns);
+    sn->last_lsn = last > s->ckpt_lsn ? last : s->ckpt_lsn;
+    return rc;
+}
+
+static void reset_attempt(struct snapshot *sn)
+{
+    if (sn->txn)
+        mdb_txn_abort(sn->txn);
+    sn->txn = NULL;
+    wal_close(&sn->st.wal);
+    types_free(&sn->st);
+    ov_free(sn);
+    sn->log_txns = 0;
+}
+
+int snapshot_open(const char *path, struct snapshot **out, char *err, size_t errlen)
+{
+    struct snapshot *sn = calloc(1, sizeof *sn);
+    if (!sn) {
+        snprintf(err, errlen, "out of memory");
+        return ENOMEM;
+    }
+    cairn_store *s = &sn->st;
+    s->dirfd = s->lockfd = -1;
+    s->wal.fd = -1;
+    s->readonly = 1;
+    pthread_rwlock_init(&s->types_lock, NULL);
+    pthread_mutex_init(&s->err_mutex, NULL);
+    cairn_options_init(&s->opt);
+    int rc = ENOMEM;
+    s->path = strdup(path);
+    s->dctx = ZSTD_createDCtx();
+    if (!s->path || !s->dctx)
+        goto fail;
+    s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dirfd < 0) {
+        rc = errno;
+        store_set_error(s, "%s: %s", path, strerror(rc));
+        goto fail;
+    }
+    if (faccessat(s->dirfd, "data.mdb", R_OK, 0) != 0) {
+        rc = errno;
+        store_set_error(s, "%s/data.mdb: %s (not a cairn store?)", path, strerror(rc));
+        goto fail;
+    }
+    rc = store_open_env(s, path, MDB_RDONLY, &s->env);
+    if (rc) {
+        store_set_error(s, "%s/data.mdb: LMDB cannot open it (%s)", path, cairn_strerror(rc));
+        goto fail;
+    }
+    for (;;) {
+        rc = read_once(sn);
+        if (rc != 1)
+            break;
+        reset_attempt(sn);
+        if (++sn->retries > SNAPSHOT_RETRIES) {
+            store_set_error(s,
+                            "%s: the log starts at LSN %llu, past the checkpoint at %llu + 1, in each of %d "
+                            "attempts: either checkpoints raced every attempt, or wal does not belong with "
+                            "this data.mdb",
+                            path, (unsigned long long)s->wal.start_lsn, (unsigned long long)s->ckpt_lsn,
+                            SNAPSHOT_RETRIES);
+            rc = CAIRN_BUSY;
+            break;
+        }
+        usleep(1000u << (sn->retries < 6 ? sn->retries : 6));
+    }
+    if (rc)
+        goto fail;
+    *out = sn;
+    return 0;
+fail:
+    snprintf(err, errlen, "%s", s->errmsg[0] ? s->errmsg : cairn_strerror(rc));
+    snapshot_close(sn);
+    return rc;
+}
+
+void snapshot_close(struct snapshot *sn)
+{
+    if (!sn)
+        return;
+    cairn_store *s = &sn->st;
+    reset_attempt(sn);
+    if (s->env)
+        mdb_env_close(s->env);
+    ZSTD_freeDCtx(s->dctx);
+    if (s->dirfd >= 0)
+        close(s->dirfd);
+    pthread_rwlock_destroy(&s->types_lock);
+    pthread_mutex_destroy(&s->err_mutex);
+    free(s->path);
+    free(sn);
+}

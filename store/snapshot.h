@@ -1,0 +1,49 @@
+/*
+ * snapshot.h - a store's committed state, read without opening the store.
+ *
+ * For the command-line tool: an LMDB read transaction (the checkpointed
+ * extents and the catalog) plus the log's committed transactions after
+ * that checkpoint, replayed in memory.  It takes no lock and writes
+ * nothing, so it works while another process has the store open: LMDB
+ * serves readers of other processes through lock.mdb, and the log is only
+ * ever appended to or replaced by rename.  Internal.
+ */
+#ifndef CAIRN_SNAPSHOT_H
+#define CAIRN_SNAPSHOT_H
+
+#include "store_internal.h"
+
+struct snapshot {
+    /* Catalog only: path, LMDB handles, store id, size, checkpoint LSN,
+     * types.  No pager, no flusher; wal is the log as read. */
+    cairn_store st;
+    MDB_txn *txn; /* the LMDB snapshot, held until snapshot_close */
+    struct layout layout;
+    uint64_t last_lsn;  /* state = checkpoint plus every commit up to this LSN */
+    uint64_t log_txns;  /* committed transactions replayed from the log */
+    uint64_t log_bytes; /* size of the log when it was read */
+    int retries;        /* times a checkpoint raced the open */
+    /* Extents changed by the log, unswizzled: open addressing on e + 1. */
+    uint64_t *ov_keys;
+    unsigned char **ov_imgs;
+    size_t ov_cap, ov_used;
+};
+
+/*
+ * Read the store in directory path.  On failure returns the code and puts
+ * a message naming the file and the reason in err: ENOENT (no such
+ * directory, or no data.mdb: not a store), CAIRN_CORRUPT (catalog, log
+ * header or a log record damaged), CAIRN_BUSY (the store checkpointed
+ * under us more times than we retry), errno values.
+ */
+int snapshot_open(const char *path, struct snapshot **out, char *err, size_t errlen);
+void snapshot_close(struct snapshot *snap);
+
+/* The committed, unswizzled bytes of extent e (EXTENT_BYTES) into raw.
+ * CAIRN_CORRUPT if its LMDB value fails to decode (raw is then zero). */
+int snapshot_read_extent(struct snapshot *snap, uint64_t e, void *raw);
+
+/* The image of extent e if the log changed it, else NULL. */
+const unsigned char *snapshot_overlay(const struct snapshot *snap, uint64_t e);
+
+#endif
