@@ -10,8 +10,9 @@
  *   build            build the graph and make it durable (persistent peers);
  *                    for the in-memory peer: build, then warm and sample
  *                    walks in the same process
- *   cold T           open, full walk with T threads (the timed part includes
+ *   cold T [1]       open, full walk with T threads (the timed part includes
  *                    the open); with T = 1 then warm walks with 1, 2, 4 threads
+ *                    (unless the second argument is 1: for profiling)
  *   sample           open, random walk of n/100 steps from the root
  *   update K         K random counter increments, one durable transaction
  *                    each; reopen and verify every counter
@@ -263,7 +264,7 @@ int child_main(int argc, char **argv)
         snprintf(name, sizeof name, "cold_s_T%d", T);
         report(name, t);
         report_walk("full", ws);
-        if (T == 1) {
+        if (T == 1 && a2 == 0) { /* a2 = 1: the cold walk alone, for profiling */
             report("cold_rss_kb", (double)peak_rss_kb());
             warm_walks(P, h);
             report("warm_rss_kb", (double)peak_rss_kb());
