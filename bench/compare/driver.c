@@ -522,11 +522,26 @@ static void write_data(void)
     fclose(f);
 }
 
+/* gnuplot runs in the results directory, so the script and the plot name
+ * no path of this machine. */
 static void plot(void)
 {
-    int ncols = 0;
+    int ncols = 0, ci = peer_index("cairn");
     for (size_t p = 0; p < NPEERS; p++)
-        ncols += cfg.selected[p] && strcmp(all_peers[p]->name, "cairn") != 0;
+        ncols += cfg.selected[p] && (int)p != ci;
+    double lo = 1, hi = 1;
+    for (int i = 0; i < nfigures; i++) {
+        static const char *keys[] = {"load_rate", "cold_T1", "sample_rate", "warm_T1",
+                                     "upd_rate",  "ltm_rate", "cold_T4",    "warm_T4"};
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            if (figures[i].peer != ci && strcmp(figures[i].name, keys[k]) == 0) {
+                double v = get(ci, keys[k]) / figures[i].value;
+                if (isfinite(v) && v > 0) {
+                    lo = v < lo ? v : lo;
+                    hi = v > hi ? v : hi;
+                }
+            }
+    }
     char path[4200];
     snprintf(path, sizeof path, "%s/compare.gp", cfg.results);
     FILE *f = fopen(path, "w");
@@ -534,18 +549,18 @@ static void plot(void)
         fail("%s: %s", path, strerror(errno));
     fprintf(f,
             "set terminal pngcairo size 1100,560 noenhanced\n"
-            "set output '%s/compare.png'\n"
+            "set output 'compare.png'\n"
             "set title 'cairn / peer, %llu nodes (above 1: cairn faster)'\n"
             "set style data histograms\nset style histogram clustered gap 1\n"
             "set style fill solid 0.8 border -1\nset boxwidth 0.9\n"
-            "set logscale y 10\nset grid ytics\nset key outside right top\nset xtics rotate by -25\n"
-            "set datafile missing 'NaN'\nset ylabel 'ratio cairn/peer (log scale)'\n"
-            "plot for [i=2:%d] '%s/ratios.dat' using i:xtic(1) title columnheader(i), 1 with lines lc "
+            "set logscale y 10\nset yrange [%g:%g]\nset grid ytics\nset key outside right top\n"
+            "set xtics rotate by -25\nset datafile missing 'NaN'\nset ylabel 'ratio cairn/peer (log scale)'\n"
+            "plot for [i=2:%d] 'ratios.dat' using i:xtic(1) title columnheader(i), 1 with lines lc "
             "rgb 'black' dt 2 notitle\n",
-            cfg.results, (unsigned long long)cfg.g.n, ncols + 1, cfg.results);
+            (unsigned long long)cfg.g.n, lo / 2, hi * 2, ncols + 1);
     fclose(f);
     char cmd[4400];
-    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", path);
+    snprintf(cmd, sizeof cmd, "cd '%s' && gnuplot compare.gp 2>&1", cfg.results);
     if (system(cmd) != 0)
         fprintf(stderr, "compare: gnuplot failed or is not installed; no plot\n");
     else
