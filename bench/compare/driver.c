@@ -32,7 +32,7 @@
 
 #include "compare.h"
 
-static const peer_ops *const all_peers[] = {&peer_malloc, &peer_mmap, &peer_cairn,
+static const peer_ops *const all_peers[] = {&peer_malloc, &peer_mmap,   &peer_cairn,
                                             &peer_lmdb,   &peer_sqlite, &peer_pmdk};
 #define NPEERS (sizeof all_peers / sizeof all_peers[0])
 
@@ -129,9 +129,7 @@ static _Noreturn void fail(const char *fmt, ...)
 
 static void check_walk(const char *peer, const char *kind, walk_sum ws)
 {
-    walk_sum want = strcmp(kind, "full") == 0     ? oracle_full
-                    : strcmp(kind, "sample") == 0 ? oracle_sample
-                                                  : oracle_ltm;
+    walk_sum want = strcmp(kind, "full") == 0 ? oracle_full : strcmp(kind, "sample") == 0 ? oracle_sample : oracle_ltm;
     if (ws.hops != want.hops || ws.sum != want.sum)
         fail("%s: %s walk read wrong data: %llu hops, checksum %016llx; expected %llu hops, %016llx", peer, kind,
              (unsigned long long)ws.hops, (unsigned long long)ws.sum, (unsigned long long)want.hops,
@@ -384,12 +382,10 @@ static void targets(void)
         {"warm walk within 5% of malloc (cairn/malloc)", get(c, "warm_T1") / get(m, "warm_T1"), 0.95, 1, "%.2f"},
         {"cold walk at least 3x LMDB (cairn/lmdb)", get(c, "cold_T1") / get(l, "cold_T1"), 3, 1, "%.2f"},
         {"cold walk within 3x raw mmap (cairn/mmap)", get(c, "cold_T1") / get(r, "cold_T1"), 1.0 / 3, 1, "%.2f"},
-        {"durable updates at least 1.5x LMDB (cairn/lmdb)", get(c, "upd_rate") / get(l, "upd_rate"), 1.5, 1,
-         "%.2f"},
+        {"durable updates at least 1.5x LMDB (cairn/lmdb)", get(c, "upd_rate") / get(l, "upd_rate"), 1.5, 1, "%.2f"},
         {"durable updates at least SQLite (cairn/sqlite)", get(c, "upd_rate") / get(s, "upd_rate"), 1, 1, "%.2f"},
         {"log bytes per 8-byte update at most 256", get(c, "upd_log_per"), 256, 0, "%.0f"},
-        {"bytes on disk at most half LMDB's (cairn/lmdb)", get(c, "disk_bytes") / get(l, "disk_bytes"), 0.5, 0,
-         "%.2f"},
+        {"bytes on disk at most half LMDB's (cairn/lmdb)", get(c, "disk_bytes") / get(l, "disk_bytes"), 0.5, 0, "%.2f"},
         {"bulk load at least LMDB's rate (cairn/lmdb)", get(c, "load_rate") / get(l, "load_rate"), 1, 1, "%.2f"},
     };
     out("\n### Targets\n\n| target | measured | |\n|---|---:|---|\n");
@@ -409,26 +405,28 @@ static void print_tables(void)
              (unsigned long long)cfg.g.n, g_logical_bytes(&cfg.g) / 1e6, (unsigned long long)cfg.g.seed,
              (unsigned long long)cfg.updates, (unsigned long long)cfg.ltm_steps);
     out("## cairn against its peers\n\n%s.\n\nMachine: %s.\n\nPage cache before cold runs: %s.\n", head, machine,
-        !cfg.drop         ? "not dropped (--no-drop)"
-        : drops_ok == 1   ? "dropped (echo 3 > /proc/sys/vm/drop_caches)"
-                          : "NOT dropped (no permission): cold figures are warm-cache figures");
+        !cfg.drop       ? "not dropped (--no-drop)"
+        : drops_ok == 1 ? "dropped (echo 3 > /proc/sys/vm/drop_caches)"
+                        : "NOT dropped (no permission): cold figures are warm-cache figures");
     out("\nCommand: `%s`\n", cmdline);
     out("\nRatios are cairn/peer: above 1 cairn is faster (rates) or bigger (bytes); every figure is from one run.\n");
 
     struct col load[] = {
-        {"nodes/s", "load_rate", 1, "%.0f", VAL},        {"MB/s", "load_mbs", 1, "%.1f", VAL},
+        {"nodes/s", "load_rate", 1, "%.0f", VAL},
+        {"MB/s", "load_mbs", 1, "%.1f", VAL},
         {"peak RSS MiB", "load_rss_kb", 1.0 / 1024, "%.0f", VAL},
         {"on disk MiB", "disk_bytes", 1.0 / 1048576, "%.1f", VAL},
         {"disk bytes/node", "disk_per_node", 1, "%.0f", VAL},
         {"written MiB", "load_written", 1.0 / 1048576, "%.0f", VAL},
-        {"cairn/peer rate", "load_rate", 1, "%.2f", RATIO},  {"cairn/peer disk", "disk_bytes", 1, "%.2f", RATIO},
+        {"cairn/peer rate", "load_rate", 1, "%.2f", RATIO},
+        {"cairn/peer disk", "disk_bytes", 1, "%.2f", RATIO},
     };
     table("1. Bulk load (build the graph, make it durable, close)", NULL, load, 8);
     struct col cold[] = {
-        {"full walk hops/s", "cold_T1", 1, "%.0f", VAL},   {"full walk s", "cold_s_T1", 1, "%.2f", VAL},
-        {"1% sample steps/s", "sample_rate", 1, "%.0f", VAL}, {"sample s", "sample_s", 1, "%.3f", VAL},
-        {"peak RSS MiB", "cold_rss_kb", 1.0 / 1024, "%.0f", VAL},
-        {"cairn/peer full", "cold_T1", 1, "%.2f", RATIO}, {"cairn/peer sample", "sample_rate", 1, "%.2f", RATIO},
+        {"full walk hops/s", "cold_T1", 1, "%.0f", VAL},          {"full walk s", "cold_s_T1", 1, "%.2f", VAL},
+        {"1% sample steps/s", "sample_rate", 1, "%.0f", VAL},     {"sample s", "sample_s", 1, "%.3f", VAL},
+        {"peak RSS MiB", "cold_rss_kb", 1.0 / 1024, "%.0f", VAL}, {"cairn/peer full", "cold_T1", 1, "%.2f", RATIO},
+        {"cairn/peer sample", "sample_rate", 1, "%.2f", RATIO},
     };
     table("2. Cold walk (fresh process, page cache dropped; time includes opening the store)", NULL, cold, 7);
     struct col warm[] = {
@@ -460,11 +458,16 @@ static void print_tables(void)
           "do with all the memory the machine has, an upper bound.",
           ltm, 4);
     struct col thr[] = {
-        {"cold T1", "cold_T1", 1, "%.0f", VAL},         {"cold T2", "cold_T2", 1, "%.0f", VAL},
-        {"cold T4", "cold_T4", 1, "%.0f", VAL},         {"warm T1", "warm_T1", 1, "%.0f", VAL},
-        {"warm T2", "warm_T2", 1, "%.0f", VAL},         {"warm T4", "warm_T4", 1, "%.0f", VAL},
-        {"cold T4/T1", "cold_scale", 1, "%.2f", VAL},   {"warm T4/T1", "warm_scale", 1, "%.2f", VAL},
-        {"cairn/peer cold T4", "cold_T4", 1, "%.2f", RATIO}, {"cairn/peer warm T4", "warm_T4", 1, "%.2f", RATIO},
+        {"cold T1", "cold_T1", 1, "%.0f", VAL},
+        {"cold T2", "cold_T2", 1, "%.0f", VAL},
+        {"cold T4", "cold_T4", 1, "%.0f", VAL},
+        {"warm T1", "warm_T1", 1, "%.0f", VAL},
+        {"warm T2", "warm_T2", 1, "%.0f", VAL},
+        {"warm T4", "warm_T4", 1, "%.0f", VAL},
+        {"cold T4/T1", "cold_scale", 1, "%.2f", VAL},
+        {"warm T4/T1", "warm_scale", 1, "%.2f", VAL},
+        {"cairn/peer cold T4", "cold_T4", 1, "%.2f", RATIO},
+        {"cairn/peer warm T4", "warm_T4", 1, "%.2f", RATIO},
     };
     table("6. Threads (full walk split among 1, 2, 4 threads; hops/s)", NULL, thr, 10);
     targets();
@@ -494,8 +497,8 @@ static void write_data(void)
     /* Ratios cairn/peer per workload, one column per peer, for the plot. */
     static const struct {
         const char *label, *key;
-    } rows[] = {{"bulk-load", "load_rate"}, {"cold-walk", "cold_T1"},     {"cold-1%", "sample_rate"},
-                {"warm-walk", "warm_T1"},   {"updates", "upd_rate"},      {"larger-than-mem", "ltm_rate"},
+    } rows[] = {{"bulk-load", "load_rate"},    {"cold-walk", "cold_T1"},     {"cold-1%", "sample_rate"},
+                {"warm-walk", "warm_T1"},      {"updates", "upd_rate"},      {"larger-than-mem", "ltm_rate"},
                 {"cold-4-threads", "cold_T4"}, {"warm-4-threads", "warm_T4"}};
     int ci = peer_index("cairn");
     snprintf(path, sizeof path, "%s/ratios.dat", cfg.results);
@@ -531,8 +534,8 @@ static void plot(void)
         ncols += cfg.selected[p] && (int)p != ci;
     double lo = 1, hi = 1;
     for (int i = 0; i < nfigures; i++) {
-        static const char *keys[] = {"load_rate", "cold_T1", "sample_rate", "warm_T1",
-                                     "upd_rate",  "ltm_rate", "cold_T4",    "warm_T4"};
+        static const char *keys[] = {"load_rate", "cold_T1",  "sample_rate", "warm_T1",
+                                     "upd_rate",  "ltm_rate", "cold_T4",     "warm_T4"};
         for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
             if (figures[i].peer != ci && strcmp(figures[i].name, keys[k]) == 0) {
                 double v = get(ci, keys[k]) / figures[i].value;
@@ -580,8 +583,7 @@ int main(int argc, char **argv)
         return child_main(argc, argv);
 
     for (int i = 0, at = 0; i < argc && at < (int)sizeof cmdline - 1; i++)
-        at += snprintf(cmdline + at, sizeof cmdline - (size_t)at, "%s%s", i ? " " : "",
-                       i ? argv[i] : "compare");
+        at += snprintf(cmdline + at, sizeof cmdline - (size_t)at, "%s%s", i ? " " : "", i ? argv[i] : "compare");
     cfg.g.n = 2000000;
     cfg.g.seed = 20240611;
     cfg.updates = 0;
@@ -591,27 +593,48 @@ int main(int argc, char **argv)
     cfg.pmdk_max = 200000;
     snprintf(cfg.results, sizeof cfg.results, "results");
     const char *peers = NULL, *data = NULL;
-    static const struct option longs[] = {{"seed", required_argument, NULL, 'S'},
-                                          {"no-drop", no_argument, NULL, 'D'},
-                                          {"no-plot", no_argument, NULL, 'P'},
-                                          {"keep", no_argument, NULL, 'K'},
-                                          {"pmdk-max", required_argument, NULL, 'M'},
-                                          {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {
+        {"seed", required_argument, NULL, 'S'},     {"no-drop", no_argument, NULL, 'D'},
+        {"no-plot", no_argument, NULL, 'P'},        {"keep", no_argument, NULL, 'K'},
+        {"pmdk-max", required_argument, NULL, 'M'}, {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "n:u:s:d:o:p:", longs, NULL)) != -1) {
         switch (c) {
-        case 'n': cfg.g.n = strtoull(optarg, NULL, 10); break;
-        case 'u': cfg.updates = strtoull(optarg, NULL, 10); break;
-        case 's': cfg.ltm_steps = strtoull(optarg, NULL, 10); break;
-        case 'd': data = optarg; break;
-        case 'o': snprintf(cfg.results, sizeof cfg.results, "%s", optarg); break;
-        case 'p': peers = optarg; break;
-        case 'S': cfg.g.seed = strtoull(optarg, NULL, 10); break;
-        case 'D': cfg.drop = 0; break;
-        case 'P': cfg.plot = 0; break;
-        case 'K': cfg.keep = 1; break;
-        case 'M': cfg.pmdk_max = strtoull(optarg, NULL, 10); break;
-        default: usage();
+        case 'n':
+            cfg.g.n = strtoull(optarg, NULL, 10);
+            break;
+        case 'u':
+            cfg.updates = strtoull(optarg, NULL, 10);
+            break;
+        case 's':
+            cfg.ltm_steps = strtoull(optarg, NULL, 10);
+            break;
+        case 'd':
+            data = optarg;
+            break;
+        case 'o':
+            snprintf(cfg.results, sizeof cfg.results, "%s", optarg);
+            break;
+        case 'p':
+            peers = optarg;
+            break;
+        case 'S':
+            cfg.g.seed = strtoull(optarg, NULL, 10);
+            break;
+        case 'D':
+            cfg.drop = 0;
+            break;
+        case 'P':
+            cfg.plot = 0;
+            break;
+        case 'K':
+            cfg.keep = 1;
+            break;
+        case 'M':
+            cfg.pmdk_max = strtoull(optarg, NULL, 10);
+            break;
+        default:
+            usage();
         }
     }
     if (cfg.g.n < 16)

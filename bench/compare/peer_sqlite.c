@@ -19,7 +19,7 @@
 
 struct sq_peer {
     char path[4096];
-    sqlite3 *db;          /* the writer's connection */
+    sqlite3 *db; /* the writer's connection */
     sqlite3_stmt *begin, *commit, *update, *get_counter;
     uint64_t root;
     uint64_t cache_bytes;
