@@ -7,6 +7,10 @@
 #                      then AddressSanitizer+UndefinedBehaviorSanitizer, then
 #                      the threaded tests under ThreadSanitizer
 #   ./build.sh bench   Release build; run the benchmarks in bench/
+#   ./build.sh compare [NODES]  Release build; cairn against malloc, raw mmap,
+#                      LMDB, SQLite and PMDK on one graph of NODES nodes
+#                      (default 2,000,000); tables, data and plot in
+#                      bench/results/ (see docs/PERFORMANCE.md)
 #   ./build.sh fuzz [SECONDS]   libFuzzer (clang) on the log, extent and
 #                      catalog decoders, SECONDS each (default 60)
 #   ./build.sh soak [CYCLES]    the SIGKILL loop, CYCLES per fault backend
@@ -65,6 +69,8 @@ demo)
     rm -rf "$(dirname "$dir")"
     ;;
 test)
+    # bench/compare's CI run links SQLite and PMDK.
+    PACKAGES+=(libsqlite3-dev libpmemobj-dev)
     install_missing
     build build/debug -DCMAKE_BUILD_TYPE=Debug
     suite build/debug "Debug, both fault backends"
@@ -124,8 +130,14 @@ bench)
         "./build/release/bench/$b"
     done
     ;;
+compare)
+    PACKAGES+=(libsqlite3-dev libpmemobj-dev gnuplot-nox)
+    install_missing
+    build build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
+    ./build/release/bench/compare/compare -n "${2:-2000000}" -o bench/results
+    ;;
 *)
-    echo "usage: $0 demo|test|bench|fuzz|soak|powerloss|scale" >&2
+    echo "usage: $0 demo|test|bench|compare|fuzz|soak|powerloss|scale" >&2
     exit 2
     ;;
 esac

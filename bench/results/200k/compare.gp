@@ -1,0 +1,15 @@
+set terminal pngcairo size 1100,560 noenhanced
+set output 'compare.png'
+set title 'cairn / peer, 200000 nodes (above 1: cairn faster)'
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set logscale y 10
+set yrange [0.0291479:1191.32]
+set grid ytics
+set key outside right top
+set xtics rotate by -25
+set datafile missing 'NaN'
+set ylabel 'ratio cairn/peer (log scale)'
+plot for [i=2:6] 'ratios.dat' using i:xtic(1) title columnheader(i), 1 with lines lc rgb 'black' dt 2 notitle
