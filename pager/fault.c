@@ -222,8 +222,10 @@ static int load_owned_extent(struct pager *p, uint64_t e)
      * descriptor extents have no pointers, so that goes one level deep. */
     int rc = prepare_extent(p, e);
     if (rc == 0) {
-        if (p->backend == CAIRN_BACKEND_UFFD)
+        if (p->backend == CAIRN_BACKEND_UFFD && !p->publish_page_only)
             rc = uffd_publish(p, first, EXTENT_PAGES, 0);
+        else if (p->backend == CAIRN_BACKEND_UFFD)
+            rc = 0; /* the faulting page is mapped by pager_fault */
         else
             rc = mprot_set(p, first, EXTENT_PAGES, PROT_READ);
     }
@@ -353,5 +355,13 @@ int pager_fault(struct pager *p, uintptr_t addr, int is_write)
         return rc;
     }
     atomic_fetch_add_explicit(&p->faults_read, 1, memory_order_relaxed);
-    return pager_load_extent(p, e);
+    int rc = pager_load_extent(p, e);
+    if (rc == 0 && p->publish_page_only && p->backend == CAIRN_BACKEND_UFFD) {
+        rc = pager_hold_page(p, n);
+        if (rc == 0) {
+            rc = uffd_publish(p, n, 1, 0);
+            pager_unlock_page(p, n);
+        }
+    }
+    return rc;
 }

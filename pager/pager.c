@@ -138,8 +138,12 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
 
     p->ext_state = map_anon(cfg->pages / EXTENT_PAGES);
     p->ext_pins = map_anon(cfg->pages / EXTENT_PAGES * sizeof(uint32_t));
+    /* Two knobs kept only so that bench/evict_policy and bench/readahead
+     * can measure the choices made against their alternatives. */
     const char *policy = getenv("CAIRN_EVICT_POLICY");
     p->evict_random = policy && strcmp(policy, "random") == 0;
+    const char *publish = getenv("CAIRN_PUBLISH");
+    p->publish_page_only = publish && strcmp(publish, "page") == 0; /* userfaultfd only */
     if (cfg->cache_bytes) {
         /* At least 8 extents besides the two never evicted. */
         p->budget_extents = cfg->cache_bytes / EXTENT_BYTES;

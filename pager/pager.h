@@ -86,6 +86,8 @@ struct pager {
      * clock over [0, ext_hwm), skipping pinned, dirty and unflushed ones. */
     uint64_t budget_extents;
     int evict_random; /* CAIRN_EVICT_POLICY=random: for measuring the clock against */
+    int publish_page_only; /* CAIRN_PUBLISH=page (userfaultfd): a load maps only the
+                              faulting page, for measuring against whole extents */
     _Atomic uint64_t clock_hand, ext_hwm;
     /* Resident count at which the last sweep found nothing more to evict
      * (0: it did not stall); see pager_evict_for_room. */
