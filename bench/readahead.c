@@ -19,8 +19,8 @@
  *   extent, no RA     the default with the kernel's readahead on LMDB's
  *                     map switched off (CAIRN_LMDB_READAHEAD=0);
  *   extent + ahead    the default plus read-ahead done by the application:
- *                     a second thread runs cairn_prefault one extent
- *                     ahead... up to 8 ahead of the walker (seq only).
+ *                     a second thread runs cairn_prefault on the extents
+ *                     after the walker's, up to 8 ahead (seq only).
  * The knobs exist only for this measurement.  userfaultfd backend.
  */
 #define _GNU_SOURCE
@@ -70,8 +70,10 @@ static void *ahead(void *arg)
     size_t next = 0; /* next page to prefault, a multiple of 16 */
     while (!atomic_load(&g_stop) && next < g_pages) {
         size_t at = atomic_load(&g_walker);
-        if (next < at)
-            next = (at + 15) / 16 * 16;
+        /* Never work on the walker's own extent: both would load it, one
+         * waiting for the other, and then move on in lockstep. */
+        if (next <= at)
+            next = at / 16 * 16 + 16;
         if (next >= at + 8 * 16) {
             sched_yield();
             continue;
