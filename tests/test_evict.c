@@ -97,6 +97,9 @@ static void walk_eight_times_the_budget(void **state)
     /* Budget plus the two never-evicted extents plus one extent in
      * flight per thread. */
     uint64_t allowed = BUDGET + 3 * 65536;
+    print_message("8x walk: store %llu KiB, budget %llu KiB, peak shared memory %llu KiB\n",
+                  (unsigned long long)(st.pages_allocated * 4), (unsigned long long)(BUDGET >> 10),
+                  (unsigned long long)(peak >> 10));
     if (peak > allowed)
         fail_msg("peak shared memory %llu > allowed %llu", (unsigned long long)peak, (unsigned long long)allowed);
     assert_true(st.evictions > 0);
