@@ -6,7 +6,7 @@ set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set boxwidth 0.9
 set logscale y 10
-set yrange [0.0675364:199.923]
+set yrange [0.0590801:177.808]
 set grid ytics
 set key outside right top
 set xtics rotate by -25
