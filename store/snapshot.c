@@ -180,7 +180,7 @@ static int read_once(struct snapshot *sn)
     struct stat st;
     sn->log_bytes = fstat(s->wal.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     uint64_t last = 0;
-    rc = wal_replay(&s->wal, s->ckpt_lsn, apply_change, sn, &last, &sn->log_txns);
+    rc = wal_replay(&s->wal, s->ckpt_lsn, apply_change, NULL, sn, &last, &sn->log_txns);
     sn->last_lsn = last > s->ckpt_lsn ? last : s->ckpt_lsn;
     return rc;
 }

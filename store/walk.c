@@ -362,7 +362,7 @@ struct mark_state {
 /* Queue the object holding v if it is live and not seen yet. */
 static int reach(struct mark_state *m, uint64_t v)
 {
-    struct walk_object o;
+    struct walk_object o = {0};
     int rc = v ? walk_object_at(m->w, v, &o) : 0;
     if (rc <= 0)
         return rc;

@@ -860,6 +860,58 @@ static void recover_twice_same_as_once(void **state)
     tu_rmdir(c);
 }
 
+/* Recovery writing a batch after every transaction (each batch an
+ * ordinary checkpoint of a prefix of the log) ends where recovery in one
+ * batch does, also when it is killed between batches and run again. */
+static void recover_in_batches(void **state)
+{
+    (void)state;
+    seed_rng("recover_in_batches");
+    int64_t ack;
+    char *orig = killed_store(60, &ack, NULL);
+    char *a = copy_store(orig), *b = copy_store(orig);
+    cairn_store *sa, *sb;
+    open_store(a, &sa); /* one batch */
+    int64_t n = verify_store(sa, ack, ack + 1);
+    setenv("CAIRN_RECOVER_BATCH", "1", 1);
+    open_store(b, &sb); /* a batch per transaction */
+    compare_stores(sb, sa, n);
+    close_store(sb);
+
+    int64_t open_us = 0;
+    int killed_early = 0;
+    for (int i = 0; i < 8; i++) {
+        char *d = copy_store(orig);
+        struct child_cfg cc = {.open_only = 1};
+        struct run run;
+        if (i == 0)
+            run_child(d, &cc, STOP_OPENED, 0, 0, &run);
+        else
+            run_child(d, &cc, STOP_DELAY, (int64_t)rnd((uint64_t)(open_us + open_us / 2 + 1)), 0, &run);
+        if (i == 0) {
+            assert_true(run.opened);
+            open_us = run.open_us;
+        }
+        killed_early += !run.opened;
+        cairn_store *sd;
+        if (i % 2)
+            unsetenv("CAIRN_RECOVER_BATCH"); /* finish in one batch what was left */
+        open_store(d, &sd);
+        setenv("CAIRN_RECOVER_BATCH", "1", 1);
+        compare_stores(sd, sa, n);
+        close_store(sd);
+        tu_rmdir(d);
+        run_free(&run);
+    }
+    unsetenv("CAIRN_RECOVER_BATCH");
+    print_message("batched recovery takes %lld us; %d of 7 kills landed before it finished\n",
+                  (long long)open_us, killed_early);
+    close_store(sa);
+    tu_rmdir(orig);
+    tu_rmdir(a);
+    tu_rmdir(b);
+}
+
 static void missing_log_refused(void **state)
 {
     (void)state;
@@ -1042,6 +1094,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(kill_rounds_sync_full),
         cmocka_unit_test(kill_rounds_sync_off),
         cmocka_unit_test(recover_twice_same_as_once),
+        cmocka_unit_test(recover_in_batches),
         cmocka_unit_test(missing_log_refused),
         cmocka_unit_test(foreign_log_refused),
         cmocka_unit_test(torn_tail),

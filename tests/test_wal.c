@@ -293,7 +293,7 @@ static void expect_replay(int dirfd, const uint8_t *id, uint64_t after, struct m
     }
     struct coll c = {0};
     uint64_t last = 12345, ntx = 12345;
-    assert_cairn_ok(wal_replay(&w, after, collect, &c, &last, &ntx));
+    assert_cairn_ok(wal_replay(&w, after, collect, NULL, &c, &last, &ntx));
     assert_int_equal(ntx, nwant);
     assert_int_equal(last, want_last);
     assert_int_equal(w.end, want_end);
@@ -558,7 +558,7 @@ static void uncommitted_not_applied(void **state)
     assert_cairn_ok(wal_open(&w, d.fd, ID_A, 0, 0));
     uint64_t last, ntx;
     struct coll cl = {0};
-    assert_cairn_ok(wal_replay(&w, 0, collect, &cl, &last, &ntx));
+    assert_cairn_ok(wal_replay(&w, 0, collect, NULL, &cl, &last, &ntx));
     coll_free(&cl);
     assert_int_equal(w.end, a->end);
     write_txn(&w, c, 1);
@@ -660,7 +660,7 @@ static void commit_rule_enforced(void **state)
         assert_cairn_ok(wal_open(&r, d.fd, ID_A, 0, 0));
         struct coll cl = {0};
         uint64_t last, ntx;
-        assert_cairn_ok(wal_replay(&r, 0, collect, &cl, &last, &ntx));
+        assert_cairn_ok(wal_replay(&r, 0, collect, NULL, &cl, &last, &ntx));
         if (k == OK_CASE) {
             /* The forger is right: a well-formed transaction is applied. */
             assert_int_equal(ntx, 2);
@@ -769,7 +769,7 @@ static void torn_tail(void **state)
         assert_cairn_ok(wal_open(&w, d.fd, ID_A, 0, 0));
         struct coll cl = {0};
         uint64_t last, ntx;
-        assert_cairn_ok(wal_replay(&w, 0, collect, &cl, &last, &ntx));
+        assert_cairn_ok(wal_replay(&w, 0, collect, NULL, &cl, &last, &ntx));
         coll_free(&cl);
         struct mtxn *e = mtxn_random(40 + i, 1 + i);
         write_txn(&w, e, 1);
@@ -979,7 +979,7 @@ static void reset_invalidates_old_records(void **state)
     assert_cairn_ok(wal_open(&w, d.fd, ID_A, 0, 0));
     struct coll cl = {0};
     uint64_t last, ntx;
-    assert_cairn_ok(wal_replay(&w, 0, collect, &cl, &last, &ntx));
+    assert_cairn_ok(wal_replay(&w, 0, collect, NULL, &cl, &last, &ntx));
     assert_int_equal(ntx, 0);
     coll_free(&cl);
     struct mtxn *c = mtxn_random(3, 1);

@@ -6,12 +6,19 @@
  * holds unswizzled bytes, so no address is needed): each page change is
  * applied to the image of its extent, read from LMDB the first time it
  * is needed.  All touched extents and the new checkpoint LSN are then
- * written in one LMDB transaction (checkpoint_write_extents), and only
- * after that commit is durable is the log reset.  A crash at any point
- * leaves either the old state plus the intact log, or the new state with
- * a log whose records are all at or below the checkpoint: recovering
- * twice gives the same store as recovering once.  The cost is
- * proportional to the log, not to the store.
+ * written in one LMDB transaction (checkpoint_write_extents) with the
+ * LSN of the last transaction applied as the new checkpoint position, and
+ * only after the last such commit is durable is the log reset.
+ *
+ * Memory is bounded: once a transaction's changes leave more than
+ * RECOVER_BATCH extent images in memory, the images are written (with
+ * that transaction's commit LSN) and dropped, and replay goes on from
+ * there.  That is an ordinary checkpoint of a prefix of the log, so a
+ * crash at any point leaves LMDB holding some prefix of the committed
+ * transactions, ckpt_lsn naming it, and the log intact: recovering again
+ * applies the rest, and recovering twice gives the same store as
+ * recovering once.  The cost is proportional to the log (the distinct
+ * extents it touches), not to the store.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,8 +28,15 @@
 
 #include "../store/store_internal.h"
 
+/* Extent images held before a batch is written: 256 MiB.  The environment
+ * variable CAIRN_RECOVER_BATCH overrides it, so that tests can make every
+ * transaction a batch of its own. */
+#define RECOVER_BATCH 4096
+
 struct replay {
     cairn_store *s;
+    size_t batch;   /* images held before writing a batch */
+    uint64_t batches;
     MDB_txn *txn;   /* read transaction for base images */
     uint64_t *keys; /* open addressing: extent + 1, 0 = empty */
     unsigned char **imgs;
@@ -129,17 +143,62 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Write every image held, with checkpoint position lsn, in one LMDB
+ * transaction; then drop them and start a fresh read transaction, so that
+ * later base images are read from what was just written. */
+static int write_batch(struct replay *r, uint64_t lsn)
+{
+    cairn_store *s = r->s;
+    uint64_t *ext = malloc((r->used ? r->used : 1) * sizeof *ext);
+    if (!ext)
+        return ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < r->cap; i++)
+        if (r->keys[i])
+            ext[n++] = r->keys[i] - 1;
+    qsort(ext, n, sizeof *ext, cmp_u64);
+    /* No read transaction may be open while the map might be grown. */
+    if (r->txn)
+        mdb_txn_abort(r->txn);
+    r->txn = NULL;
+    int rc = checkpoint_write_extents(s, ext, n, image_source, r, lsn);
+    free(ext);
+    if (rc)
+        return rc;
+    s->ckpt_lsn = lsn;
+    r->batches++;
+    for (size_t i = 0; i < r->cap; i++) {
+        free(r->imgs[i]);
+        r->imgs[i] = NULL;
+        r->keys[i] = 0;
+    }
+    r->used = 0;
+    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+    return rc ? lmdb_to_cairn(rc) : 0;
+}
+
+static int transaction_applied(void *ctx, uint64_t commit_lsn)
+{
+    struct replay *r = ctx;
+    if (r->s->readonly || r->used <= r->batch)
+        return 0;
+    return write_batch(r, commit_lsn);
+}
+
 int recover_log(cairn_store *s, int *pending)
 {
-    struct replay r = {.s = s};
+    struct replay r = {.s = s, .batch = RECOVER_BATCH};
+    const char *b = getenv("CAIRN_RECOVER_BATCH");
+    if (b && atol(b) > 0)
+        r.batch = (size_t)atol(b);
     uint64_t last = 0, txns = 0;
     int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r.txn);
     if (rc)
         return lmdb_to_cairn(rc);
-    rc = wal_replay(&s->wal, s->ckpt_lsn, apply_change, &r, &last, &txns);
-    mdb_txn_abort(r.txn);
+    rc = wal_replay(&s->wal, s->ckpt_lsn, apply_change, transaction_applied, &r, &last, &txns);
+    if (r.txn)
+        mdb_txn_abort(r.txn);
     *pending = txns > 0;
-    uint64_t *ext = NULL;
     if (rc)
         goto out;
     if (txns > 0 && s->readonly) {
@@ -151,22 +210,15 @@ int recover_log(cairn_store *s, int *pending)
     }
     if (s->readonly)
         goto out;
-    if (txns > 0) {
-        ext = malloc(r.used * sizeof *ext);
-        if (!ext) {
-            rc = ENOMEM;
-            goto out;
-        }
-        size_t n = 0;
-        for (size_t i = 0; i < r.cap; i++)
-            if (r.keys[i])
-                ext[n++] = r.keys[i] - 1;
-        qsort(ext, n, sizeof *ext, cmp_u64);
-        rc = checkpoint_write_extents(s, ext, n, image_source, &r, last);
+    r.txn = NULL;
+    if (txns > 0 && (r.used > 0 || s->ckpt_lsn != last)) {
+        rc = write_batch(&r, last);
+        if (r.txn)
+            mdb_txn_abort(r.txn);
         if (rc)
             goto out;
-        s->ckpt_lsn = last;
     }
+
     /* Start clean whenever the log holds anything: replayed records, records
      * already checkpointed, or a torn tail. */
     off_t size = lseek(s->wal.fd, 0, SEEK_END);
@@ -175,7 +227,6 @@ int recover_log(cairn_store *s, int *pending)
         rc = wal_reset(&s->wal, next);
     }
 out:
-    free(ext);
     for (size_t i = 0; i < r.cap; i++)
         free(r.imgs[i]);
     free(r.keys);

@@ -373,8 +373,8 @@ int wal_apply_ranges(void *page, const unsigned char *payload, size_t len)
     return at == len ? 0 : CAIRN_CORRUPT;
 }
 
-int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, void *ctx, uint64_t *last_lsn,
-               uint64_t *txns)
+int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn committed, void *ctx,
+               uint64_t *last_lsn, uint64_t *txns)
 {
     struct stat st;
     if (fstat(w->fd, &st) != 0)
@@ -455,6 +455,8 @@ int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, void *ctx, uin
                     if (rc)
                         goto out;
                 }
+                if (committed && (rc = committed(ctx, r.lsn)) != 0)
+                    goto out;
                 ++*txns;
             }
             *last_lsn = r.lsn;

@@ -36,6 +36,9 @@ struct wal_page_change {
     size_t len;
 };
 typedef int (*wal_apply_fn)(void *ctx, const struct wal_page_change *c);
+/* Called after the last change of each applied transaction, with the LSN
+ * of its commit record. */
+typedef int (*wal_commit_fn)(void *ctx, uint64_t commit_lsn);
 
 /* Open the log in dirfd (creating it when create is set).  Validates the
  * header against store_id.  CAIRN_CORRUPT if the header is damaged or
@@ -44,10 +47,12 @@ int wal_open(struct wal *w, int dirfd, const uint8_t store_id[16], int create, i
 void wal_close(struct wal *w);
 
 /* Scan from the start; call apply for every page change of every
- * transaction whose commit record validates and whose LSN is > after.
- * Stops at the first record that does not validate.  Leaves w positioned
- * to append after the last valid commit.  *last_lsn = LSN of that commit. */
-int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, void *ctx, uint64_t *last_lsn,
+ * transaction whose commit record validates and whose LSN is > after, then
+ * committed (if not NULL) for that transaction.  Stops at the first record
+ * that does not validate.  Leaves w positioned to append after the last
+ * valid commit.  *last_lsn = LSN of that commit. */
+int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn committed, void *ctx,
+               uint64_t *last_lsn,
                uint64_t *txns);
 
 /* Build a transaction: page records, then the commit record. */

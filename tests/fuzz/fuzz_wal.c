@@ -166,7 +166,7 @@ static void roundtrip(struct wal *w, uint64_t last)
     FZ_CHECK(rc == 0, "reopen after append: %d", rc);
     memset(&cap, 0, sizeof cap);
     uint64_t last2 = 0, txns2 = 0;
-    rc = wal_replay(w, last, capture, &cap, &last2, &txns2);
+    rc = wal_replay(w, last, capture, NULL, &cap, &last2, &txns2);
     FZ_CHECK(rc == 0, "replay after append: %d", rc);
     FZ_CHECK(txns2 >= 1 && cap.seen >= 1, "appended transaction lost (txns %llu, changes %d)",
              (unsigned long long)txns2, cap.seen);
@@ -184,7 +184,7 @@ static void roundtrip(struct wal *w, uint64_t last)
     rc = wal_open(w, dirfd_, FUZZ_STORE_ID, 0, 0);
     FZ_CHECK(rc == 0, "reopen after reset: %d", rc);
     uint64_t last3 = 0, txns3 = 1;
-    rc = wal_replay(w, 0, no_change, NULL, &last3, &txns3);
+    rc = wal_replay(w, 0, no_change, NULL, NULL, &last3, &txns3);
     FZ_CHECK(rc == 0 && txns3 == 0 && last3 == last2, "replay after reset: rc %d, txns %llu, last %llu", rc,
              (unsigned long long)txns3, (unsigned long long)last3);
 }
@@ -230,7 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(ref, 0xA5, FZ_PAGE);
     struct apply_ctx ctx = {0};
     uint64_t last = 0, txns = 0;
-    rc = wal_replay(&w, after, apply, &ctx, &last, &txns);
+    rc = wal_replay(&w, after, apply, NULL, &ctx, &last, &txns);
     FZ_CHECK(rc == 0 || rc == CAIRN_CORRUPT || rc == ENOMEM, "wal_replay returned %d", rc);
     if (fz_debug())
         fprintf(stderr, "fuzz_wal: mode %u after %llu, %zu bytes: replay %d, txns %llu, changes %llu, last LSN %llu, end %llu\n",
