@@ -43,7 +43,9 @@ done
 config=$(find "$prefix" -name cairnConfig.cmake)
 [ -n "$config" ] || fail "no cairnConfig.cmake installed"
 [ -e "$(dirname "$config")/cairnConfigVersion.cmake" ] || fail "no cairnConfigVersion.cmake installed"
-echo "installed: include/cairn.h, ${libdir#$prefix/}/{libcairn.so,libcairn.a}, ${pc#$prefix/}, ${config#$prefix/}"
+[ -x "$prefix/bin/cairn" ] || fail "the cairn command is not installed in bin/"
+"$prefix/bin/cairn" --help >/dev/null || fail "the installed cairn command does not run"
+echo "installed: include/cairn.h, ${libdir#$prefix/}/{libcairn.so,libcairn.a}, ${pc#$prefix/}, ${config#$prefix/}, bin/cairn"
 
 # NEEDED entries of a binary.
 needed() {
