@@ -20,13 +20,12 @@
 
 int main(void)
 {
-    static const size_t sizes[] = {8, 16, 24, 32, 48, 64, 100, 200, 500, 1000, 1500, 2000, 2049, 3000, 5000, 10000, 100000};
+    static const size_t sizes[] = {8,    16,   24,   32,   48,   64,   100,   200,   500,
+                                   1000, 1500, 2000, 2049, 3000, 5000, 10000, 100000};
     printf("%8s %10s %14s %14s %14s\n", "size", "objects", "cairn bytes/B", "malloc bytes/B", "cairn/malloc");
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t sz = sizes[i], n = (16u << 20) / sz;
-        char dir[] = "/tmp/cairn-alloc-XXXXXX";
-        if (!mkdtemp(dir))
-            return 1;
+        char *dir = bench_tempdir("alloc");
         cairn_options o;
         cairn_options_init(&o);
         o.max_bytes = (uint64_t)4 << 30;
@@ -44,9 +43,7 @@ int main(void)
         /* descriptors: 128 bytes per page used */
         double cairn_bytes = (double)st.pages_allocated * (4096 + 128);
         bench_check(cairn_close(s), "close");
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        if (system(cmd) != 0)
+        if (bench_rmdir(dir))
             return 1;
 
         struct mallinfo2 a = mallinfo2();

@@ -94,12 +94,13 @@ static int create(const char *dir, int64_t nodes)
     cairn_stats st;
     cairn_stats_get(store, &st);
     double t2 = now();
-    printf("built %" PRId64 " nodes in %.2f s (%" PRIu64 " commits), checkpoint %.2f s\n", nodes, t1 - t0,
-           st.commits, t2 - t1);
+    printf("built %" PRId64 " nodes in %.2f s (%" PRIu64 " commits), checkpoint %.2f s\n", nodes, t1 - t0, st.commits,
+           t2 - t1);
     printf("  store: %" PRIu64 " pages allocated (%.1f MiB), written to LMDB compressed %.1f MiB -> %.1f MiB "
            "(ratio %.2f)\n",
            st.pages_allocated, st.pages_allocated * 4096 / 1048576.0, st.bytes_uncompressed / 1048576.0,
-           st.bytes_compressed / 1048576.0, st.bytes_compressed ? (double)st.bytes_uncompressed / st.bytes_compressed : 0);
+           st.bytes_compressed / 1048576.0,
+           st.bytes_compressed ? (double)st.bytes_uncompressed / st.bytes_compressed : 0);
     check(cairn_close(store), "close");
     store = NULL;
     return 0;
@@ -136,8 +137,8 @@ static int walk(const char *dir, int64_t nodes, int lookups)
         cairn_stats_get(store, &st);
         printf("after %5d random lookups (%" PRId64 " found, %.2f ms): %4" PRIu64 " extents loaded, %5" PRIu64
                " pages (%.1f MiB) resident of %" PRIu64 " allocated\n",
-               done, found, (t3 - t2) * 1e3, st.extents_loaded, st.pages_resident,
-               st.pages_resident * 4096 / 1048576.0, st.pages_allocated);
+               done, found, (t3 - t2) * 1e3, st.extents_loaded, st.pages_resident, st.pages_resident * 4096 / 1048576.0,
+               st.pages_allocated);
     }
     printf("  store on disk: %.1f MiB (LMDB file and log)\n", st.bytes_on_disk / 1048576.0);
 

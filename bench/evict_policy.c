@@ -57,10 +57,8 @@ static void run(const char *path, const char *policy, long accesses, uint64_t of
 int main(int argc, char **argv)
 {
     long accesses = argc > 1 ? atol(argv[1]) : 200000;
-    char dir[] = "/tmp/cairn-evict-XXXXXX";
-    if (!mkdtemp(dir))
-        return 1;
-    char path[64];
+    char *dir = bench_tempdir("evict");
+    char path[4200];
     snprintf(path, sizeof path, "%s/store", dir);
     cairn_options o;
     cairn_options_init(&o);
@@ -83,7 +81,5 @@ int main(int argc, char **argv)
     printf("evict_policy: 1024 extents, budget 128, 90%% of accesses to %d hot extents\n", HOT);
     run(path, "clock", accesses, off);
     run(path, "random", accesses, off);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : 1;
+    return bench_rmdir(dir);
 }

@@ -85,10 +85,8 @@ static double walk(const struct cell *c, int rounds)
 
 static void run_backend(int backend, size_t pages, double peer_us)
 {
-    char dir[] = "/tmp/cairn-fault-cost-XXXXXX";
-    if (!mkdtemp(dir))
-        exit(1);
-    char path[64];
+    char *dir = bench_tempdir("fault-cost");
+    char path[4200];
     snprintf(path, sizeof path, "%s/store", dir);
     cairn_options o;
     cairn_options_init(&o);
@@ -192,15 +190,12 @@ static void run_backend(int backend, size_t pages, double peer_us)
            cold_page, cold_ext, peer_us, cold_page / peer_us);
     printf("  cold read, random      %7.1f us per extent load (one touch per extent)\n", cold_rand_ext);
     printf("  first write            %7.2f us/page\n", first_write);
-    printf("  warm walk              %7.2f ns/hop, malloc'd copy %.2f ns/hop (ratio %.2f)\n",
-           tw / (5.0 * ncells) * 1e9, tm / (5.0 * ncells) * 1e9, tw / tm);
+    printf("  warm walk              %7.2f ns/hop, malloc'd copy %.2f ns/hop (ratio %.2f)\n", tw / (5.0 * ncells) * 1e9,
+           tm / (5.0 * ncells) * 1e9, tw / tm);
     free(cells);
     free(mcells);
     free(morder);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", dir);
+    bench_rmdir(dir);
 }
 
 int main(int argc, char **argv)

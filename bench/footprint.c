@@ -22,20 +22,6 @@
 
 #include "bench.h"
 
-static long status_kib(const char *field)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    size_t n = strlen(field);
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0)
-            v = atol(line + n + 1);
-    if (f)
-        fclose(f);
-    return v;
-}
-
 static int map_lines(void)
 {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -51,23 +37,21 @@ int main(int argc, char **argv)
 {
     uint64_t denom = argc > 1 ? (uint64_t)atoll(argv[1]) : 4;
     uint64_t cache_mib = argc > 2 ? (uint64_t)atoll(argv[2]) : 256;
-    char dir[] = "/tmp/cairn-footprint-XXXXXX";
-    if (!mkdtemp(dir))
-        return 1;
-    char path[64];
+    char *dir = bench_tempdir("footprint");
+    char path[4200];
     snprintf(path, sizeof path, "%s/store", dir);
     cairn_options o;
     cairn_options_init(&o);
     o.max_bytes = (uint64_t)16 << 30;
     o.cache_bytes = cache_mib << 20;
 
-    long anon0 = status_kib("RssAnon:");
+    long anon0 = bench_proc_kib("/proc/self/status", "RssAnon");
     int maps0 = map_lines();
     cairn_store *s;
     double t0 = bench_now();
     bench_check(cairn_open(path, &o, &s), "open");
     double t_open = bench_now() - t0;
-    long anon1 = status_kib("RssAnon:");
+    long anon1 = bench_proc_kib("/proc/self/status", "RssAnon");
     int maps1 = map_lines();
     char *base;
     size_t len;
@@ -81,7 +65,8 @@ int main(int argc, char **argv)
         *(volatile char *)(base + n * 4096 + 8);
     }
     double t_touch = bench_now() - t0;
-    long anon2 = status_kib("RssAnon:"), shmem2 = status_kib("RssShmem:");
+    long anon2 = bench_proc_kib("/proc/self/status", "RssAnon"),
+         shmem2 = bench_proc_kib("/proc/self/status", "RssShmem");
     int maps2 = map_lines();
     cairn_stats st;
     cairn_stats_get(s, &st);
@@ -98,7 +83,5 @@ int main(int argc, char **argv)
            "%d after touching\n",
            shmem2, maps0, maps1, maps2);
     bench_check(cairn_close(s), "close");
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : 1;
+    return bench_rmdir(dir);
 }

@@ -33,20 +33,6 @@ struct cell {
 
 #define HOPS 20000000
 
-static long meminfo_kib(const char *field)
-{
-    FILE *f = fopen("/proc/meminfo", "r");
-    char line[256];
-    long v = -1;
-    size_t n = strlen(field);
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, field, n) == 0)
-            v = atol(line + n + 1);
-    if (f)
-        fclose(f);
-    return v;
-}
-
 static void sysfs(const char *path, char *out, size_t len)
 {
     FILE *f = fopen(path, "r");
@@ -118,19 +104,16 @@ int main(int argc, char **argv)
         if (c == MAP_FAILED)
             return 1;
         madvise(c, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
-        long before = meminfo_kib("AnonHugePages:");
+        long before = bench_proc_kib("/proc/meminfo", "AnonHugePages");
         link_cells(c, order, n);
-        long got = meminfo_kib("AnonHugePages:") - before;
+        long got = bench_proc_kib("/proc/meminfo", "AnonHugePages") - before;
         ns[huge] = best_chase(c);
-        printf("  %-12s %6.1f ns  (AnonHugePages +%ld MiB)\n", huge ? "malloc THP" : "malloc 4K", ns[huge],
-               got >> 10);
+        printf("  %-12s %6.1f ns  (AnonHugePages +%ld MiB)\n", huge ? "malloc THP" : "malloc 4K", ns[huge], got >> 10);
         munmap(c, bytes);
     }
 
-    char dir[] = "/tmp/cairn-huge-XXXXXX";
-    if (!mkdtemp(dir))
-        return 1;
-    char path[64];
+    char *dir = bench_tempdir("huge");
+    char path[4200];
     snprintf(path, sizeof path, "%s/store", dir);
     cairn_options o;
     cairn_options_init(&o);
@@ -149,13 +132,15 @@ int main(int argc, char **argv)
     bench_check(cairn_txn_commit(t), "commit");
     bench_check(cairn_close(s), "close");
 
-    long huge0 = meminfo_kib("ShmemHugePages:"), pmd0 = meminfo_kib("ShmemPmdMapped:");
+    long huge0 = bench_proc_kib("/proc/meminfo", "ShmemHugePages"),
+         pmd0 = bench_proc_kib("/proc/meminfo", "ShmemPmdMapped");
     bench_check(cairn_open(path, &o, &s), "reopen");
     bench_check(cairn_root_get(s, "cells", (void **)&c), "root");
     double t0 = bench_now();
     chase(c); /* loads everything the chase reaches: all of it */
     double load = bench_now() - t0;
-    long huge1 = meminfo_kib("ShmemHugePages:"), pmd1 = meminfo_kib("ShmemPmdMapped:");
+    long huge1 = bench_proc_kib("/proc/meminfo", "ShmemHugePages"),
+         pmd1 = bench_proc_kib("/proc/meminfo", "ShmemPmdMapped");
     double cairn_ns = best_chase(c);
     cairn_stats st;
     bench_check(cairn_stats_get(s, &st), "stats");
@@ -166,7 +151,5 @@ int main(int argc, char **argv)
     printf("  ratios: malloc THP / malloc 4K %.2f; cairn / malloc 4K %.2f\n", ns[1] / ns[0], cairn_ns / ns[0]);
     bench_check(cairn_close(s), "close");
     free(order);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : 1;
+    return bench_rmdir(dir);
 }

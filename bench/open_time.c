@@ -80,17 +80,6 @@ static double open_close(const char *path, uint64_t bytes, double *close_s)
     return t;
 }
 
-static int drop_page_cache(void)
-{
-    sync();
-    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
-    if (fd < 0)
-        return 0;
-    int ok = write(fd, "3\n", 2) == 2;
-    close(fd);
-    return ok;
-}
-
 static int by_value(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -146,23 +135,9 @@ static uint64_t crash_with_log(const char *path, uint64_t bytes, uint64_t log_by
     return extents;
 }
 
-/* Peak resident memory of this process so far (VmHWM), KiB. */
-static long peak_rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            v = atol(line + 6);
-    if (f)
-        fclose(f);
-    return v;
-}
-
 static uint64_t file_size(const char *dir, const char *name)
 {
-    char p[512];
+    char p[8500];
     struct stat st;
     snprintf(p, sizeof p, "%s/%s", dir, name);
     return stat(p, &st) == 0 ? (uint64_t)st.st_size : 0;
@@ -171,10 +146,8 @@ static uint64_t file_size(const char *dir, const char *name)
 int main(int argc, char **argv)
 {
     uint64_t big_gib = argc > 1 ? (uint64_t)atoll(argv[1]) : 10;
-    char dir[] = "/tmp/cairn-open-XXXXXX";
-    if (!mkdtemp(dir))
-        return 1;
-    char paths[2][64];
+    char *dir = bench_tempdir("open");
+    char paths[2][4200];
     uint64_t sizes[2] = {(uint64_t)64 << 20, big_gib << 30};
     snprintf(paths[0], sizeof paths[0], "%s/small", dir);
     snprintf(paths[1], sizeof paths[1], "%s/big", dir);
@@ -192,10 +165,10 @@ int main(int argc, char **argv)
             t[r] = open_close(paths[i], sizes[i], &close_s);
         qsort(t, 10, sizeof *t, by_value);
         char cold[32] = "not measured (not root)";
-        if (drop_page_cache())
+        if (bench_drop_page_cache())
             snprintf(cold, sizeof cold, "%.2f ms", open_close(paths[i], sizes[i], NULL) * 1e3);
-        printf("  %6" PRIu64 " MiB store: %.2f ms warm | %s cold; close %.2f ms\n", sizes[i] >> 20, t[5] * 1e3,
-               cold, close_s * 1e3);
+        printf("  %6" PRIu64 " MiB store: %.2f ms warm | %s cold; close %.2f ms\n", sizes[i] >> 20, t[5] * 1e3, cold,
+               close_s * 1e3);
     }
 
     printf("open after a crash (recovery of the log; page cache warm):\n");
@@ -208,10 +181,8 @@ int main(int argc, char **argv)
             printf("  %6" PRIu64 " MiB store, log %5.1f MiB writing %6" PRIu64 " extents: open %7.1f ms "
                    "(%.1f ms per MiB of log, %.1f us per extent); peak RSS so far %ld MiB\n",
                    sizes[i] >> 20, wal / 1048576.0, extents, t * 1e3, t * 1e3 / (wal / 1048576.0),
-                   t * 1e6 / (double)extents, peak_rss_kib() >> 10);
+                   t * 1e6 / (double)extents, bench_proc_kib("/proc/self/status", "VmHWM") >> 10);
         }
     }
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : 1;
+    return bench_rmdir(dir);
 }

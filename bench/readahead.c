@@ -40,17 +40,6 @@ static char *g_data;
 static atomic_size_t g_walker; /* page the walker is at */
 static atomic_int g_stop;
 
-static int drop_page_cache(void)
-{
-    sync();
-    int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
-    if (fd < 0)
-        return 0;
-    int ok = write(fd, "3\n", 2) == 2;
-    close(fd);
-    return ok;
-}
-
 static cairn_store *open_store(void)
 {
     cairn_options o;
@@ -120,10 +109,8 @@ int main(int argc, char **argv)
 {
     size_t extents = argc > 1 ? (size_t)atol(argv[1]) : 4096;
     g_pages = extents * 16;
-    char dir[] = "/tmp/cairn-readahead-XXXXXX";
-    if (!mkdtemp(dir))
-        return 1;
-    char path[64];
+    char *dir = bench_tempdir("readahead");
+    char path[4200];
     snprintf(path, sizeof path, "%s/store", dir);
     g_path = path;
     setenv("CAIRN_FAULT_BACKEND", "uffd", 1);
@@ -143,7 +130,7 @@ int main(int argc, char **argv)
         bench_check(cairn_txn_commit(t), "commit");
         bench_check(cairn_close(s), "close");
     }
-    int can_drop = drop_page_cache();
+    int can_drop = bench_drop_page_cache();
     printf("readahead: %zu extents (%zu MiB), userfaultfd; ms per pass, best of 3%s\n", extents, g_pages >> 8,
            can_drop ? "" : " (cold-disk column not measured: not root)");
     printf("  %-16s %12s %12s %12s %12s\n", "setting", "seq warm", "seq cold", "random warm", "random cold");
@@ -166,7 +153,7 @@ int main(int argc, char **argv)
                 int random = c >= 2, cold = c & 1;
                 if (random && settings[k].ahead)
                     continue;
-                if (cold && (!can_drop || !drop_page_cache()))
+                if (cold && (!can_drop || !bench_drop_page_cache()))
                     continue;
                 double t = walk(random, settings[k].ahead, &sum);
                 best[c] = t < best[c] ? t : best[c];
@@ -182,7 +169,5 @@ int main(int argc, char **argv)
         printf("\n");
     }
     printf("  (checksum %llx)\n", (unsigned long long)sum);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : 1;
+    return bench_rmdir(dir);
 }

@@ -83,10 +83,8 @@ int main(int argc, char **argv)
     if (rounds < 1 || rounds > 64)
         rounds = 5;
     size_t pages = extents * 16;
-    char dir[] = "/tmp/cairn-scale-XXXXXX";
-    if (!mkdtemp(dir))
-        return 1;
-    char path[64];
+    char *dir = bench_tempdir("scale");
+    char path[4200];
     snprintf(path, sizeof path, "%s/store", dir);
     cairn_options o;
     cairn_options_init(&o);
@@ -129,7 +127,5 @@ int main(int argc, char **argv)
     printf("  2 threads: best %.0f ms, median %.0f ms, CPU %.0f ms per pass\n", t2[0] * 1e3, t2[rounds / 2] * 1e3,
            cpu2 / rounds * 1e3);
     printf("  speed-up: %.2fx best, %.2fx median\n", t1[0] / t2[0], t1[rounds / 2] / t2[rounds / 2]);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    return system(cmd) == 0 ? 0 : 1;
+    return bench_rmdir(dir);
 }
