@@ -345,13 +345,12 @@ CAIRN_API int cairn_free(cairn_txn *t, void *obj);
  * live in store pages, so the change is visible at once (to every
  * thread), durable at commit, undone by abort.  obj is not checked to be
  * the start of a live object, only to lie in the store's object area.
- * Removing a name that is not there is not an error (but see CAIRN_FULL).
+ * Removing a name that is not there is not an error.
  * @param t     the store's open transaction.
  * @param name  NUL-terminated; copied into the store.
  * @return CAIRN_OK, CAIRN_INVALID (t not the open transaction, bad name),
  *   CAIRN_EXTERNAL_POINTER (obj outside the store), CAIRN_FULL (no free
- *   root slot for a new name; also returned when removing a name that is
- *   not there while all 1024 slots are in use).
+ *   root slot for a new name).
  */
 CAIRN_API int cairn_root_set(cairn_txn *t, const char *name, void *obj);
 

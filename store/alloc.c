@@ -409,7 +409,7 @@ int cairn_root_set(cairn_txn *t, const char *name, void *obj)
         return CAIRN_EXTERNAL_POINTER;
     }
     struct root_entry *r = roots(p), *slot = NULL;
-    rc = CAIRN_FULL;
+    rc = obj ? CAIRN_FULL : 0; /* removing a name that is not there: nothing to do */
     pthread_mutex_lock(&s->alloc_mutex);
     for (size_t i = 0; i < LAYOUT_ROOTS; i++) {
         if (r[i].name[0] == 0) {

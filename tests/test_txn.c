@@ -822,6 +822,7 @@ static void roots_capacity(void **state)
         assert_cairn_ok(cairn_root_set(t, name, (char *)base + off[i]));
     }
     assert_cairn_rc(cairn_root_set(t, "one-too-many", (char *)base + off[NR]), CAIRN_FULL);
+    assert_cairn_ok(cairn_root_set(t, "never-set", NULL)); /* removing a missing name, even when full */
     assert_cairn_ok(cairn_root_set(t, "root-500", (char *)base + off[NR])); /* overwrite still works */
     assert_cairn_ok(cairn_root_set(t, "root-3", NULL));
     assert_cairn_ok(cairn_root_set(t, "one-too-many", (char *)base + off[NR])); /* a slot is free again */
