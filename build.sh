@@ -19,8 +19,8 @@
 #                      every workload, full damage patterns
 #   ./build.sh scale   the scale figures at full size: a 16 GiB store with a
 #                      random quarter of its pages touched (both backends),
-#                      pager memory per page, open time against store and
-#                      log size, two threads against one (about 15 minutes)
+#                      pager memory per page, two threads against one, open
+#                      time against store and log size (about 25 minutes)
 #
 # Needs root (or the packages already installed) on Debian.
 set -euo pipefail
@@ -121,11 +121,13 @@ scale)
         CAIRN_FAULT_BACKEND=$b ./build/release/bench/footprint 4
         CAIRN_FAULT_BACKEND=$b ./build/release/bench/scale_threads
     done
+    echo "== open time: 64 MiB and 10 GiB stores, clean and after a crash"
+    ./build/release/bench/open_time 10
     ;;
 bench)
     install_missing
     build build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
-    for b in fault_cost scale_threads evict_policy alloc_overhead; do
+    for b in fault_cost scale_threads evict_policy alloc_overhead readahead hugepages; do
         echo "== $b"
         "./build/release/bench/$b"
     done
