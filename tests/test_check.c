@@ -158,19 +158,9 @@ static void damaged_descriptor_is_reported(void **state)
     tu_rmdir(dir);
 }
 
-static void corrupt_extent_is_reported(void **state)
+/* Flip one payload byte of the first (first=1) or last stored extent. */
+static void flip_extent(const char *dir, int first)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_options o;
-    tu_options(&o);
-    cairn_store *s;
-    cairn_check_report r;
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    populate(s);
-    assert_cairn_ok(cairn_close(s));
-
-    /* Flip one payload byte of the last stored extent. */
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
@@ -183,7 +173,7 @@ static void corrupt_extent_is_reported(void **state)
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &dbi), 0);
     assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
-    assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_LAST), 0);
+    assert_int_equal(mdb_cursor_get(cur, &k, &v, first ? MDB_FIRST : MDB_LAST), 0);
     unsigned char *copy = malloc(v.mv_size);
     memcpy(copy, v.mv_data, v.mv_size);
     copy[v.mv_size / 2] ^= 0x40;
@@ -193,11 +183,46 @@ static void corrupt_extent_is_reported(void **state)
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     free(copy);
+}
+
+static void corrupt_extent_is_reported(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s;
+    cairn_check_report r;
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    populate(s);
+    assert_cairn_ok(cairn_close(s));
+    flip_extent(dir, 0);
 
     assert_cairn_ok(cairn_open(dir, &o, &s));
     assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
     assert_int_equal(r.corrupt_extents, 1);
     assert_non_null(strstr(r.first_problem, "fails to decode"));
+    assert_cairn_ok(cairn_close(s));
+    tu_rmdir(dir);
+}
+
+/* cairn_stats_get loads the superblock's extent for pages_allocated; when
+ * that extent is damaged it returns the load's error, and does not crash. */
+static void stats_on_a_corrupt_superblock(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s;
+    cairn_stats st;
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    populate(s);
+    assert_cairn_ok(cairn_close(s));
+    flip_extent(dir, 1); /* extent 0: superblock and the first roots */
+
+    assert_cairn_ok(cairn_open(dir, &o, &s)); /* open reads no page */
+    assert_cairn_rc(cairn_stats_get(s, &st), CAIRN_CORRUPT);
     assert_cairn_ok(cairn_close(s));
     tu_rmdir(dir);
 }
@@ -209,6 +234,7 @@ int main(void)
         cmocka_unit_test(dangling_pointer_is_reported),
         cmocka_unit_test(damaged_descriptor_is_reported),
         cmocka_unit_test(corrupt_extent_is_reported),
+        cmocka_unit_test(stats_on_a_corrupt_superblock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

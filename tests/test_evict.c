@@ -28,14 +28,6 @@ struct cell {
 #define BUDGET ((uint64_t)4 << 20)         /* 4 MiB = 64 extents */
 #define STORE_CELLS (8 * BUDGET / 128 + 1) /* 8x the budget */
 
-/* Bytes of the page memfd in memory: the shared memory the store holds. */
-static uint64_t shmem_bytes(cairn_store *s)
-{
-    struct stat st;
-    assert_int_equal(fstat(s->pager->memfd, &st), 0);
-    return (uint64_t)st.st_blocks * 512;
-}
-
 static void build(const char *dir, const cairn_options *o)
 {
     cairn_store *s;
@@ -86,7 +78,7 @@ static void walk_eight_times_the_budget(void **state)
             if (c->id != expect || c->payload[7] != expect * 31 + 7)
                 fail_msg("cell %llu wrong", (unsigned long long)expect);
             if (steps % 512 == 0) {
-                uint64_t b = shmem_bytes(s);
+                uint64_t b = tu_shmem_bytes(s);
                 peak = b > peak ? b : peak;
             }
         }

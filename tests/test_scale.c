@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "store/store_internal.h"
 
@@ -32,24 +31,6 @@ static uint64_t env_or(const char *name, uint64_t dflt)
 static uint64_t stamp_of(uint64_t page)
 {
     return page * 0x9E3779B97F4A7C15ull | 1;
-}
-
-static int map_lines(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    int n = 0, c;
-    assert_non_null(f);
-    while ((c = fgetc(f)) != EOF)
-        n += c == '\n';
-    fclose(f);
-    return n;
-}
-
-static uint64_t shmem_bytes(cairn_store *s)
-{
-    struct stat st;
-    assert_int_equal(fstat(s->pager->memfd, &st), 0);
-    return (uint64_t)st.st_blocks * 512;
 }
 
 /* Fill the store with objects of 256 MiB, then smaller ones down to one
@@ -117,7 +98,7 @@ static void random_touches_on_a_large_store(void **state)
     uint64_t first = s->pager->layout.data_start, span = st.pages_allocated; /* pages in use from first on */
     assert_true(span >= in_objects);
 
-    int maps_before = map_lines();
+    int maps_before = tu_map_lines();
     uint64_t touches = pages / denom, x = 0x2545F4914F6CDD1Dull, peak = 0;
     for (uint64_t i = 0; i < touches; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
@@ -128,11 +109,11 @@ static void random_touches_on_a_large_store(void **state)
             fail_msg("page %llu holds %llx, want %llx", (unsigned long long)n, (unsigned long long)v,
                      (unsigned long long)want);
         if (i % 4096 == 0) {
-            uint64_t b = shmem_bytes(s);
+            uint64_t b = tu_shmem_bytes(s);
             peak = b > peak ? b : peak;
         }
     }
-    int maps_after = map_lines();
+    int maps_after = tu_map_lines();
     assert_cairn_ok(cairn_stats_get(s, &st));
     printf("scale: %llu pages, %llu random touches (1/%llu), %llu extents loaded, %llu evicted, "
            "peak shared memory %llu KiB (budget %llu KiB), mappings %d -> %d\n",

@@ -1,10 +1,12 @@
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "store/store_internal.h"
 
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,4 +55,24 @@ int tu_in_child(void (*fn)(void *), void *arg)
     while (waitpid(pid, &status, 0) < 0)
         ;
     return status;
+}
+
+uint64_t tu_shmem_bytes(cairn_store *s)
+{
+    struct stat st;
+    if (fstat(s->pager->memfd, &st) != 0)
+        abort();
+    return (uint64_t)st.st_blocks * 512;
+}
+
+int tu_map_lines(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    int n = 0, c;
+    if (!f)
+        abort();
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
 }

@@ -35,6 +35,10 @@ char *tu_tempdir(void);
 void tu_rmdir(char *path);
 /* Options for tests: small address range so that tests are quick. */
 void tu_options(cairn_options *o);
+/* Bytes of s's page memfd in memory: the shared memory the store holds. */
+uint64_t tu_shmem_bytes(cairn_store *s);
+/* Lines of /proc/self/maps: the process's mapping count. */
+int tu_map_lines(void);
 /* Run fn(arg) in a forked child; return its wait status. */
 int tu_in_child(void (*fn)(void *), void *arg);
 
