@@ -123,9 +123,7 @@ static void give_pages(struct pager *p, struct superblock *sb, uint64_t n, uint6
 {
     if (n > p->layout.data_start) {
         struct page_desc *before = desc(p, n - 1);
-        uint64_t head = before->kind == DESC_FREE_RUN       ? n - 1
-                        : before->kind == DESC_FREE_RUN_END ? before->next
-                                                            : 0;
+        uint64_t head = before->kind == DESC_FREE_RUN ? n - 1 : before->kind == DESC_FREE_RUN_END ? before->next : 0;
         if (head && desc(p, head)->kind == DESC_FREE_RUN && head + desc(p, head)->npages == n) {
             count += run_unmark(p, sb, head);
             n = head;
@@ -221,12 +219,13 @@ int alloc_object(cairn_txn *t, cairn_type type, uint64_t elem_size, const uint64
         return CAIRN_FULL;
     }
     void *obj;
-    uint64_t n, off = 0;
+    uint64_t n, off = 0, counted = elem_size * count;
     int rc;
     pthread_mutex_lock(&s->alloc_mutex);
     struct superblock *sb = super_ready(p);
     if (bytes <= SMALL_MAX) {
         rc = alloc_small(p, sb, bytes, &obj, &n, &off);
+        counted = heap_class_size[class_of(bytes)]; /* freed at that size too */
     } else {
         uint64_t np = (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
         rc = take_pages(p, sb, np, &n);
@@ -249,7 +248,7 @@ int alloc_object(cairn_txn *t, cairn_type type, uint64_t elem_size, const uint64
     if (rc == 0) {
         mark_pointers(p, n, off, elem_size, ptr_offsets, n_ptrs, count);
         sb->live_objects++;
-        sb->live_bytes += elem_size * count;
+        sb->live_bytes += counted;
     }
     pthread_mutex_unlock(&s->alloc_mutex);
     if (rc == CAIRN_FULL)
@@ -293,7 +292,7 @@ int alloc_free(cairn_txn *t, void *obj)
             give_pages(p, sb, n, 1);
         }
         sb->live_objects--;
-        sb->live_bytes -= sz; /* approximate for slabs: class size */
+        sb->live_bytes -= sz; /* slab objects count at their class size */
         rc = 0;
     } else if (d->kind == DESC_LARGE_HEAD && off == 0) {
         uint64_t np = d->npages, bytes = d->obj_bytes;

@@ -37,20 +37,20 @@
 
 struct checker {
     cairn_store *s;
-    struct pager *p;          /* open store: resident extents are read from memory */
-    struct snapshot *snap;    /* or a snapshot: extents the log changed come from it */
+    struct pager *p;       /* open store: resident extents are read from memory */
+    struct snapshot *snap; /* or a snapshot: extents the log changed come from it */
     const struct check_hooks *hooks;
     struct layout layout;
     cairn_check_report *r;
     MDB_txn *txn;
-    uint64_t ds, np;          /* data start, high-water mark */
-    struct page_desc *desc;   /* committed descriptors of pages [ds, np) */
-    unsigned char *raw;       /* one extent */
-    uint64_t raw_extent;      /* which extent raw holds, UINT64_MAX none */
+    uint64_t ds, np;        /* data start, high-water mark */
+    struct page_desc *desc; /* committed descriptors of pages [ds, np) */
+    unsigned char *raw;     /* one extent */
+    uint64_t raw_extent;    /* which extent raw holds, UINT64_MAX none */
+    uint64_t live_bytes;    /* as the superblock counts them (FORMAT.md) */
 };
 
-static void problem(struct checker *c, uint64_t *counter, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void problem(struct checker *c, uint64_t *counter, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void problem(struct checker *c, uint64_t *counter, const char *fmt, ...)
 {
@@ -228,6 +228,7 @@ static void check_slab(struct checker *c, uint64_t n, struct page_desc *d)
         problem(c, &c->r->alloc_errors, "page %llu: slab counts %u live, bitmap has %llu", (unsigned long long)n,
                 d->live, (unsigned long long)live);
     c->r->objects += live;
+    c->live_bytes += live * sz;
     for (uint64_t w = 0; w < PAGE_WORDS; w++) {
         uint64_t slot = w * 8 / sz;
         if (bit(d->ptr_bits, w) && (slot >= nslots || !bit(d->slot_bits, slot)))
@@ -246,6 +247,7 @@ static uint64_t check_large(struct checker *c, uint64_t n, struct page_desc *d)
         return 1;
     }
     c->r->objects++;
+    c->live_bytes += d->obj_bytes;
     for (uint64_t i = 1; i < np; i++) {
         struct page_desc *t = desc_of(c, n + i);
         if (t->kind != DESC_LARGE_TAIL || t->next != n)
@@ -299,8 +301,8 @@ static uint64_t check_free_run(struct checker *c, uint64_t n, struct page_desc *
     for (uint64_t i = 0; i < np; i++) {
         struct page_desc *t = desc_of(c, n + i);
         static const uint64_t zero[8];
-        int end_ok = i == np - 1 && i > 0 ? t->kind == DESC_FREE_RUN_END && t->next == n
-                                            : (i == 0 || t->kind == DESC_UNUSED);
+        int end_ok =
+            i == np - 1 && i > 0 ? t->kind == DESC_FREE_RUN_END && t->next == n : (i == 0 || t->kind == DESC_UNUSED);
         if (!end_ok || memcmp(t->ptr_bits, zero, sizeof zero) != 0)
             problem(c, &c->r->alloc_errors, "page %llu: inside a free run but in use or mismarked",
                     (unsigned long long)(n + i));
@@ -354,8 +356,7 @@ static void pass_descriptors(struct checker *c, uint64_t *runs, uint64_t partial
 }
 
 /* Walk a list; every member must satisfy want(); count them. */
-static void pass_list(struct checker *c, const char *name, uint64_t head, int kind, int size_class,
-                      uint64_t expect)
+static void pass_list(struct checker *c, const char *name, uint64_t head, int kind, int size_class, uint64_t expect)
 {
     uint64_t count = 0, prev = 0;
     for (uint64_t n = head; n; n = desc_of(c, n)->next) {
@@ -408,8 +409,8 @@ static int pass_pointers(struct checker *c)
                     continue;
                 for (uint64_t b = s * sz / 8; b < (s + 1) * sz / 8; b++) {
                     if (words[b]) {
-                        problem(c, &c->r->alloc_errors, "page %llu: free slot %llu is not zero",
-                                (unsigned long long)n, (unsigned long long)s);
+                        problem(c, &c->r->alloc_errors, "page %llu: free slot %llu is not zero", (unsigned long long)n,
+                                (unsigned long long)s);
                         break;
                     }
                 }
@@ -461,6 +462,9 @@ static int check_passes(struct checker *c)
         if (sb.live_objects != r->objects)
             problem(c, &r->alloc_errors, "superblock counts %llu live objects, pages hold %llu",
                     (unsigned long long)sb.live_objects, (unsigned long long)r->objects);
+        if (sb.live_bytes != c->live_bytes)
+            problem(c, &r->alloc_errors, "superblock counts %llu live bytes, pages hold %llu",
+                    (unsigned long long)sb.live_bytes, (unsigned long long)c->live_bytes);
     }
     if (rc == 0)
         rc = pass_pointers(c);
@@ -488,7 +492,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
 
     pthread_rwlock_rdlock(&s->lmdb_lock);
     int rc = atomic_load(&s->pager->lmdb_dead) ? CAIRN_IOERR
-                                                : lmdb_to_cairn(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &c.txn));
+                                               : lmdb_to_cairn(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &c.txn));
     if (rc == 0)
         rc = check_passes(&c);
     if (c.txn)
@@ -514,8 +518,13 @@ int check_snapshot(struct snapshot *snap, cairn_check_report *r, const struct ch
     if (!snap || !r)
         return CAIRN_INVALID;
     memset(r, 0, sizeof *r);
-    struct checker c = {.s = &snap->st, .snap = snap, .hooks = hooks, .r = r, .layout = snap->layout,
-                        .txn = snap->txn, .raw_extent = UINT64_MAX};
+    struct checker c = {.s = &snap->st,
+                        .snap = snap,
+                        .hooks = hooks,
+                        .r = r,
+                        .layout = snap->layout,
+                        .txn = snap->txn,
+                        .raw_extent = UINT64_MAX};
     c.raw = malloc(EXTENT_BYTES);
     if (!c.raw)
         return ENOMEM;

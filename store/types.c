@@ -15,7 +15,7 @@
 #include "store_internal.h"
 
 #define TYPE_PREFIX "type/"
-#define TYPES_MAX 65536      /* ids are below this: bounds the in-memory table */
+#define TYPES_MAX 65536 /* ids are below this: bounds the in-memory table */
 #define TYPES_MAX_PTRS 65536
 
 struct type_record {
@@ -24,8 +24,7 @@ struct type_record {
     uint64_t size;
 };
 
-static int type_put(cairn_store *s, uint32_t id, const char *name, uint64_t size, const uint64_t *offs,
-                    uint32_t n)
+static int type_put(cairn_store *s, uint32_t id, const char *name, uint64_t size, const uint64_t *offs, uint32_t n)
 {
     if (id >= s->n_types) {
         size_t cap = id + 16;
@@ -69,8 +68,8 @@ int types_load(cairn_store *s, MDB_txn *txn)
         }
         memcpy(&r, d.mv_data, sizeof r);
         if (r.id == 0 || r.id >= TYPES_MAX || r.n_ptrs > TYPES_MAX_PTRS ||
-            d.mv_size != sizeof r + (size_t)r.n_ptrs * 8 || r.size == 0 || (r.n_ptrs && (r.size & 7)) ||
-            (r.id < s->n_types && s->types[r.id].name)) {
+            d.mv_size != sizeof r + (size_t)r.n_ptrs * 8 || r.size == 0 || r.size > s->pages * PAGE_SIZE ||
+            (r.n_ptrs && (r.size & 7)) || (r.id < s->n_types && s->types[r.id].name)) {
             rc = CAIRN_CORRUPT;
             goto out;
         }
@@ -212,6 +211,12 @@ int cairn_type_register(cairn_store *s, const char *name, size_t size, const siz
     size_t nl = strlen(name);
     if (nl == 0 || nl > STORE_MAX_TYPE_NAME)
         return CAIRN_INVALID;
+    /* No object of a type larger than the store's range could exist. */
+    if (size > s->pages * PAGE_SIZE) {
+        store_set_error(s, "type \"%.64s\": size %zu is larger than the store (%llu bytes)", name, size,
+                        (unsigned long long)(s->pages * PAGE_SIZE));
+        return CAIRN_INVALID;
+    }
     /* Pointer fields must be whole aligned words; with any, the stride of
      * an array must keep them aligned too. */
     if (n_ptrs && (size & 7))
