@@ -89,6 +89,13 @@
  *   - A child process created by fork() does not inherit the store's
  *     memory (it is marked MADV_DONTFORK); touching it there is a
  *     segmentation fault, so a child can never corrupt the parent's store.
+ *     Nor does it hold the store: the child's copy of the store lock is
+ *     closed at fork, and every descriptor is close-on-exec.  In the
+ *     child the parent's handles are dead: cairn_txn_begin, cairn_close
+ *     and cairn_checkpoint on them return CAIRN_INVALID and touch no file
+ *     (the handle's memory is simply not freed there).  The child may
+ *     open the store itself with cairn_open, under the usual rules (after
+ *     the parent closed it, or read-only when no writer holds it).
  */
 #ifndef CAIRN_H
 #define CAIRN_H

@@ -34,18 +34,70 @@
 #define DEFAULT_CHECKPOINT_BYTES ((uint64_t)64 << 20)
 
 /* Stores open in this process, by directory identity: LMDB must not be
- * opened twice in one process, and a second opener must get CAIRN_BUSY. */
+ * opened twice in one process, and a second opener must get CAIRN_BUSY.
+ * The fork handlers below walk it too. */
+#define MAX_OPEN 64
 static pthread_mutex_t open_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     dev_t dev;
     ino_t ino;
-} open_dirs[64];
+    cairn_store *s;
+} open_dirs[MAX_OPEN];
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
-static int claim_dir(dev_t dev, ino_t ino)
+/*
+ * fork().  The child gets copies of every descriptor, and a copy of the
+ * store lock's descriptor keeps the parent's flock held until the child
+ * exits (flock locks belong to the open file, which both now share).  So
+ * in the child, right after fork, every store's lock descriptor is closed
+ * and the table of open stores is emptied: the child holds no store, the
+ * parent's close releases the lock as usual, and the child may open the
+ * store itself (once the parent's hold allows it).  The parent's handles
+ * are dead in the child (store_foreign); its memory is not there
+ * (MADV_DONTFORK).  Every descriptor is close-on-exec, so exec inherits
+ * nothing either.  Only close(2) runs in the child handler (async-signal-
+ * safe, as a child of a threaded parent requires); open_mutex is held
+ * across fork so the table is never copied half-written.
+ */
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&open_mutex);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&open_mutex);
+}
+
+static void fork_child(void)
+{
+    for (int i = 0; i < MAX_OPEN; i++) {
+        cairn_store *s = open_dirs[i].s;
+        if (s && s->lockfd >= 0) {
+            close(s->lockfd);
+            s->lockfd = -1;
+        }
+        open_dirs[i].dev = 0, open_dirs[i].ino = 0, open_dirs[i].s = NULL;
+    }
+    pthread_mutex_unlock(&open_mutex);
+}
+
+static void fork_handlers_install(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+int store_foreign(const cairn_store *s)
+{
+    return s->owner != getpid();
+}
+
+static int claim_dir(dev_t dev, ino_t ino, cairn_store *s)
 {
     int rc = CAIRN_BUSY, free_slot = -1;
+    pthread_once(&fork_once, fork_handlers_install);
     pthread_mutex_lock(&open_mutex);
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < MAX_OPEN; i++) {
         if (open_dirs[i].ino == 0 && open_dirs[i].dev == 0) {
             if (free_slot < 0)
                 free_slot = i;
@@ -56,6 +108,7 @@ static int claim_dir(dev_t dev, ino_t ino)
     if (free_slot >= 0) {
         open_dirs[free_slot].dev = dev;
         open_dirs[free_slot].ino = ino;
+        open_dirs[free_slot].s = s;
         rc = 0;
     }
 out:
@@ -66,9 +119,9 @@ out:
 static void release_dir(dev_t dev, ino_t ino)
 {
     pthread_mutex_lock(&open_mutex);
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < MAX_OPEN; i++)
         if (open_dirs[i].dev == dev && open_dirs[i].ino == ino)
-            open_dirs[i].dev = 0, open_dirs[i].ino = 0;
+            open_dirs[i].dev = 0, open_dirs[i].ino = 0, open_dirs[i].s = NULL;
     pthread_mutex_unlock(&open_mutex);
 }
 
@@ -164,6 +217,13 @@ int store_open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **ou
         mdb_env_close(env);
         return lmdb_to_cairn(rc);
     }
+    /* LMDB opens its other files close-on-exec but leaves data.mdb's
+     * descriptor inheritable (programs may want it); ours must not leak
+     * into what the application execs.  (A fork+exec on another thread
+     * between LMDB's open and this line can still inherit it.) */
+    int fd;
+    if (mdb_env_get_fd(env, &fd) == 0)
+        fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
     *out = env;
     return 0;
 }
@@ -429,6 +489,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         return ENOMEM;
     s->dirfd = s->lockfd = -1;
     s->wal.fd = -1;
+    s->owner = getpid();
     pthread_mutex_init(&s->txn_mutex, NULL);
     pthread_cond_init(&s->txn_cond, NULL);
     pthread_mutex_init(&s->log_mutex, NULL);
@@ -446,12 +507,11 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         if (!s->opt.checkpoint_bytes)
             s->opt.checkpoint_bytes = DEFAULT_CHECKPOINT_BYTES;
     }
-    s->readonly = (s->opt.flags & CAIRN_RDONLY) ||
-                  (s->opt.flags & (unsigned)CAIRN_READONLY) == (unsigned)CAIRN_READONLY;
+    s->readonly =
+        (s->opt.flags & CAIRN_RDONLY) || (s->opt.flags & (unsigned)CAIRN_READONLY) == (unsigned)CAIRN_READONLY;
     int rc = CAIRN_INVALID;
-    if ((s->opt.sync != CAIRN_SYNC_FULL && s->opt.sync != CAIRN_SYNC_OFF) ||
-        s->opt.backend < CAIRN_BACKEND_AUTO || s->opt.backend > CAIRN_BACKEND_MPROTECT ||
-        s->opt.compression_level < -7 || s->opt.compression_level > 22)
+    if ((s->opt.sync != CAIRN_SYNC_FULL && s->opt.sync != CAIRN_SYNC_OFF) || s->opt.backend < CAIRN_BACKEND_AUTO ||
+        s->opt.backend > CAIRN_BACKEND_MPROTECT || s->opt.compression_level < -7 || s->opt.compression_level > 22)
         goto fail;
     s->path = strdup(path);
     if (!s->path) {
@@ -479,7 +539,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         rc = errno;
         goto fail;
     }
-    rc = claim_dir(st.st_dev, st.st_ino);
+    rc = claim_dir(st.st_dev, st.st_ino, s);
     if (rc) {
         store_set_error(s, "%s is already open in this process", path);
         goto fail;
@@ -568,6 +628,8 @@ int cairn_close(cairn_store *s)
 {
     if (!s)
         return CAIRN_OK;
+    if (store_foreign(s))
+        return CAIRN_INVALID; /* a forked child: the handle is the parent's */
     flusher_stop(s);
     pthread_mutex_lock(&s->txn_mutex);
     cairn_txn *t = s->txn;
@@ -583,7 +645,7 @@ int cairn_close(cairn_store *s)
 
 int cairn_checkpoint(cairn_store *s)
 {
-    if (!s)
+    if (!s || store_foreign(s))
         return CAIRN_INVALID;
     if (s->readonly)
         return CAIRN_READONLY;

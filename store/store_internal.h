@@ -37,6 +37,7 @@ struct cairn_store {
     ino_t ino;
     cairn_options opt;
     int readonly;
+    pid_t owner; /* the opening process; a forked child's copy is dead */
 
     MDB_env *env;
     MDB_dbi extents, meta;
@@ -88,6 +89,8 @@ struct cairn_store {
 };
 
 /* store.c */
+/* Is s the parent's handle, seen in a forked child? */
+int store_foreign(const cairn_store *s);
 void store_set_error(cairn_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v);
 /* Write the checkpoint position with the catalog checksum. */

@@ -23,7 +23,7 @@
 
 int cairn_txn_begin(cairn_store *s, cairn_txn **out)
 {
-    if (!s || !out)
+    if (!s || !out || store_foreign(s))
         return CAIRN_INVALID;
     if (s->readonly)
         return CAIRN_READONLY;
