@@ -188,7 +188,9 @@ static int prepare_extent(struct pager *p, uint64_t e)
         return rc;
     }
     rc = mdb_txn_renew(s->txn);
-    if (rc == 0) {
+    if (rc == 0 && (rc = lmdb_file_check(p->env, NULL, NULL)) != 0) {
+        mdb_txn_reset(s->txn); /* data.mdb is shorter than LMDB believes */
+    } else if (rc == 0) {
         MDB_val key = {sizeof e, &e}, val;
         rc = mdb_get(s->txn, p->extents, &key, &val);
         if (rc == MDB_NOTFOUND) {
@@ -349,8 +351,7 @@ int pager_fault(struct pager *p, uintptr_t addr, int is_write)
         if (p->backend == CAIRN_BACKEND_UFFD)
             rc = uffd_publish(p, n, 1, atomic_load(&p->page_state[n]) & PS_DIRTY);
         else
-            rc = mprot_set(p, e * EXTENT_PAGES, EXTENT_PAGES,
-                           (st & EXT_WRITABLE) ? PROT_READ | PROT_WRITE : PROT_READ);
+            rc = mprot_set(p, e * EXTENT_PAGES, EXTENT_PAGES, (st & EXT_WRITABLE) ? PROT_READ | PROT_WRITE : PROT_READ);
         pager_unlock_page(p, n);
         return rc;
     }

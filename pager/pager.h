@@ -183,6 +183,12 @@ int uffd_set_writable(struct pager *p, uint64_t first, uint64_t n, int writable)
 int mprot_setup(struct pager *p);
 int mprot_set(struct pager *p, uint64_t first, uint64_t n, int prot);
 
+/* lmdb_file.c: 0 if data.mdb holds every page its newest meta page
+ * claims (else CAIRN_CORRUPT, or an errno); *have and *need are the file's
+ * size and the size needed, either may be NULL.  Call after a transaction
+ * begins and before it reads.  Signal-safe. */
+int lmdb_file_check(MDB_env *env, uint64_t *have, uint64_t *need);
+
 /* signal.c */
 int fault_register(struct pager *p);
 void fault_unregister(struct pager *p);

@@ -491,8 +491,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     pthread_mutex_lock(&s->log_mutex);
 
     pthread_rwlock_rdlock(&s->lmdb_lock);
-    int rc = atomic_load(&s->pager->lmdb_dead) ? CAIRN_IOERR
-                                               : lmdb_to_cairn(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &c.txn));
+    int rc = atomic_load(&s->pager->lmdb_dead) ? CAIRN_IOERR : store_txn_begin(s, s->env, MDB_RDONLY, &c.txn);
     if (rc == 0)
         rc = check_passes(&c);
     if (c.txn)

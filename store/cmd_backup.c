@@ -102,6 +102,8 @@ static int copied_catalog(const char *path, cairn_store *s)
     rc = mdb_env_open(s->env, path, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK, 0644);
     if (rc == 0)
         rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0 && (rc = lmdb_file_check(s->env, NULL, NULL)) != 0)
+        mdb_txn_abort(txn);
     if (rc) {
         mdb_env_close(s->env);
         s->env = NULL;

@@ -346,7 +346,7 @@ int cmd_compact(int argc, char **argv)
     if (nargs < 1 || nargs > 2 || (estimate && nargs != 1))
         return fputs(compact_usage, stderr), EXIT_FAIL;
     const char *src = argv[optind], *dest = nargs == 2 ? argv[optind + 1] : NULL;
-    struct snapshot *sn;
+    struct snapshot *sn = NULL;
     int rc;
 
     if (estimate) {

@@ -66,7 +66,7 @@ static int find_garbage(cairn_store *s, struct garbage *g, uint64_t *reached, ui
     pthread_mutex_lock(&s->log_mutex);
     pthread_rwlock_rdlock(&s->lmdb_lock);
     MDB_txn *txn;
-    int rc = lmdb_to_cairn(mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn));
+    int rc = store_txn_begin(s, s->env, MDB_RDONLY, &txn);
     struct walk w;
     g->w = &w;
     if (rc == 0) {

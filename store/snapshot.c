@@ -160,6 +160,9 @@ static int read_once(struct snapshot *sn)
         store_set_error(s, "%s/data.mdb: cannot begin a read transaction (%s)", s->path, mdb_strerror(rc));
         return lmdb_to_cairn(rc);
     }
+    rc = store_check_lmdb_file(s, s->env, s->path);
+    if (rc)
+        return rc;
     rc = store_read_catalog(s, sn->txn);
     if (rc)
         return rc;
@@ -228,7 +231,8 @@ int snapshot_open(const char *path, struct snapshot **out, char *err, size_t err
     }
     rc = store_open_env(s, path, MDB_RDONLY, &s->env);
     if (rc) {
-        store_set_error(s, "%s/data.mdb: LMDB cannot open it (%s)", path, cairn_strerror(rc));
+        if (!s->errmsg[0]) /* store_open_env names what it found wrong */
+            store_set_error(s, "%s/data.mdb: LMDB cannot open it (%s)", path, cairn_strerror(rc));
         goto fail;
     }
     for (;;) {

@@ -190,6 +190,30 @@ static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, void *out, size_
     return 0;
 }
 
+/* Report a data.mdb shorter than its meta page claims (lmdb_file_check). */
+int store_check_lmdb_file(cairn_store *s, MDB_env *env, const char *dir)
+{
+    uint64_t have = 0, need = 0;
+    int rc = lmdb_file_check(env, &have, &need);
+    if (rc == CAIRN_CORRUPT)
+        store_set_error(s, "%s/data.mdb: the file is %llu bytes, its LMDB meta page claims %llu (truncated?)", dir,
+                        (unsigned long long)have, (unsigned long long)need);
+    return rc;
+}
+
+int store_txn_begin(cairn_store *s, MDB_env *env, unsigned flags, MDB_txn **out)
+{
+    int rc = mdb_txn_begin(env, NULL, flags, out);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    rc = store_check_lmdb_file(s, env, s->path);
+    if (rc) {
+        mdb_txn_abort(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 /* The environment in directory dir (LMDB's data.mdb and lock.mdb). */
 int store_open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **out)
 {
@@ -212,8 +236,26 @@ int store_open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **ou
     const char *ra = getenv("CAIRN_LMDB_READAHEAD"); /* "0": for bench/readahead only */
     if (ra && strcmp(ra, "0") == 0)
         flags |= MDB_NORDAHEAD;
+    /* An empty data.mdb is a new environment to LMDB, which would write a
+     * fresh one over it: for cairn it is a damaged store. */
+    char *file;
+    struct stat st;
+    if (asprintf(&file, "%s/data.mdb", dir) < 0) {
+        mdb_env_close(env);
+        return ENOMEM;
+    }
+    rc = stat(file, &st) == 0 && st.st_size == 0;
+    free(file);
+    if (rc) {
+        store_set_error(s, "%s/data.mdb: the file is empty", dir);
+        mdb_env_close(env);
+        return CAIRN_CORRUPT;
+    }
     rc = mdb_env_open(env, dir, MDB_NOTLS | flags, 0644);
     if (rc) {
+        if (lmdb_to_cairn(rc) == CAIRN_CORRUPT)
+            store_set_error(s, "%s/data.mdb: not an LMDB file, or its meta pages are damaged (%s)", dir,
+                            mdb_strerror(rc));
         mdb_env_close(env);
         return lmdb_to_cairn(rc);
     }
@@ -224,6 +266,11 @@ int store_open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **ou
     int fd;
     if (mdb_env_get_fd(env, &fd) == 0)
         fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    rc = store_check_lmdb_file(s, env, dir);
+    if (rc) {
+        mdb_env_close(env);
+        return rc;
+    }
     *out = env;
     return 0;
 }
@@ -239,9 +286,9 @@ static int write_new_catalog(cairn_store *s, MDB_env *env)
 {
     MDB_txn *txn;
     MDB_dbi meta, extents;
-    int rc = mdb_txn_begin(env, NULL, 0, &txn);
+    int rc = store_txn_begin(s, env, 0, &txn);
     if (rc)
-        return lmdb_to_cairn(rc);
+        return rc;
     rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta);
     if (rc == 0)
         rc = mdb_dbi_open(txn, "extents", MDB_CREATE | MDB_INTEGERKEY, &extents);
@@ -362,9 +409,9 @@ fail:
 static int open_catalog(cairn_store *s)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
+    int rc = store_txn_begin(s, s->env, s->readonly ? MDB_RDONLY : 0, &txn);
     if (rc)
-        return lmdb_to_cairn(rc);
+        return rc;
     rc = store_read_catalog(s, txn);
     if (rc) {
         mdb_txn_abort(txn);

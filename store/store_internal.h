@@ -98,6 +98,13 @@ int store_put_ckpt_lsn(cairn_store *s, MDB_txn *txn, uint64_t ckpt_lsn);
 
 /* The LMDB environment in directory dir, as the store opens it. */
 int store_open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **out);
+/* mdb_txn_begin, then refuse (CAIRN_CORRUPT, message set) a data.mdb
+ * shorter than its meta page claims, before anything reads it.  Every LMDB
+ * transaction outside the fault path begins here. */
+int store_txn_begin(cairn_store *s, MDB_env *env, unsigned flags, MDB_txn **out);
+/* The same check alone, for a transaction begun elsewhere (lmdb_file_check,
+ * with the message); dir names the store in it. */
+int store_check_lmdb_file(cairn_store *s, MDB_env *env, const char *dir);
 /* Read and validate the catalog inside txn (see store.c). */
 int store_read_catalog(cairn_store *s, MDB_txn *txn);
 

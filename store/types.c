@@ -146,7 +146,7 @@ static int register_in_lmdb(cairn_store *s, const char *key, unsigned char *val,
 {
     MDB_txn *txn;
     pthread_rwlock_rdlock(&s->lmdb_lock);
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    int rc = store_txn_begin(s, s->env, 0, &txn);
     if (rc)
         goto out;
     MDB_val k = {strlen(key), (void *)key}, d;

@@ -64,6 +64,264 @@ static uint64_t counter_of(cairn_store *s)
 }
 
 /* ------------------------------------------------------------------ */
+/* files                                                               */
+/* ------------------------------------------------------------------ */
+
+static char *path_in(const char *dir, const char *name)
+{
+    char *p;
+    if (asprintf(&p, "%s/%s", dir, name) < 0)
+        abort();
+    return p;
+}
+
+/* The whole of dir/name; NULL (and *len 0) if it does not exist. */
+static unsigned char *file_get(const char *dir, const char *name, size_t *len)
+{
+    char *p = path_in(dir, name);
+    int fd = open(p, O_RDONLY);
+    free(p);
+    *len = 0;
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    unsigned char *buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+    assert_non_null(buf);
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
+        assert_true(n > 0);
+        got += (size_t)n;
+    }
+    close(fd);
+    *len = got;
+    return buf;
+}
+
+static void file_put(const char *dir, const char *name, const void *buf, size_t len)
+{
+    char *p = path_in(dir, name);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    free(p);
+    assert_true(fd >= 0);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)done);
+        assert_true(n > 0);
+        done += (size_t)n;
+    }
+    close(fd);
+}
+
+/* Object contents: a pattern from (object, word), incompressible enough
+ * that data.mdb spans many LMDB pages. */
+static uint64_t pattern(uint64_t obj, uint64_t word)
+{
+    uint64_t x = (obj << 20 | word) * 0x9E3779B97F4A7C15ull;
+    return x ^ (x >> 29);
+}
+
+#define OBJS 600
+#define OBJ_WORDS 128 /* 1 KiB objects */
+
+/* A store of OBJS patterned objects under root "objs" (an array of
+ * pointers), in transactions of 50; with crash_tail, the last 100
+ * objects are committed only to the log (the process dies). */
+static void build_store(const char *dir, int crash_tail)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cairn_options o;
+        tu_options(&o);
+        cairn_store *s;
+        cairn_txn *t;
+        uint64_t **arr;
+        if (cairn_open(dir, &o, &s) != CAIRN_OK)
+            _exit(1);
+        size_t off0[] = {0};
+        cairn_type ptr_t;
+        if (cairn_type_register(s, "ptr", 8, off0, 1, &ptr_t) || cairn_txn_begin(s, &t) ||
+            cairn_alloc(t, ptr_t, OBJS, (void **)&arr) || cairn_root_set(t, "objs", arr) || cairn_txn_commit(t))
+            _exit(2);
+        for (int i = 0; i < OBJS; i += 50) {
+            if (crash_tail && i == OBJS - 100 && cairn_checkpoint(s) != CAIRN_OK)
+                _exit(3);
+            if (cairn_txn_begin(s, &t))
+                _exit(4);
+            for (int k = i; k < i + 50; k++) {
+                if (cairn_alloc_bytes(t, OBJ_WORDS * 8, (void **)&arr[k]))
+                    _exit(5);
+                for (uint64_t w = 0; w < OBJ_WORDS; w++)
+                    arr[k][w] = pattern((uint64_t)k, w);
+            }
+            if (cairn_txn_commit(t))
+                _exit(6);
+        }
+        if (crash_tail)
+            _exit(0); /* no close: the tail stays in the log */
+        _exit(cairn_close(s) == CAIRN_OK ? 0 : 7);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("building the store failed: status %#x", status);
+}
+
+static void corrupt_exit(cairn_store *s, void *addr, int rc, void *arg)
+{
+    (void)s, (void)addr, (void)arg;
+    _exit(rc == CAIRN_CORRUPT ? 20 : 21);
+}
+
+/* In a child: open dir and read every object.  Exit 0 if all is there
+ * and right, 1 if the open was refused with CAIRN_CORRUPT, 20 if a page
+ * load reported CAIRN_CORRUPT; anything else is wrong: 2 another open
+ * error, 4 wrong data, 21 another load error, a signal a crash. */
+static int open_and_read(const char *dir)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cairn_options o;
+        tu_options(&o);
+        o.fault_error = corrupt_exit;
+        cairn_store *s;
+        int rc = cairn_open(dir, &o, &s);
+        if (rc != CAIRN_OK)
+            _exit(rc == CAIRN_CORRUPT ? 1 : 2);
+        uint64_t **arr;
+        if (cairn_root_get(s, "objs", (void **)&arr) != CAIRN_OK)
+            _exit(4);
+        for (int k = 0; k < OBJS; k++)
+            for (uint64_t w = 0; w < OBJ_WORDS; w++)
+                if (!arr[k] || arr[k][w] != pattern((uint64_t)k, w))
+                    _exit(4);
+        cairn_check_report r;
+        rc = cairn_check(s, &r);
+        if (rc != CAIRN_OK)
+            _exit(rc == CAIRN_CORRUPT ? 1 : 2);
+        _exit(cairn_close(s) == CAIRN_OK ? 0 : 2);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+        return 1000 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+/* Put the saved files back into a fresh dir, data.mdb cut to len. */
+static void restore(const char *dir, const unsigned char *mdb, size_t len, const unsigned char *wal, size_t wal_len)
+{
+    char *p = path_in(dir, "lock.mdb");
+    unlink(p);
+    free(p);
+    file_put(dir, "data.mdb", mdb, len);
+    file_put(dir, "wal", wal, wal_len);
+}
+
+static void truncations(int crash_tail)
+{
+    char *dir = tu_tempdir();
+    build_store(dir, crash_tail);
+    size_t mdb_len, wal_len;
+    unsigned char *mdb = file_get(dir, "data.mdb", &mdb_len);
+    unsigned char *wal = file_get(dir, "wal", &wal_len);
+    assert_true(mdb_len > 64 * 4096);
+    assert_int_equal(open_and_read(dir), 0);
+    size_t cuts[80];
+    int n = 0;
+    static const size_t fixed[] = {0, 1, 100, 4095, 4096, 4097, 8191, 8192, 8193, 12288};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        cuts[n++] = fixed[i];
+    for (int i = 1; i <= 60; i++)
+        cuts[n++] = mdb_len * (size_t)i / 61;
+    cuts[n++] = mdb_len - 4096;
+    cuts[n++] = mdb_len - 1;
+    int refused = 0, load_errors = 0;
+    for (int i = 0; i < n; i++) {
+        restore(dir, mdb, cuts[i], wal, wal_len);
+        int got = open_and_read(dir);
+        if (got != 1 && got != 20)
+            fail_msg("data.mdb cut to %zu of %zu bytes: %s %d", cuts[i], mdb_len, got >= 1000 ? "signal" : "exit",
+                     got >= 1000 ? got - 1000 : got);
+        refused += got == 1;
+        load_errors += got == 20;
+        /* The log is never touched by a refused open. */
+        size_t l2;
+        unsigned char *w2 = file_get(dir, "wal", &l2);
+        if (got == 1 && (l2 != wal_len || memcmp(w2, wal, wal_len) != 0))
+            fail_msg("data.mdb cut to %zu: the refused open changed the log", cuts[i]);
+        free(w2);
+    }
+    print_message("%d truncations of a %zu-byte data.mdb (log of %zu bytes): %d refused at open, %d at a load\n", n,
+                  mdb_len, wal_len, refused, load_errors);
+    /* And the whole file still opens. */
+    restore(dir, mdb, mdb_len, wal, wal_len);
+    assert_int_equal(open_and_read(dir), 0);
+    free(mdb);
+    free(wal);
+    tu_rmdir(dir);
+}
+
+/* data.mdb cut at many sizes, the log empty: CAIRN_CORRUPT, never a signal. */
+static void truncated_data_mdb(void **state)
+{
+    (void)state;
+    truncations(0);
+}
+
+/* The same with committed transactions in the log, which recovery would
+ * replay onto the cut file. */
+static void truncated_data_mdb_with_log(void **state)
+{
+    (void)state;
+    truncations(1);
+}
+
+/* Cut while the store is open: the next load reports CAIRN_CORRUPT
+ * through fault_error, not SIGBUS. */
+static void truncated_while_open(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    build_store(dir, 0);
+    size_t mdb_len;
+    unsigned char *mdb = file_get(dir, "data.mdb", &mdb_len);
+    free(mdb);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cairn_options o;
+        tu_options(&o);
+        o.fault_error = corrupt_exit;
+        cairn_store *s;
+        if (cairn_open(dir, &o, &s) != CAIRN_OK)
+            _exit(1);
+        uint64_t **arr;
+        if (cairn_root_get(s, "objs", (void **)&arr) != CAIRN_OK)
+            _exit(4);
+        char *p = path_in(dir, "data.mdb");
+        if (truncate(p, (off_t)(mdb_len / 2)) != 0)
+            _exit(5);
+        uint64_t sum = 0;
+        for (int k = 0; k < OBJS; k++)
+            sum += arr[k][0];
+        _exit(sum == 1 ? 6 : 7); /* not reached: a load must fail */
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 20)
+        fail_msg("status %#x (%s %d), want exit 20 (CAIRN_CORRUPT from a load)", status,
+                 WIFSIGNALED(status) ? "signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    tu_rmdir(dir);
+}
+
+/* ------------------------------------------------------------------ */
 /* fork and exec                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -216,9 +474,9 @@ static void exec_inherits_no_descriptor(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(fork_child_does_not_hold_the_store),
-        cmocka_unit_test(fork_child_opens_after_parent_closed),
-        cmocka_unit_test(exec_inherits_no_descriptor),
+        cmocka_unit_test(fork_child_does_not_hold_the_store), cmocka_unit_test(fork_child_opens_after_parent_closed),
+        cmocka_unit_test(exec_inherits_no_descriptor),        cmocka_unit_test(truncated_data_mdb),
+        cmocka_unit_test(truncated_data_mdb_with_log),        cmocka_unit_test(truncated_while_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

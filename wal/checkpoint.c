@@ -38,10 +38,10 @@ static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, ext
     if (!raw)
         return ENOMEM;
     MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    int rc = store_txn_begin(s, s->env, 0, &txn);
     if (rc) {
         free(raw);
-        return lmdb_to_cairn(rc);
+        return rc;
     }
     uint64_t zin = 0, zout = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {

@@ -35,7 +35,7 @@
 
 struct replay {
     cairn_store *s;
-    size_t batch;   /* images held before writing a batch */
+    size_t batch; /* images held before writing a batch */
     uint64_t batches;
     MDB_txn *txn;   /* read transaction for base images */
     uint64_t *keys; /* open addressing: extent + 1, 0 = empty */
@@ -173,8 +173,7 @@ static int write_batch(struct replay *r, uint64_t lsn)
         r->keys[i] = 0;
     }
     r->used = 0;
-    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
-    return rc ? lmdb_to_cairn(rc) : 0;
+    return store_txn_begin(s, s->env, MDB_RDONLY, &r->txn);
 }
 
 static int transaction_applied(void *ctx, uint64_t commit_lsn)
@@ -192,9 +191,9 @@ int recover_log(cairn_store *s, int *pending)
     if (b && atol(b) > 0)
         r.batch = (size_t)atol(b);
     uint64_t last = 0, txns = 0;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r.txn);
+    int rc = store_txn_begin(s, s->env, MDB_RDONLY, &r.txn);
     if (rc)
-        return lmdb_to_cairn(rc);
+        return rc;
     rc = wal_replay(&s->wal, s->ckpt_lsn, apply_change, transaction_applied, &r, &last, &txns);
     if (r.txn)
         mdb_txn_abort(r.txn);
@@ -202,8 +201,9 @@ int recover_log(cairn_store *s, int *pending)
     if (rc)
         goto out;
     if (txns > 0 && s->readonly) {
-        store_set_error(s, "%s: the log holds %llu committed transactions not yet in LMDB; "
-                           "open the store read-write once to recover them",
+        store_set_error(s,
+                        "%s: the log holds %llu committed transactions not yet in LMDB; "
+                        "open the store read-write once to recover them",
                         s->path, (unsigned long long)txns);
         rc = CAIRN_READONLY;
         goto out;
