@@ -65,14 +65,18 @@ uint64_t tu_shmem_bytes(cairn_store *s)
     return (uint64_t)st.st_blocks * 512;
 }
 
-int tu_map_lines(void)
+int tu_map_lines(const void *base, size_t len)
 {
     FILE *f = fopen("/proc/self/maps", "r");
-    int n = 0, c;
+    uintptr_t lo = (uintptr_t)base, hi = lo + len;
+    unsigned long start, end;
+    char line[512];
+    int n = 0;
     if (!f)
         abort();
-    while ((c = fgetc(f)) != EOF)
-        n += c == '\n';
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%lx-%lx", &start, &end) == 2 && start < hi && end > lo)
+            n++;
     fclose(f);
     return n;
 }

@@ -37,8 +37,10 @@ void tu_rmdir(char *path);
 void tu_options(cairn_options *o);
 /* Bytes of s's page memfd in memory: the shared memory the store holds. */
 uint64_t tu_shmem_bytes(cairn_store *s);
-/* Lines of /proc/self/maps: the process's mapping count. */
-int tu_map_lines(void);
+/* Mappings of /proc/self/maps that overlap [base, base + len): what a store
+ * adds to the process's mapping count.  Counting the whole process would also
+ * count the sanitizers' and malloc's own mappings, which come and go. */
+int tu_map_lines(const void *base, size_t len);
 /* Run fn(arg) in a forked child; return its wait status. */
 int tu_in_child(void (*fn)(void *), void *arg);
 
