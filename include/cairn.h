@@ -213,8 +213,13 @@ CAIRN_API void cairn_options_init(cairn_options *o);
  *   process already;
  *   CAIRN_CORRUPT if the directory holds no cairn catalog, the catalog or
  *   type catalog is damaged or of another format version, the log is
- *   missing or damaged or belongs to another store, or a log record is
- *   malformed;
+ *   missing or damaged or belongs to another store, a log record is
+ *   malformed, data.mdb is older or newer than the log (the files do not
+ *   belong together: docs/FORMAT.md section 5), data.mdb is empty or
+ *   shorter than its LMDB meta page says, or data.mdb is missing beside a
+ *   store's log (nothing is created then: the log is kept);
+ *   ENOTEMPTY if the store does not exist and the directory holds other
+ *   files (a store is created only in a missing or empty directory);
  *   CAIRN_READONLY if opened read-only and the store does not exist, or its
  *   log holds committed transactions that need recovery (open it
  *   read-write once);
@@ -225,8 +230,10 @@ CAIRN_API void cairn_options_init(cairn_options *o);
  *   CAIRN_FULL if recovery could not grow the LMDB map or the disk is full;
  *   CAIRN_IOERR for other LMDB failures;
  *   errno values from the file system (ENOTDIR, EACCES, ENOSPC, ...) and
- *   ENOMEM.  On failure there is no handle, so cairn_errmsg() cannot be
- *   asked; the detail of a failed open is not available.
+ *   ENOMEM; a creation that fails (ENOSPC on a full file system among
+ *   them) removes every file it made.  On failure there is no handle: cairn_errmsg(NULL) gives the
+ *   detail (which file, which positions disagree), for the calling
+ *   thread's last failed open.
  */
 CAIRN_API int cairn_open(const char *path, const cairn_options *o, cairn_store **out);
 
@@ -439,7 +446,9 @@ CAIRN_API int cairn_stats_get(cairn_store *s, cairn_stats *out);
 CAIRN_API const char *cairn_strerror(int rc);
 
 /** Detail of the last failure on s that recorded one (e.g. which object
- * held an external pointer); "" if there was none; "" for s NULL.  Not
+ * held an external pointer); "" if there was none.  For s NULL: the detail
+ * of the calling thread's last failed cairn_open() ("" after a successful
+ * one), in a thread-local buffer valid until that thread's next open.  Not
  * every error records a detail (bad arguments usually do not), and a
  * successful call does not clear it, so read it right after the failing
  * call.  The pointer is to a buffer inside s, valid until cairn_close(s);

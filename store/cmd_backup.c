@@ -207,7 +207,7 @@ int cmd_backup(int argc, char **argv)
         return EXIT_FAIL;
     }
     MDB_env *env;
-    int rc = store_open_env(&st, src, MDB_RDONLY, &env);
+    int rc = store_open_env(&st, src, MDB_RDONLY, 0, &env);
     if (rc) {
         cmd_error("backup", "%s/data.mdb: LMDB cannot open it: %s", src, cairn_strerror(rc));
         close(srcdir);

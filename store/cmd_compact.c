@@ -153,7 +153,7 @@ static int build_env(const char *sub, struct snapshot *sn, const char *dir, int 
     unsigned char *raw = malloc(EXTENT_BYTES), *z = malloc(extent_bound());
     int rc = cctx && raw && z ? list_extents(sn, &keys, &n) : ENOMEM;
     if (rc == 0)
-        rc = store_open_env(&dst, dir, 0, &env);
+        rc = store_open_env(&dst, dir, 0, 1, &env);
     if (rc == 0)
         rc = mdb_txn_begin(env, NULL, 0, &txn);
     if (rc == 0)

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -168,24 +169,31 @@ static int read_once(struct snapshot *sn)
         return rc;
     s->seed = XXH3_64bits(s->store_id, 16);
     layout_init(&sn->layout, s->pages);
-    rc = wal_open(&s->wal, s->dirfd, s->store_id, 0, 1);
-    if (rc == ENOENT || rc == CAIRN_CORRUPT) {
-        store_set_error(s, "%s/wal: %s", s->path,
-                        rc == ENOENT ? "the log is missing" : "log header damaged or from another store");
-        return CAIRN_CORRUPT;
-    }
-    if (rc) {
-        store_set_error(s, "%s/wal: %s", s->path, strerror(rc));
+    rc = store_open_log(s, 1);
+    if (rc)
         return rc;
-    }
     if (s->wal.start_lsn > s->ckpt_lsn + 1)
-        return 1; /* a checkpoint ran after our LMDB snapshot */
+        return 1; /* a checkpoint ran after our LMDB snapshot, or the files do not belong together */
     struct stat st;
     sn->log_bytes = fstat(s->wal.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     uint64_t last = 0;
     rc = wal_replay(&s->wal, s->ckpt_lsn, apply_change, NULL, sn, &last, &sn->log_txns);
+    if (rc == 0)
+        rc = store_log_continues(s, s->ckpt_lsn, s->wal.start_lsn, last);
     sn->last_lsn = last > s->ckpt_lsn ? last : s->ckpt_lsn;
     return rc;
+}
+
+/* Does a read-write opener hold the store now?  Its lock is exclusive;
+ * a shared one taken and dropped at once tells, and writes nothing. */
+static int writer_present(cairn_store *s)
+{
+    int fd = openat(s->dirfd, "lock", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd); /* drops ours, if taken */
+    return held;
 }
 
 static void reset_attempt(struct snapshot *sn)
@@ -229,7 +237,7 @@ int snapshot_open(const char *path, struct snapshot **out, char *err, size_t err
         store_set_error(s, "%s/data.mdb: %s (not a cairn store?)", path, strerror(rc));
         goto fail;
     }
-    rc = store_open_env(s, path, MDB_RDONLY, &s->env);
+    rc = store_open_env(s, path, MDB_RDONLY, 0, &s->env);
     if (rc) {
         if (!s->errmsg[0]) /* store_open_env names what it found wrong */
             store_set_error(s, "%s/data.mdb: LMDB cannot open it (%s)", path, cairn_strerror(rc));
@@ -239,12 +247,17 @@ int snapshot_open(const char *path, struct snapshot **out, char *err, size_t err
         rc = read_once(sn);
         if (rc != 1)
             break;
+        /* Without a writer no checkpoint can have raced us: the files do
+         * not belong together. */
+        if (!writer_present(s)) {
+            rc = store_log_continues(s, s->ckpt_lsn, s->wal.start_lsn, UINT64_MAX);
+            break;
+        }
         reset_attempt(sn);
         if (++sn->retries > SNAPSHOT_RETRIES) {
             store_set_error(s,
                             "%s: the log starts at LSN %llu, past the checkpoint at %llu + 1, in each of %d "
-                            "attempts: either checkpoints raced every attempt, or wal does not belong with "
-                            "this data.mdb",
+                            "attempts: checkpoints of the writer raced every attempt",
                             path, (unsigned long long)s->wal.start_lsn, (unsigned long long)s->ckpt_lsn,
                             SNAPSHOT_RETRIES);
             rc = CAIRN_BUSY;

@@ -15,6 +15,7 @@
  *        (release the range) -> log -> LMDB -> lock.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -147,9 +148,12 @@ void store_set_error(cairn_store *s, const char *fmt, ...)
     pthread_mutex_unlock(&s->err_mutex);
 }
 
+/* The detail of this thread's last failed cairn_open (cairn_errmsg(NULL)). */
+static __thread char open_errmsg[512];
+
 const char *cairn_errmsg(cairn_store *s)
 {
-    return s ? s->errmsg : "";
+    return s ? s->errmsg : open_errmsg;
 }
 
 int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v)
@@ -214,8 +218,48 @@ int store_txn_begin(cairn_store *s, MDB_env *env, unsigned flags, MDB_txn **out)
     return rc;
 }
 
+/*
+ * LMDB sizes lock.mdb with ftruncate and then writes its reader table
+ * through a shared map: on a full file system the first store to a page
+ * that has no block is a SIGBUS inside mdb_env_open.  So the file's
+ * blocks are reserved first (FALLOC_FL_KEEP_SIZE: its size stays what
+ * LMDB made it, or 0 for LMDB to size), and a full disk is ENOSPC here.
+ * Only where we may write (a read-only user's open leaves it to LMDB).
+ */
+#define NEW_STORE_RESERVE (64 << 10) /* a new data.mdb is 5 LMDB pages */
+#define LMDB_LOCK_RESERVE (64 << 10) /* the table for 126 + PAGER_SLOTS readers is ~10 KiB */
+
+static int reserve_lmdb_lock_file(cairn_store *s, const char *dir)
+{
+    char *file;
+    if (asprintf(&file, "%s/lock.mdb", dir) < 0)
+        return ENOMEM;
+    int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    free(file);
+    int rc = 0;
+    if (fd < 0) {
+        /* Read-only media or permissions: LMDB opens what it may and
+         * reports what it meets.  Anything else is the file system's error. */
+        if (errno == EACCES || errno == EPERM || errno == EROFS)
+            return 0;
+        rc = errno;
+        store_set_error(s, "%s/lock.mdb: %s", dir, strerror(rc));
+        return rc;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0) {
+        off_t len = st.st_size > LMDB_LOCK_RESERVE ? st.st_size : LMDB_LOCK_RESERVE;
+        if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, len) != 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
+            rc = errno;
+            store_set_error(s, "%s/lock.mdb: cannot reserve LMDB's lock file: %s", dir, strerror(rc));
+        }
+    }
+    close(fd);
+    return rc;
+}
+
 /* The environment in directory dir (LMDB's data.mdb and lock.mdb). */
-int store_open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **out)
+int store_open_env(cairn_store *s, const char *dir, unsigned flags, int create, MDB_env **out)
 {
     MDB_env *env;
     int rc = mdb_env_create(&env);
@@ -236,6 +280,11 @@ int store_open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **ou
     const char *ra = getenv("CAIRN_LMDB_READAHEAD"); /* "0": for bench/readahead only */
     if (ra && strcmp(ra, "0") == 0)
         flags |= MDB_NORDAHEAD;
+    rc = reserve_lmdb_lock_file(s, dir);
+    if (rc) {
+        mdb_env_close(env);
+        return rc;
+    }
     /* An empty data.mdb is a new environment to LMDB, which would write a
      * fresh one over it: for cairn it is a damaged store. */
     char *file;
@@ -244,7 +293,7 @@ int store_open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **ou
         mdb_env_close(env);
         return ENOMEM;
     }
-    rc = stat(file, &st) == 0 && st.st_size == 0;
+    rc = !create && stat(file, &st) == 0 && st.st_size == 0;
     free(file);
     if (rc) {
         store_set_error(s, "%s/data.mdb: the file is empty", dir);
@@ -318,6 +367,71 @@ static int write_new_catalog(cairn_store *s, MDB_env *env)
 }
 
 /*
+ * A store is created only where there is none: in a directory that is
+ * empty, or holds only what an interrupted creation leaves (the lock, the
+ * staging directory, a log that was never written to).  A directory with
+ * a log that holds records, or with LMDB's lock.mdb, was a store whose
+ * data.mdb went missing: creating one there would destroy its log, so the
+ * open is refused and nothing is touched (CAIRN_CORRUPT).  Anything else
+ * is somebody's directory (ENOTEMPTY).
+ */
+static int check_creatable(cairn_store *s)
+{
+    int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        int rc = errno;
+        if (fd >= 0)
+            close(fd);
+        return rc;
+    }
+    int rc = 0, log = 0, lmdb_lock = 0;
+    char other[65] = "";
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "lock") || !strcmp(n, "new.tmp") || !strcmp(n, "wal.tmp"))
+            continue;
+        int kind = strcmp(n, "wal") ? -1 : wal_probe(s->dirfd);
+        if (kind == 1)
+            continue; /* created, never written */
+        if (kind == 0)
+            log = 1;
+        else if (!strcmp(n, "lock.mdb"))
+            lmdb_lock = 1;
+        else if (!other[0])
+            snprintf(other, sizeof other, "%.64s", n);
+    }
+    if (log || lmdb_lock) {
+        store_set_error(s,
+                        "%s: data.mdb is missing beside the store's %s; refusing to create a store over it "
+                        "(restore data.mdb, or remove the directory to start afresh)",
+                        s->path, log ? "log (wal)" : "LMDB lock file (lock.mdb)");
+        rc = CAIRN_CORRUPT;
+    } else if (other[0]) {
+        store_set_error(s,
+                        "%s: not a cairn store, and not empty (holds \"%s\"); a store is created only in an "
+                        "empty or missing directory",
+                        s->path, other);
+        rc = ENOTEMPTY;
+    }
+    closedir(d);
+    return rc;
+}
+
+/* After a refused or failed creation: leave the directory as it was. */
+static void undo_creation(cairn_store *s)
+{
+    if (!s->made_store)
+        return;
+    remove_staging(s);
+    unlinkat(s->dirfd, "wal.tmp", 0);
+    unlinkat(s->dirfd, "wal", 0);
+    unlinkat(s->dirfd, "data.mdb", 0);
+    unlinkat(s->dirfd, "lock.mdb", 0);
+}
+
+/*
  * Create a store in the directory, atomically as far as a crash can tell:
  * the LMDB environment is built and synced in "new.tmp", the log is
  * created, and only then is new.tmp/data.mdb renamed to data.mdb (and the
@@ -336,16 +450,29 @@ static int create_store(cairn_store *s)
     s->ckpt_lsn = 0;
     if (getrandom(s->store_id, 16, 0) != 16)
         return errno;
+    s->made_store = 1; /* from here undo_creation removes what is made */
     remove_staging(s);
-    unlinkat(s->dirfd, "wal", 0);
+    unlinkat(s->dirfd, "wal", 0); /* unused (check_creatable) */
     unlinkat(s->dirfd, "wal.tmp", 0);
     if (mkdirat(s->dirfd, "new.tmp", 0755) != 0)
         return errno;
     char *staging;
     if (asprintf(&staging, "%s/new.tmp", s->path) < 0)
         return ENOMEM;
+    /* Reserve the blocks of the new data.mdb: LMDB turns a short write
+     * into EIO, and a full disk must be ENOSPC. */
+    int fd = openat(s->dirfd, "new.tmp/data.mdb", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        free(staging);
+        return errno;
+    }
+    int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, NEW_STORE_RESERVE) != 0 && errno != EOPNOTSUPP && errno != ENOSYS
+                 ? errno
+                 : 0;
+    close(fd);
     MDB_env *env = NULL;
-    int rc = store_open_env(s, staging, 0, &env);
+    if (rc == 0)
+        rc = store_open_env(s, staging, 0, 1, &env);
     free(staging);
     if (rc == 0)
         rc = write_new_catalog(s, env);
@@ -403,6 +530,74 @@ fail:
     if (lmdb_to_cairn(rc) == CAIRN_CORRUPT)
         store_set_error(s, "%s: catalog damaged (%s)", s->path, mdb_strerror(rc));
     return lmdb_to_cairn(rc);
+}
+
+static void hex_id(const uint8_t id[16], char out[33])
+{
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+/*
+ * The rule that binds data.mdb to its log (docs/FORMAT.md, "Which files
+ * belong together").  data.mdb's catalog says it holds the store up to the
+ * checkpoint at LSN C; the log's header says its records start at LSN S
+ * (and names its store, which wal_open compares).  A checkpoint commits C
+ * to LMDB first and only then replaces the log by one starting at C + 1,
+ * and the log is synced up to C before that commit, so every state a crash
+ * can leave has
+ *     S <= C + 1   (no committed transaction lies between the files), and
+ *     C <= L       (L: the log's last valid commit, S - 1 if it has none:
+ *                   data.mdb holds nothing the log did not lead to).
+ * Anything else is data.mdb from another moment of the store: an older
+ * copy put back, a newer one, or LMDB fallen back to its older meta page.
+ * Replaying onto it would build a store that never existed, and its next
+ * commit would make that permanent, so it is refused before anything is
+ * written.  last is UINT64_MAX when the log has not been read yet (only
+ * the first condition is checked then).  Used by recovery, the snapshot
+ * reader and so the command.  Returns 0 or CAIRN_CORRUPT, message set.
+ */
+int store_log_continues(cairn_store *s, uint64_t ckpt_lsn, uint64_t start_lsn, uint64_t last_lsn)
+{
+    if (start_lsn > ckpt_lsn + 1) {
+        store_set_error(s,
+                        "%s: data.mdb and wal do not belong together: data.mdb holds the store up to LSN %llu, "
+                        "the log starts at LSN %llu, so data.mdb is older than the log (a copy put back, or LMDB "
+                        "fell back to an older meta page) and the log records of LSNs %llu..%llu are in neither file",
+                        s->path, (unsigned long long)ckpt_lsn, (unsigned long long)start_lsn,
+                        (unsigned long long)ckpt_lsn + 1, (unsigned long long)start_lsn - 1);
+        return CAIRN_CORRUPT;
+    }
+    if (last_lsn != UINT64_MAX && ckpt_lsn > last_lsn) {
+        store_set_error(s,
+                        "%s: data.mdb and wal do not belong together: data.mdb holds the store up to LSN %llu, "
+                        "but the log (from LSN %llu) ends at LSN %llu, so data.mdb is newer than the log (the log "
+                        "was put back from an older copy, or is another copy's)",
+                        s->path, (unsigned long long)ckpt_lsn, (unsigned long long)start_lsn,
+                        (unsigned long long)last_lsn);
+        return CAIRN_CORRUPT;
+    }
+    return 0;
+}
+
+int store_open_log(cairn_store *s, int readonly)
+{
+    int rc = wal_open(&s->wal, s->dirfd, s->store_id, 0, readonly);
+    if (rc == ENOENT) {
+        store_set_error(s, "%s/wal: the log is missing", s->path);
+        rc = CAIRN_CORRUPT;
+    } else if (rc == CAIRN_CORRUPT && s->wal.foreign) {
+        char a[33], b[33];
+        hex_id(s->wal.store_id, a);
+        hex_id(s->store_id, b);
+        store_set_error(s, "%s: data.mdb and wal do not belong together: the log is of store %s, data.mdb of store %s",
+                        s->path, a, b);
+    } else if (rc == CAIRN_CORRUPT) {
+        store_set_error(s, "%s/wal: the log header is damaged", s->path);
+    } else if (rc) {
+        store_set_error(s, "%s/wal: %s", s->path, strerror(rc));
+    }
+    return rc;
 }
 
 /* Read the catalog of an existing store. */
@@ -465,7 +660,7 @@ int store_grow_map(cairn_store *s)
 
 static int open_lmdb(cairn_store *s)
 {
-    int rc = store_open_env(s, s->path, s->readonly ? MDB_RDONLY : 0, &s->env);
+    int rc = store_open_env(s, s->path, s->readonly ? MDB_RDONLY : 0, 0, &s->env);
     if (rc)
         return rc;
     int dead;
@@ -486,8 +681,12 @@ static void store_free(cairn_store *s)
     free(s->zbuf);
     if (s->lockfd >= 0)
         close(s->lockfd);
+    if (s->made_lock && s->dirfd >= 0)
+        unlinkat(s->dirfd, "lock", 0);
     if (s->dirfd >= 0)
         close(s->dirfd);
+    if (s->made_dir)
+        rmdir(s->path);
     if (s->ino || s->dev)
         release_dir(s->dev, s->ino);
     pthread_mutex_destroy(&s->txn_mutex);
@@ -568,6 +767,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
 
     if (!s->readonly) {
         if (mkdir(path, 0755) == 0) {
+            s->made_dir = 1;
             rc = fsync_parent(path); /* the new directory entry must survive a crash */
             if (rc)
                 goto fail;
@@ -592,7 +792,15 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         goto fail;
     }
     s->dev = st.st_dev, s->ino = st.st_ino;
-    s->lockfd = openat(s->dirfd, "lock", (s->readonly ? O_RDONLY : O_RDWR | O_CREAT) | O_CLOEXEC, 0644);
+    s->lockfd = openat(s->dirfd, "lock", (s->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (s->lockfd < 0 && errno == ENOENT && !s->readonly) {
+        /* Exclusive, so that a refused or failed creation knows it may
+         * remove the file again. */
+        s->lockfd = openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        s->made_lock = s->lockfd >= 0;
+        if (s->lockfd < 0 && errno == EEXIST)
+            s->lockfd = openat(s->dirfd, "lock", O_RDWR | O_CLOEXEC);
+    }
     if (s->lockfd < 0) {
         rc = errno == ENOENT && s->readonly ? CAIRN_READONLY : errno;
         goto fail;
@@ -604,13 +812,19 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     }
 
     int created = faccessat(s->dirfd, "data.mdb", F_OK, 0) != 0;
-    if (created && s->readonly) {
-        store_set_error(s, "%s: store does not exist (read-only open cannot create it)", path);
-        rc = CAIRN_READONLY;
+    if (created && errno != ENOENT) {
+        rc = errno;
+        store_set_error(s, "%s/data.mdb: %s", path, strerror(rc));
         goto fail;
     }
     if (created) {
-        rc = create_store(s);
+        rc = check_creatable(s);
+        if (rc == 0 && s->readonly) {
+            store_set_error(s, "%s: store does not exist (read-only open cannot create it)", path);
+            rc = CAIRN_READONLY;
+        }
+        if (rc == 0)
+            rc = create_store(s);
         if (rc)
             goto fail;
     }
@@ -622,12 +836,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         goto fail;
     s->seed = XXH3_64bits(s->store_id, 16);
     if (!created) {
-        rc = wal_open(&s->wal, s->dirfd, s->store_id, 0, s->readonly);
-        if (rc == ENOENT || rc == CAIRN_CORRUPT) {
-            store_set_error(s, "%s: write-ahead log %s", path,
-                            rc == ENOENT ? "is missing" : "is damaged or belongs to another store");
-            rc = CAIRN_CORRUPT;
-        }
+        rc = store_open_log(s, s->readonly);
         if (rc)
             goto fail;
     }
@@ -664,9 +873,18 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         if (rc)
             goto fail;
     }
+    s->made_dir = s->made_lock = s->made_store = 0; /* a store now: kept */
     *out = s;
+    open_errmsg[0] = 0;
     return 0;
 fail:
+    snprintf(open_errmsg, sizeof open_errmsg, "%s", s->errmsg[0] ? s->errmsg : cairn_strerror(rc));
+    if (s->env) { /* LMDB's files must be closed before they are removed */
+        mdb_env_close(s->env);
+        s->env = NULL;
+    }
+    wal_close(&s->wal);
+    undo_creation(s);
     store_free(s);
     return rc;
 }
@@ -811,6 +1029,8 @@ const char *cairn_strerror(int rc)
         return "file exists";
     case EINVAL:
         return "invalid argument (system)";
+    case ENOTEMPTY:
+        return "directory not empty (not a store)";
     default:
         return rc > 0 ? "system error" : "unknown cairn error";
     }

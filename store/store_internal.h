@@ -38,6 +38,8 @@ struct cairn_store {
     cairn_options opt;
     int readonly;
     pid_t owner; /* the opening process; a forked child's copy is dead */
+    /* What this open made, removed again if it fails (cairn_open). */
+    int made_dir, made_lock, made_store;
 
     MDB_env *env;
     MDB_dbi extents, meta;
@@ -96,8 +98,9 @@ int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v
 /* Write the checkpoint position with the catalog checksum. */
 int store_put_ckpt_lsn(cairn_store *s, MDB_txn *txn, uint64_t ckpt_lsn);
 
-/* The LMDB environment in directory dir, as the store opens it. */
-int store_open_env(cairn_store *s, const char *dir, unsigned flags, MDB_env **out);
+/* The LMDB environment in directory dir, as the store opens it; create:
+ * a new environment is being made (else an empty data.mdb is damage). */
+int store_open_env(cairn_store *s, const char *dir, unsigned flags, int create, MDB_env **out);
 /* mdb_txn_begin, then refuse (CAIRN_CORRUPT, message set) a data.mdb
  * shorter than its meta page claims, before anything reads it.  Every LMDB
  * transaction outside the fault path begins here. */
@@ -107,6 +110,14 @@ int store_txn_begin(cairn_store *s, MDB_env *env, unsigned flags, MDB_txn **out)
 int store_check_lmdb_file(cairn_store *s, MDB_env *env, const char *dir);
 /* Read and validate the catalog inside txn (see store.c). */
 int store_read_catalog(cairn_store *s, MDB_txn *txn);
+
+/* The rule binding data.mdb (checkpoint ckpt_lsn) to its log (records
+ * from start_lsn, last commit last_lsn, UINT64_MAX if not read yet): 0 or
+ * CAIRN_CORRUPT with the message.  See store.c. */
+int store_log_continues(cairn_store *s, uint64_t ckpt_lsn, uint64_t start_lsn, uint64_t last_lsn);
+/* Open the log of s (catalog read) into s->wal: 0, or CAIRN_CORRUPT
+ * (missing, damaged, another store's) or an errno, with the message. */
+int store_open_log(cairn_store *s, int readonly);
 
 /* Double the LMDB map (MDB_MAP_FULL).  Caller holds no lmdb_lock. */
 int store_grow_map(cairn_store *s);

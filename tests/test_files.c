@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -322,6 +323,522 @@ static void truncated_while_open(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* data.mdb and the log belong together                                */
+/* ------------------------------------------------------------------ */
+
+struct saved {
+    unsigned char *mdb, *wal;
+    size_t mdb_len, wal_len;
+};
+
+static struct saved save_files(const char *dir)
+{
+    struct saved v;
+    v.mdb = file_get(dir, "data.mdb", &v.mdb_len);
+    v.wal = file_get(dir, "wal", &v.wal_len);
+    assert_non_null(v.mdb);
+    assert_non_null(v.wal);
+    return v;
+}
+
+static void free_saved(struct saved *v)
+{
+    free(v->mdb);
+    free(v->wal);
+}
+
+/* Are dir's data.mdb and wal byte for byte v? */
+static void assert_files_are(const char *dir, const struct saved *v, const char *when)
+{
+    struct saved now = save_files(dir);
+    if (now.mdb_len != v->mdb_len || memcmp(now.mdb, v->mdb, v->mdb_len) != 0)
+        fail_msg("%s: data.mdb changed", when);
+    if (now.wal_len != v->wal_len || memcmp(now.wal, v->wal, v->wal_len) != 0)
+        fail_msg("%s: the log changed (%zu -> %zu bytes)", when, v->wal_len, now.wal_len);
+    free_saved(&now);
+}
+
+/* Open dir expecting rc, with a message containing what. */
+static void open_refused(const char *dir, int want, const char *what)
+{
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s = NULL;
+    int rc = cairn_open(dir, &o, &s);
+    if (rc != want)
+        fail_msg("open: got %d (%s), want %d (%s); message \"%s\"", rc, cairn_strerror(rc), want, cairn_strerror(want),
+                 cairn_errmsg(NULL));
+    if (!strstr(cairn_errmsg(NULL), what))
+        fail_msg("open refused, but the message \"%s\" does not say \"%s\"", cairn_errmsg(NULL), what);
+    print_message("refused: %s\n", cairn_errmsg(NULL));
+}
+
+/* In a child: open dir, commit n increments (a checkpoint after the
+ * first ckpt_after of them, if not 0), then die without closing, so the
+ * rest stays in the log only. */
+static void commit_and_crash(const char *dir, int n, int ckpt_after)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cairn_options o;
+        tu_options(&o);
+        cairn_store *s;
+        if (cairn_open(dir, &o, &s) != CAIRN_OK)
+            _exit(1);
+        for (int i = 0; i < n; i++) {
+            if (ckpt_after && i == ckpt_after && cairn_checkpoint(s) != CAIRN_OK)
+                _exit(2);
+            cairn_txn *t;
+            struct counter *c = NULL;
+            if (cairn_txn_begin(s, &t))
+                _exit(3);
+            if (cairn_root_get(s, "counter", (void **)&c) == CAIRN_NOT_FOUND &&
+                (cairn_alloc_bytes(t, sizeof *c, (void **)&c) || cairn_root_set(t, "counter", c)))
+                _exit(4);
+            c->n++;
+            if (cairn_txn_commit(t))
+                _exit(5);
+        }
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void expect_counter(const char *dir, uint64_t want)
+{
+    cairn_store *s = open_ok(dir, 0);
+    assert_int_equal(counter_of(s), want);
+    cairn_check_report r;
+    assert_cairn_ok(cairn_check(s, &r));
+    assert_cairn_ok(cairn_close(s));
+}
+
+/* Commit 1..150, close, keep data.mdb; commit 151..300, close; put the old
+ * data.mdb back: refused, nothing changed; the right one opens at 300. */
+static void stale_data_mdb_empty_log(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_store *s = open_ok(dir, 0);
+    bump(s, 150);
+    assert_cairn_ok(cairn_close(s));
+    struct saved old = save_files(dir);
+    s = open_ok(dir, 0);
+    bump(s, 150);
+    assert_cairn_ok(cairn_close(s));
+    struct saved cur = save_files(dir);
+    file_put(dir, "data.mdb", old.mdb, old.mdb_len);
+    struct saved mixed = save_files(dir);
+    open_refused(dir, CAIRN_CORRUPT, "older than the log");
+    assert_files_are(dir, &mixed, "refused open");
+    open_refused(dir, CAIRN_CORRUPT, "older than the log"); /* and again: still refused */
+    file_put(dir, "data.mdb", cur.mdb, cur.mdb_len);
+    expect_counter(dir, 300);
+    free_saved(&old);
+    free_saved(&cur);
+    free_saved(&mixed);
+    tu_rmdir(dir);
+}
+
+/* The same with committed transactions in the log: they are not replayed
+ * onto the old data.mdb. */
+static void stale_data_mdb_with_records(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_store *s = open_ok(dir, 0);
+    bump(s, 150);
+    assert_cairn_ok(cairn_close(s));
+    struct saved old = save_files(dir);
+    commit_and_crash(dir, 150, 100); /* 151..250 checkpointed, 251..300 only logged */
+    struct saved cur = save_files(dir);
+    assert_true(cur.wal_len > 64);
+    file_put(dir, "data.mdb", old.mdb, old.mdb_len);
+    struct saved mixed = save_files(dir);
+    open_refused(dir, CAIRN_CORRUPT, "older than the log");
+    assert_files_are(dir, &mixed, "refused open");
+    /* A read-only open and the command's reader apply the same rule. */
+    cairn_options o;
+    tu_options(&o);
+    o.flags = CAIRN_RDONLY;
+    cairn_store *r;
+    assert_cairn_rc(cairn_open(dir, &o, &r), CAIRN_CORRUPT);
+    assert_files_are(dir, &mixed, "refused read-only open");
+    file_put(dir, "data.mdb", cur.mdb, cur.mdb_len);
+    expect_counter(dir, 300);
+    free_saved(&old);
+    free_saved(&cur);
+    free_saved(&mixed);
+    tu_rmdir(dir);
+}
+
+/* A log older than data.mdb: data.mdb is the newer file. */
+static void newer_data_mdb_empty_log(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_store *s = open_ok(dir, 0);
+    bump(s, 150);
+    assert_cairn_ok(cairn_close(s));
+    struct saved old = save_files(dir);
+    s = open_ok(dir, 0);
+    bump(s, 150);
+    assert_cairn_ok(cairn_close(s));
+    struct saved cur = save_files(dir);
+    file_put(dir, "wal", old.wal, old.wal_len);
+    struct saved mixed = save_files(dir);
+    open_refused(dir, CAIRN_CORRUPT, "newer than the log");
+    assert_files_are(dir, &mixed, "refused open");
+    file_put(dir, "wal", cur.wal, cur.wal_len);
+    expect_counter(dir, 300);
+    free_saved(&old);
+    free_saved(&cur);
+    free_saved(&mixed);
+    tu_rmdir(dir);
+}
+
+/* An old log with committed records, beside a data.mdb that went on past
+ * them. */
+static void newer_data_mdb_with_records(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    commit_and_crash(dir, 150, 0); /* all 150 only in the log */
+    struct saved old = save_files(dir);
+    assert_true(old.wal_len > 64);
+    expect_counter(dir, 150); /* recovers, checkpoints, resets */
+    cairn_store *s = open_ok(dir, 0);
+    bump(s, 150);
+    assert_cairn_ok(cairn_close(s));
+    struct saved cur = save_files(dir);
+    file_put(dir, "wal", old.wal, old.wal_len);
+    struct saved mixed = save_files(dir);
+    open_refused(dir, CAIRN_CORRUPT, "newer than the log");
+    assert_files_are(dir, &mixed, "refused open");
+    file_put(dir, "wal", cur.wal, cur.wal_len);
+    expect_counter(dir, 300);
+    free_saved(&old);
+    free_saved(&cur);
+    free_saved(&mixed);
+    tu_rmdir(dir);
+}
+
+/* Another store's data.mdb, with an empty log and with records. */
+static void foreign_data_mdb(void **state)
+{
+    (void)state;
+    for (int records = 0; records < 2; records++) {
+        char *a = tu_tempdir(), *b = tu_tempdir();
+        cairn_store *s = open_ok(b, 0);
+        bump(s, 7);
+        assert_cairn_ok(cairn_close(s));
+        if (records) {
+            commit_and_crash(a, 20, 0);
+        } else {
+            s = open_ok(a, 0);
+            bump(s, 20);
+            assert_cairn_ok(cairn_close(s));
+        }
+        struct saved va = save_files(a), vb = save_files(b);
+        file_put(a, "data.mdb", vb.mdb, vb.mdb_len);
+        struct saved mixed = save_files(a);
+        open_refused(a, CAIRN_CORRUPT, "the log is of store");
+        assert_files_are(a, &mixed, "refused open");
+        file_put(a, "data.mdb", va.mdb, va.mdb_len);
+        expect_counter(a, 20);
+        expect_counter(b, 7);
+        free_saved(&va);
+        free_saved(&vb);
+        free_saved(&mixed);
+        tu_rmdir(a);
+        tu_rmdir(b);
+    }
+}
+
+/* LMDB's newest meta page damaged, so that LMDB falls back to the older
+ * one (the previous checkpoint): refused, with an empty log and with
+ * records in it. */
+static void lmdb_meta_fallback(void **state)
+{
+    (void)state;
+    for (int records = 0; records < 2; records++) {
+        char *dir = tu_tempdir();
+        cairn_store *s = open_ok(dir, 0);
+        bump(s, 150);
+        assert_cairn_ok(cairn_close(s));
+        if (records) {
+            commit_and_crash(dir, 150, 100);
+        } else {
+            s = open_ok(dir, 0);
+            bump(s, 150);
+            assert_cairn_ok(cairn_close(s));
+        }
+        struct saved cur = save_files(dir);
+        /* LMDB 0.9 meta pages: pages 0 and 1; the transaction id is at
+         * byte 144 of each (16-byte page header, then the meta fields);
+         * LMDB uses the one with the larger id. */
+        uint64_t t0, t1, zero = 0;
+        memcpy(&t0, cur.mdb + 144, 8);
+        memcpy(&t1, cur.mdb + 4096 + 144, 8);
+        unsigned char *damaged = malloc(cur.mdb_len);
+        memcpy(damaged, cur.mdb, cur.mdb_len);
+        memcpy(damaged + (t0 > t1 ? 0 : 4096) + 144, &zero, 8);
+        file_put(dir, "data.mdb", damaged, cur.mdb_len);
+        struct saved mixed = save_files(dir);
+        open_refused(dir, CAIRN_CORRUPT, "older than the log");
+        assert_files_are(dir, &mixed, "refused open");
+        file_put(dir, "data.mdb", cur.mdb, cur.mdb_len);
+        expect_counter(dir, 300);
+        free(damaged);
+        free_saved(&cur);
+        free_saved(&mixed);
+        tu_rmdir(dir);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* a missing data.mdb; where a store may be created                    */
+/* ------------------------------------------------------------------ */
+
+/* The names in dir, sorted, one string ("a b c"). */
+static char *listing(const char *dir)
+{
+    char cmd[4200], *out = calloc(1, 8192);
+    snprintf(cmd, sizeof cmd, "ls -A %s 2>/dev/null | tr '\\n' ' '", dir);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, 8191, f);
+    out[n] = 0;
+    pclose(f);
+    return out;
+}
+
+/* 20 transactions only in the log, then data.mdb removed: the open is
+ * refused, the log keeps every byte, no file appears or goes.  Also once
+ * the log is empty (the store was closed), where lock.mdb tells. */
+static void missing_data_mdb_keeps_the_log(void **state)
+{
+    (void)state;
+    for (int closed = 0; closed < 2; closed++) {
+        char *dir = tu_tempdir();
+        if (closed) {
+            cairn_store *s = open_ok(dir, 0);
+            bump(s, 20);
+            assert_cairn_ok(cairn_close(s));
+        } else {
+            commit_and_crash(dir, 20, 0);
+        }
+        char *p = path_in(dir, "data.mdb");
+        assert_int_equal(unlink(p), 0);
+        free(p);
+        size_t wal_len;
+        unsigned char *wal = file_get(dir, "wal", &wal_len);
+        assert_true(closed || wal_len > 64);
+        char *before = listing(dir);
+        for (int ro = 0; ro < 2; ro++) {
+            cairn_options o;
+            tu_options(&o);
+            o.flags = ro ? CAIRN_RDONLY : 0;
+            cairn_store *s = NULL;
+            int rc = cairn_open(dir, &o, &s);
+            if (rc != CAIRN_CORRUPT)
+                fail_msg("open%s without data.mdb: %d (%s), want CAIRN_CORRUPT; \"%s\"", ro ? " read-only" : "", rc,
+                         cairn_strerror(rc), cairn_errmsg(NULL));
+            assert_non_null(strstr(cairn_errmsg(NULL), "data.mdb is missing"));
+            size_t l2;
+            unsigned char *w2 = file_get(dir, "wal", &l2);
+            assert_int_equal(l2, wal_len);
+            assert_memory_equal(w2, wal, wal_len);
+            free(w2);
+            char *after = listing(dir);
+            assert_string_equal(after, before);
+            free(after);
+        }
+        print_message("refused: %s\n", cairn_errmsg(NULL));
+        free(before);
+        free(wal);
+        tu_rmdir(dir);
+    }
+}
+
+/* A directory that is not a store and not empty (a user's own file named
+ * wal among others) is refused with ENOTEMPTY and left exactly as it was:
+ * no lock, no staging, the files untouched. */
+static void no_store_over_a_users_directory(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"wal", "notes.txt", "data.mdb.bak"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char *dir = tu_tempdir();
+        const char text[] = "my own file, not a log\n";
+        file_put(dir, names[i], text, sizeof text);
+        char *before = listing(dir);
+        cairn_options o;
+        tu_options(&o);
+        cairn_store *s = NULL;
+        int rc = cairn_open(dir, &o, &s);
+        if (rc != ENOTEMPTY)
+            fail_msg("open of a directory holding %s: %d (%s), want ENOTEMPTY; \"%s\"", names[i], rc,
+                     cairn_strerror(rc), cairn_errmsg(NULL));
+        char *after = listing(dir);
+        assert_string_equal(after, before);
+        size_t len;
+        unsigned char *got = file_get(dir, names[i], &len);
+        assert_int_equal(len, sizeof text);
+        assert_memory_equal(got, text, len);
+        free(got);
+        free(after);
+        free(before);
+        tu_rmdir(dir);
+    }
+}
+
+/* What an interrupted creation leaves (the lock, the staging directory,
+ * a log never written to) does not stop the next creation; a read-only
+ * open of a missing directory creates nothing. */
+static void creation_after_an_interrupted_one(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_store *s = open_ok(dir, 0); /* a fresh store: its log is unused */
+    assert_cairn_ok(cairn_close(s));
+    char *p = path_in(dir, "data.mdb");
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    p = path_in(dir, "lock.mdb");
+    unlink(p); /* as if the crash came before the rename of data.mdb */
+    free(p);
+    p = path_in(dir, "new.tmp");
+    assert_int_equal(mkdir(p, 0755), 0);
+    free(p);
+    s = open_ok(dir, 0);
+    bump(s, 3);
+    assert_cairn_ok(cairn_close(s));
+    expect_counter(dir, 3);
+    tu_rmdir(dir);
+
+    dir = tu_tempdir();
+    char *missing = path_in(dir, "nothing-here");
+    cairn_options o;
+    tu_options(&o);
+    o.flags = CAIRN_RDONLY;
+    assert_cairn_rc(cairn_open(missing, &o, &s), CAIRN_READONLY);
+    struct stat st;
+    assert_int_equal(stat(missing, &st), -1);
+    free(missing);
+    tu_rmdir(dir);
+}
+
+/* ------------------------------------------------------------------ */
+/* creation on a full file system                                      */
+/* ------------------------------------------------------------------ */
+
+/* In a child: create a store at path; exit 0 if it opened (and closed),
+ * 28 if it failed with ENOSPC, 3 with anything else. */
+static int create_in_child(const char *path)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cairn_options o;
+        tu_options(&o);
+        cairn_store *s;
+        int rc = cairn_open(path, &o, &s);
+        if (rc == CAIRN_OK)
+            _exit(cairn_close(s) == CAIRN_OK ? 0 : 4);
+        if (rc != ENOSPC)
+            fprintf(stderr, "create: %d (%s): %s\n", rc, cairn_strerror(rc), cairn_errmsg(NULL));
+        _exit(rc == ENOSPC ? 28 : 3);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status) ? 1000 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+/* A small tmpfs, filled to leave `room` bytes: creating a store there
+ * returns ENOSPC (never SIGBUS) and leaves the file system as it was,
+ * whether the store's directory was missing or existed empty. */
+static char *tmpfs_mnt;
+
+static int unmount_tmpfs(void **state)
+{
+    (void)state;
+    if (tmpfs_mnt) {
+        umount2(tmpfs_mnt, MNT_DETACH);
+        tu_rmdir(tmpfs_mnt);
+        tmpfs_mnt = NULL;
+    }
+    return 0;
+}
+
+static void creation_on_a_full_file_system(void **state)
+{
+    (void)state;
+    char *mnt = tu_tempdir();
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=2m") == 0)
+        tmpfs_mnt = mnt; /* unmount_tmpfs unmounts it, also if the test fails */
+    else {
+        print_message("skipped: cannot mount a tmpfs here (%s); run as root to test creation on a full disk\n",
+                      strerror(errno));
+        tu_rmdir(mnt);
+        skip();
+    }
+    size_t rooms[64];
+    size_t nrooms = 0;
+    for (size_t r = 0; r <= 160 << 10; r += r < (56 << 10) ? 8192 : 2048) /* finer where creation starts to fit */
+        rooms[nrooms++] = r;
+    rooms[nrooms++] = 512 << 10;
+    int enospc = 0, created = 0;
+    for (size_t i = 0; i < nrooms; i++) {
+        for (int pre = 0; pre < 2; pre++) {
+            char *store = path_in(mnt, "store");
+            if (pre)
+                assert_int_equal(mkdir(store, 0755), 0);
+            /* Fill: write until full, then give back `room` bytes. */
+            char *filler = path_in(mnt, "filler");
+            int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            assert_true(fd >= 0);
+            static char block[4096];
+            off_t size = 0;
+            while (write(fd, block, sizeof block) == (ssize_t)sizeof block)
+                size += sizeof block;
+            assert_int_equal(ftruncate(fd, size > (off_t)rooms[i] ? size - (off_t)rooms[i] : 0), 0);
+            close(fd);
+            char *before = listing(mnt), *store_before = listing(store);
+            int got = create_in_child(store);
+            if (got != 0 && got != 28)
+                fail_msg("creating with %zu bytes free (%s directory): %s %d", rooms[i], pre ? "empty" : "no",
+                         got >= 1000 ? "signal" : "exit", got >= 1000 ? got - 1000 : got);
+            if (got == 28) {
+                enospc++;
+                char *after = listing(mnt), *store_after = listing(store);
+                assert_string_equal(after, before);
+                assert_string_equal(store_after, store_before);
+                free(after);
+                free(store_after);
+            } else {
+                created++;
+            }
+            char cmd[4200];
+            snprintf(cmd, sizeof cmd, "rm -rf %s", store);
+            assert_int_equal(system(cmd), 0);
+            unlink(filler);
+            free(before);
+            free(store_before);
+            free(filler);
+            free(store);
+        }
+    }
+    print_message("creation on a full tmpfs: %d ENOSPC, %d created\n", enospc, created);
+    assert_true(enospc >= 2 && created >= 2);
+}
+
+/* ------------------------------------------------------------------ */
 /* fork and exec                                                       */
 /* ------------------------------------------------------------------ */
 
@@ -474,9 +991,22 @@ static void exec_inherits_no_descriptor(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(fork_child_does_not_hold_the_store), cmocka_unit_test(fork_child_opens_after_parent_closed),
-        cmocka_unit_test(exec_inherits_no_descriptor),        cmocka_unit_test(truncated_data_mdb),
-        cmocka_unit_test(truncated_data_mdb_with_log),        cmocka_unit_test(truncated_while_open),
+        cmocka_unit_test(stale_data_mdb_empty_log),
+        cmocka_unit_test(stale_data_mdb_with_records),
+        cmocka_unit_test(newer_data_mdb_empty_log),
+        cmocka_unit_test(newer_data_mdb_with_records),
+        cmocka_unit_test(foreign_data_mdb),
+        cmocka_unit_test(lmdb_meta_fallback),
+        cmocka_unit_test(missing_data_mdb_keeps_the_log),
+        cmocka_unit_test(no_store_over_a_users_directory),
+        cmocka_unit_test(creation_after_an_interrupted_one),
+        cmocka_unit_test_teardown(creation_on_a_full_file_system, unmount_tmpfs),
+        cmocka_unit_test(fork_child_does_not_hold_the_store),
+        cmocka_unit_test(fork_child_opens_after_parent_closed),
+        cmocka_unit_test(exec_inherits_no_descriptor),
+        cmocka_unit_test(truncated_data_mdb),
+        cmocka_unit_test(truncated_data_mdb_with_log),
+        cmocka_unit_test(truncated_while_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -555,6 +555,41 @@ static void truncated_data_mdb_never_crashes(void **state)
     cleanup(dir);
 }
 
+/* The command refuses files that do not belong together by the library's
+ * rule: an older data.mdb beside a newer log, and another store's log. */
+static void mixed_files_are_refused(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s;
+    uint64_t garbage[200];
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    build_graph(s, garbage);
+    assert_cairn_ok(cairn_close(s));
+    char data[4200], saved[4200], cmd[9000];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    snprintf(saved, sizeof saved, "%s.data.mdb", dir);
+    snprintf(cmd, sizeof cmd, "cp %s %s", data, saved);
+    assert_int_equal(system(cmd), 0);
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    build_graph(s, garbage);
+    assert_cairn_ok(cairn_close(s));
+    snprintf(cmd, sizeof cmd, "cp %s %s", saved, data);
+    assert_int_equal(system(cmd), 0);
+    static const char *const cmds[] = {"stat", "check", "dump"};
+    for (size_t c = 0; c < sizeof cmds / sizeof cmds[0]; c++) {
+        int got = tool(dir, "%s %s", cmds[c], dir);
+        if (got != 1)
+            fail_msg("cairn %s on an older data.mdb: exit %d, want 1", cmds[c], got);
+        if (!err_has("do not belong together") && !out_has("do not belong together"))
+            fail_msg("cairn %s: no word of the files not belonging together", cmds[c]);
+    }
+    unlink(saved);
+    cleanup(dir);
+}
+
 /* ---- backup under a writer ---- */
 
 /* The writer's state: commit k sets seq = k and pushes a link of value k,
@@ -699,6 +734,7 @@ int main(void)
         cmocka_unit_test(compact_preserves_every_object),
         cmocka_unit_test(check_exit_codes_on_damage),
         cmocka_unit_test(truncated_data_mdb_never_crashes),
+        cmocka_unit_test(mixed_files_are_refused),
         cmocka_unit_test(backup_under_a_concurrent_writer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

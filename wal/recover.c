@@ -191,13 +191,23 @@ int recover_log(cairn_store *s, int *pending)
     if (b && atol(b) > 0)
         r.batch = (size_t)atol(b);
     uint64_t last = 0, txns = 0;
-    int rc = store_txn_begin(s, s->env, MDB_RDONLY, &r.txn);
+    /* The files must belong together before anything is applied: no
+     * transaction between LMDB's checkpoint and the log's first record ... */
+    int rc = store_log_continues(s, s->ckpt_lsn, s->wal.start_lsn, UINT64_MAX);
+    if (rc)
+        return rc;
+    rc = store_txn_begin(s, s->env, MDB_RDONLY, &r.txn);
     if (rc)
         return rc;
     rc = wal_replay(&s->wal, s->ckpt_lsn, apply_change, transaction_applied, &r, &last, &txns);
     if (r.txn)
         mdb_txn_abort(r.txn);
     *pending = txns > 0;
+    /* ... and none in LMDB beyond the log's end.  If that fails nothing was
+     * written: a batch is written only after a transaction past the
+     * checkpoint was applied, and then the log reaches past it. */
+    if (rc == 0)
+        rc = store_log_continues(s, s->ckpt_lsn, s->wal.start_lsn, last);
     if (rc)
         goto out;
     if (txns > 0 && s->readonly) {

@@ -208,10 +208,28 @@ int wal_open(struct wal *w, int dirfd, const uint8_t store_id[16], int create, i
     if (got != sizeof h || memcmp(h.magic, WAL_MAGIC, 8) != 0 || h.version != WAL_VERSION ||
         h.page_size != WAL_PAGE_SIZE || h.checksum != header_checksum(&h))
         return CAIRN_CORRUPT;
-    if (memcmp(h.store_id, store_id, 16) != 0)
-        return CAIRN_CORRUPT; /* a log from another store: never replayed */
+    if (memcmp(h.store_id, store_id, 16) != 0) {
+        w->foreign = 1; /* a log from another store: never replayed */
+        memcpy(w->store_id, h.store_id, 16);
+        return CAIRN_CORRUPT;
+    }
     adopt_header(w, &h);
     return 0;
+}
+
+int wal_probe(int dirfd)
+{
+    struct wal_header h;
+    struct stat st;
+    int fd = openat(dirfd, "wal", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int kind = -1;
+    if (fstat(fd, &st) == 0 && pread(fd, &h, sizeof h, 0) == sizeof h && memcmp(h.magic, WAL_MAGIC, 8) == 0)
+        kind = st.st_size == WAL_HEADER_SIZE && h.version == WAL_VERSION && h.checksum == header_checksum(&h) &&
+               h.generation == 1 && h.start_lsn == 1;
+    close(fd);
+    return kind;
 }
 
 void wal_close(struct wal *w)

@@ -13,7 +13,7 @@
 
 struct wal {
     int fd;
-    int dirfd;        /* the store directory, fsynced after renames */
+    int dirfd; /* the store directory, fsynced after renames */
     uint8_t store_id[16];
     uint64_t generation;
     uint64_t salt;
@@ -27,6 +27,9 @@ struct wal {
     size_t len, cap;
     uint64_t batch_chain, batch_lsn;
     uint32_t batch_records;
+    /* Set by a wal_open that returned CAIRN_CORRUPT because the header is
+     * intact but names another store (whose id is then in store_id). */
+    int foreign;
 };
 
 /* One committed page change, handed to the replay callback. */
@@ -45,6 +48,10 @@ typedef int (*wal_commit_fn)(void *ctx, uint64_t commit_lsn);
  * belongs to another store; ENOENT if missing and !create. */
 int wal_open(struct wal *w, int dirfd, const uint8_t store_id[16], int create, int readonly);
 void wal_close(struct wal *w);
+/* What "wal" in dirfd is: 1 a log created and never written to (first
+ * generation, no record: what an interrupted creation leaves), 0 another
+ * cairn log (or a damaged one), -1 not a cairn log, or missing. */
+int wal_probe(int dirfd);
 
 /* Scan from the start; call apply for every page change of every
  * transaction whose commit record validates and whose LSN is > after, then
@@ -52,8 +59,7 @@ void wal_close(struct wal *w);
  * that does not validate.  Leaves w positioned to append after the last
  * valid commit.  *last_lsn = LSN of that commit. */
 int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn committed, void *ctx,
-               uint64_t *last_lsn,
-               uint64_t *txns);
+               uint64_t *last_lsn, uint64_t *txns);
 
 /* Build a transaction: page records, then the commit record. */
 void wal_batch_begin(struct wal *w);

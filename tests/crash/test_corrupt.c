@@ -642,13 +642,71 @@ static void ckpt_lsn_moved(void **state)
     report(&t);
 }
 
+/* data.mdb damaged as a file, under LMDB: random bytes XORed, ranges
+ * zeroed, the file cut.  LMDB has no checksums and reads through a map,
+ * so each case runs in a child: a signal there is a crash, counted as a
+ * failure like any other. */
+static void data_mdb_file_damage(void **state)
+{
+    (void)state;
+    struct tally t = {.kind = "data.mdb damaged as a file (flips, zeroed ranges, cuts)"};
+    rng = fx.seed ^ 0xDA7A;
+    const int trials = 300;
+    for (int i = 0; i < trials; i++) {
+        restore();
+        unsigned char *img = malloc(fx.dlen);
+        memcpy(img, fx.data, fx.dlen);
+        size_t len = fx.dlen;
+        char what[200];
+        int kind = i % 3;
+        if (kind == 0) {
+            unsigned n = 1 + (unsigned)rnd(8);
+            size_t at = rnd(fx.dlen);
+            for (unsigned k = 0; k < n; k++)
+                img[(at + rnd(64)) % fx.dlen] ^= (uint8_t)(1 + rnd(255));
+            snprintf(what, sizeof what, "%u bytes flipped near offset %zu", n, at);
+        } else if (kind == 1) {
+            size_t n = rnd(2) ? 4096 * (1 + rnd(4)) : 1 + rnd(16384);
+            size_t at = rnd(2) ? rnd(fx.dlen / 4096) * 4096 : rnd(fx.dlen);
+            if (at + n > fx.dlen)
+                n = fx.dlen - at;
+            memset(img + at, 0, n);
+            snprintf(what, sizeof what, "%zu bytes zeroed at offset %zu", n, at);
+        } else {
+            len = rnd(fx.dlen);
+            snprintf(what, sizeof what, "cut to %zu of %zu bytes", len, fx.dlen);
+        }
+        restore_file(fx.work, "data.mdb", img, len);
+        free(img);
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            struct tally one = {.kind = t.kind};
+            _exit((int)evaluate(&one, -1, fx.klast, "%s", what));
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        t.cases++;
+        if (WIFEXITED(status) && WEXITSTATUS(status) < O_N) {
+            t.n[WEXITSTATUS(status)]++;
+        } else {
+            t.n[O_FAILED]++;
+            print_error("FAILED %s, %s (CAIRN_TEST_SEED=%llu): the process %s %d\n", t.kind, what,
+                        (unsigned long long)fx.seed, WIFSIGNALED(status) ? "died of signal" : "exited with",
+                        WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+        }
+    }
+    report(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pristine),          cmocka_unit_test(log_header_bits),
         cmocka_unit_test(last_records_bits), cmocka_unit_test(last_records_truncated),
         cmocka_unit_test(extent_values),     cmocka_unit_test(meta_values),
-        cmocka_unit_test(ckpt_lsn_moved),
+        cmocka_unit_test(ckpt_lsn_moved),    cmocka_unit_test(data_mdb_file_damage),
     };
     const char *only = getenv("CAIRN_CORRUPT_ONLY"); /* e.g. "last_records*" */
     if (only && *only)

@@ -63,7 +63,8 @@
  *
  * Not modelled (refused with exit status 97 and a message, so nothing
  * goes unnoticed): writable shared mappings and fallocate of watched
- * files, renaming directories, renames into or out of the tree.
+ * files (but FALLOC_FL_KEEP_SIZE alone, which only reserves blocks),
+ * renaming directories, renames into or out of the tree.
  *
  * Nothing here may run in a signal handler except the fast paths for
  * untracked descriptors (cairn's fault path calls fallocate and write(2)),
@@ -1387,7 +1388,9 @@ int truncate64(const char *path, off_t len)
 
 int fallocate(int fd, int mode, off_t off, off_t len)
 {
-    if (!tracked(fd)) {
+    /* Reserving blocks beyond nothing (FALLOC_FL_KEEP_SIZE alone) changes
+     * neither the bytes nor the size: nothing to model. */
+    if (!tracked(fd) || mode == FALLOC_FL_KEEP_SIZE) {
         ENSURE(fallocate);
         return real_fallocate(fd, mode, off, len);
     }
@@ -1396,7 +1399,9 @@ int fallocate(int fd, int mode, off_t off, off_t len)
 
 int fallocate64(int fd, int mode, off_t off, off_t len)
 {
-    if (!tracked(fd)) {
+    /* Reserving blocks beyond nothing (FALLOC_FL_KEEP_SIZE alone) changes
+     * neither the bytes nor the size: nothing to model. */
+    if (!tracked(fd) || mode == FALLOC_FL_KEEP_SIZE) {
         ENSURE(fallocate64);
         return real_fallocate64(fd, mode, off, len);
     }
