@@ -12,7 +12,8 @@
 #                      (default 2,000,000); tables, data and plot in
 #                      bench/results/ (see docs/PERFORMANCE.md)
 #   ./build.sh fuzz [SECONDS]   libFuzzer (clang) on the log, extent and
-#                      catalog decoders, SECONDS each (default 60)
+#                      catalog decoders and on damaged data.mdb files,
+#                      SECONDS each (default 60)
 #   ./build.sh soak [CYCLES]    the SIGKILL loop, CYCLES per fault backend
 #                      (default 10000; about 0.2 s a cycle)
 #   ./build.sh powerloss        simulated power loss at every sync point of
@@ -85,7 +86,7 @@ fuzz)
     secs=${2:-60}
     CC=clang cmake -S . -B build/fuzz -DCAIRN_FUZZ=ON -DCAIRN_BUILD_BENCH=OFF >/dev/null
     cmake --build build/fuzz -j "$JOBS" --target fuzzers
-    for h in wal extent catalog; do
+    for h in wal extent catalog lmdb; do
         mkdir -p "build/fuzz/corpus/$h"
         # The scratch corpus comes first: libFuzzer adds new inputs there,
         # so the committed seeds in tests/fuzz/corpus do not grow.

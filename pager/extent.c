@@ -70,8 +70,8 @@ int extent_decode(void *raw, const void *val, size_t len, uint64_t e, uint64_t s
         return CAIRN_CORRUPT;
     memcpy(&h, val, sizeof h);
     if (h.magic != EXTENT_MAGIC || h.version != EXTENT_VERSION || h.flags != 0 || h.pages != EXTENT_PAGES ||
-        h.zlen != len - EXTENT_HEADER || h.extent != e)
-        return CAIRN_CORRUPT;
+        h.zlen != len - EXTENT_HEADER || h.zlen > ZSTD_COMPRESSBOUND(EXTENT_BYTES) || h.extent != e)
+        return CAIRN_CORRUPT; /* zlen bounded: no read reaches far past a damaged LMDB page */
     size_t n = ZSTD_decompressDCtx(dctx, raw, EXTENT_BYTES, (const char *)val + EXTENT_HEADER, h.zlen);
     if (ZSTD_isError(n) || n != EXTENT_BYTES)
         return CAIRN_CORRUPT;

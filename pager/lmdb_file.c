@@ -11,15 +11,29 @@
  * page, which covers every snapshot a transaction can see (LMDB's file
  * only grows, and each commit writes its pages before its meta page).
  *
- * What this cannot see: a file truncated while a transaction is already
- * reading it (a race with another program), and a damaged page whose
- * node or overflow sizes point past the end of the file.
+ * A damaged page (not a cut file) can send LMDB past the end too: LMDB
+ * trusts a page's node offsets and key sizes (16 bits each, so at most
+ * ~128 KiB past the page), and hands back a value whose size comes from
+ * the page.  So the file is kept LMDB_FILE_SLACK longer than its pages
+ * (lmdb_file_pad: zeros, sparse, ignored by LMDB); a zero page reads as a
+ * page of no known kind, MDB_CORRUPTED.  A value's page is one LMDB
+ * checked against its meta page, and what cairn reads of a value is
+ * bounded too (an extent by its header, checked against the size LMDB
+ * gives: extent_decode), so those reads stay inside the zeros as well.
  *
- * Async-signal-safe: fstat(2), and LMDB calls that only read memory.
+ * What this cannot see: a file truncated while a transaction is already
+ * reading it (a race with another program).
+ *
+ * lmdb_file_check is async-signal-safe (fstat(2), and LMDB calls that
+ * only read memory): the fault path uses it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "pager.h"
 
@@ -39,4 +53,97 @@ int lmdb_file_check(MDB_env *env, uint64_t *have, uint64_t *need)
     if (need)
         *need = want;
     return (uint64_t)st.st_size < want ? CAIRN_CORRUPT : 0;
+}
+
+/* Where LMDB mapped the file st (LMDB does not say: its me_mapaddr is
+ * the meta page's MDB_FIXEDMAP address): the mapping of offset 0 of that
+ * file in /proc/self/maps.  One environment per file and process, so
+ * there is one.  NULL if not found. */
+static char *map_base(const struct stat *st)
+{
+    FILE *f = fopen("/proc/self/maps", "re");
+    char line[4200], *base = NULL;
+    if (!f)
+        return NULL;
+    while (!base && fgets(line, sizeof line, f)) {
+        unsigned long start, end, off, ino;
+        unsigned maj, min;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %lx %x:%x %lu", &start, &end, perms, &off, &maj, &min, &ino) == 7 && off == 0 &&
+            ino == st->st_ino && maj == major(st->st_dev) && min == minor(st->st_dev))
+            base = (char *)start;
+    }
+    fclose(f);
+    return base;
+}
+
+/* The file's size, the bytes its pages use plus the slack (at most the
+ * map), and where the map is; 0 or -1. */
+static int sizes(MDB_env *env, int *fd, MDB_envinfo *info, uint64_t *size, uint64_t *want, char **base)
+{
+    MDB_stat ms;
+    struct stat st;
+    if (mdb_env_get_fd(env, fd) != 0 || mdb_env_info(env, info) != 0 || mdb_env_stat(env, &ms) != 0 ||
+        fstat(*fd, &st) != 0)
+        return -1;
+    *base = map_base(&st);
+    if (!*base)
+        return -1;
+    *size = (uint64_t)st.st_size;
+    *want = ((uint64_t)info->me_last_pgno + 1) * ms.ms_psize + LMDB_FILE_SLACK;
+    if (*want > info->me_mapsize)
+        *want = info->me_mapsize;
+    return 0;
+}
+
+static uint64_t page_up(uint64_t n)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    return (n + page - 1) / page * page;
+}
+
+/*
+ * Zeros past the last page, without writing: the part of LMDB's map past
+ * the end of the file is replaced by anonymous zero pages.  Nothing may be
+ * written to the file until lmdb_file_pad (a refused open changes
+ * nothing), and nobody else may grow it meanwhile: cairn's lock keeps
+ * writers out of a read-only open, and a writer beside a reader has padded
+ * the file already.  Best effort: on failure the map stays as LMDB made it.
+ */
+void lmdb_file_guard(MDB_env *env)
+{
+    int fd;
+    MDB_envinfo info;
+    uint64_t size, want;
+    char *base;
+    if (sizes(env, &fd, &info, &size, &want, &base) != 0 || page_up(size) >= want)
+        return;
+    mmap(base + page_up(size), want - page_up(size), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+}
+
+/*
+ * Make the zeros real before LMDB writes: grow the file (ftruncate: a hole,
+ * no blocks; LMDB writes its next pages over it), and map the file again
+ * where lmdb_file_guard put anonymous pages, or LMDB would not see the
+ * pages it writes there.  A failed ftruncate only loses the protection; a
+ * failed map is an error (the write transaction must not run).
+ */
+int lmdb_file_pad(MDB_env *env)
+{
+    int fd;
+    MDB_envinfo info;
+    uint64_t size, want;
+    char *base;
+    if (sizes(env, &fd, &info, &size, &want, &base) != 0)
+        return 0; /* no map found: LMDB's own (nothing was guarded) */
+    if (size >= want)
+        return 0;
+    (void)!ftruncate(fd, (off_t)want);
+    uint64_t from = page_up(size) < want ? page_up(size) : want;
+    /* The whole file from there on: the guard's pages may reach past want
+     * when the meta page has changed since. */
+    uint64_t to = info.me_mapsize;
+    if (from < to && mmap(base + from, to - from, PROT_READ, MAP_SHARED | MAP_FIXED, fd, (off_t)from) == MAP_FAILED)
+        return errno;
+    return 0;
 }

@@ -188,6 +188,13 @@ int mprot_set(struct pager *p, uint64_t first, uint64_t n, int prot);
  * size and the size needed, either may be NULL.  Call after a transaction
  * begins and before it reads.  Signal-safe. */
 int lmdb_file_check(MDB_env *env, uint64_t *have, uint64_t *need);
+/* LMDB_FILE_SLACK bytes of zeros past data.mdb's last page, where a
+ * damaged page can send LMDB's reads: lmdb_file_guard after mdb_env_open
+ * (maps zeros, writes nothing), lmdb_file_pad when a write transaction
+ * begins (grows the file, maps it back; 0 or an error).  Not signal-safe. */
+#define LMDB_FILE_SLACK ((uint64_t)1 << 20) /* sparse: no blocks */
+void lmdb_file_guard(MDB_env *env);
+int lmdb_file_pad(MDB_env *env);
 
 /* signal.c */
 int fault_register(struct pager *p);

@@ -124,6 +124,10 @@ static int copy_catalog(struct snapshot *sn, cairn_store *dst, MDB_txn *txn)
         if ((k.mv_size == 8 && memcmp(k.mv_data, "ckpt_lsn", 8) == 0) ||
             (k.mv_size == 11 && memcmp(k.mv_data, "catalog_sum", 11) == 0))
             continue;
+        if (v.mv_size > STORE_MAX_META_VALUE) { /* a damaged page's size: do not read past it */
+            rc = CAIRN_CORRUPT;
+            break;
+        }
         if ((rc = mdb_put(txn, dst->meta, &k, &v, 0)) != 0)
             break;
     }

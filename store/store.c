@@ -214,6 +214,10 @@ int store_txn_begin(cairn_store *s, MDB_env *env, unsigned flags, MDB_txn **out)
     if (rc) {
         mdb_txn_abort(*out);
         *out = NULL;
+    } else if (!(flags & MDB_RDONLY) && (rc = lmdb_file_pad(env)) != 0) {
+        store_set_error(s, "%s/data.mdb: cannot map the file: %s", s->path, cairn_strerror(rc));
+        mdb_txn_abort(*out);
+        *out = NULL;
     }
     return rc;
 }
@@ -320,6 +324,7 @@ int store_open_env(cairn_store *s, const char *dir, unsigned flags, int create, 
         mdb_env_close(env);
         return rc;
     }
+    lmdb_file_guard(env);
     *out = env;
     return 0;
 }
@@ -604,7 +609,9 @@ int store_open_log(cairn_store *s, int readonly)
 static int open_catalog(cairn_store *s)
 {
     MDB_txn *txn;
-    int rc = store_txn_begin(s, s->env, s->readonly ? MDB_RDONLY : 0, &txn);
+    /* Read-only even for a writer: nothing is written to data.mdb before
+     * the log is found to belong with it (store_log_continues). */
+    int rc = store_txn_begin(s, s->env, MDB_RDONLY, &txn);
     if (rc)
         return rc;
     rc = store_read_catalog(s, txn);
@@ -613,7 +620,7 @@ static int open_catalog(cairn_store *s)
         return rc;
     }
     /* Commit, not abort: the database handles opened here stay valid only
-     * if the transaction that opened them commits. */
+     * if the transaction that opened them commits (a read-only one too). */
     return lmdb_to_cairn(mdb_txn_commit(txn));
 }
 

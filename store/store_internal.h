@@ -17,6 +17,10 @@
 
 #define STORE_FORMAT_VERSION 1
 #define STORE_MAX_TYPE_NAME 200
+/* The largest catalog value: a type record with 65,536 pointer offsets
+ * (types.c).  Less than LMDB_FILE_SLACK, so reading one from a damaged
+ * page stays inside the zeros past data.mdb's pages. */
+#define STORE_MAX_META_VALUE (16 + 8 * 65536)
 
 struct type_info {
     char *name;

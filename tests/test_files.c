@@ -233,15 +233,17 @@ static void truncations(int crash_tail)
     unsigned char *wal = file_get(dir, "wal", &wal_len);
     assert_true(mdb_len > 64 * 4096);
     assert_int_equal(open_and_read(dir), 0);
+    size_t used = tu_lmdb_used(mdb, mdb_len);
+    assert_true(used <= mdb_len && used + (1 << 20) >= mdb_len); /* LMDB_FILE_SLACK */
     size_t cuts[80];
     int n = 0;
     static const size_t fixed[] = {0, 1, 100, 4095, 4096, 4097, 8191, 8192, 8193, 12288};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
         cuts[n++] = fixed[i];
     for (int i = 1; i <= 60; i++)
-        cuts[n++] = mdb_len * (size_t)i / 61;
-    cuts[n++] = mdb_len - 4096;
-    cuts[n++] = mdb_len - 1;
+        cuts[n++] = used * (size_t)i / 61;
+    cuts[n++] = used - 4096;
+    cuts[n++] = used - 1;
     int refused = 0, load_errors = 0;
     for (int i = 0; i < n; i++) {
         restore(dir, mdb, cuts[i], wal, wal_len);
@@ -292,6 +294,7 @@ static void truncated_while_open(void **state)
     build_store(dir, 0);
     size_t mdb_len;
     unsigned char *mdb = file_get(dir, "data.mdb", &mdb_len);
+    size_t used = tu_lmdb_used(mdb, mdb_len);
     free(mdb);
     fflush(NULL);
     pid_t pid = fork();
@@ -307,7 +310,7 @@ static void truncated_while_open(void **state)
         if (cairn_root_get(s, "objs", (void **)&arr) != CAIRN_OK)
             _exit(4);
         char *p = path_in(dir, "data.mdb");
-        if (truncate(p, (off_t)(mdb_len / 2)) != 0)
+        if (truncate(p, (off_t)(used / 2)) != 0)
             _exit(5);
         uint64_t sum = 0;
         for (int k = 0; k < OBJS; k++)

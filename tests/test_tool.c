@@ -520,6 +520,7 @@ static void truncated_data_mdb_never_crashes(void **state)
     unsigned char *orig = malloc((size_t)len);
     assert_int_equal(fread(orig, 1, (size_t)len, f), (size_t)len);
     fclose(f);
+    len = (long)tu_lmdb_used(orig, (size_t)len); /* cuts in the zeros past LMDB's pages lose nothing */
     static const char *const cmds[] = {"stat", "stat --json", "check", "check --json", "dump", "backup", "compact"};
     int runs = 0;
     for (int i = 0; i <= 24; i++) {

@@ -80,3 +80,10 @@ int tu_map_lines(const void *base, size_t len)
     fclose(f);
     return n;
 }
+
+size_t tu_lmdb_used(const unsigned char *img, size_t len)
+{
+    while (len && img[len - 1] == 0)
+        len--;
+    return (len + 4095) / 4096 * 4096; /* the last page starts with its nonzero number */
+}

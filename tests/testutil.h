@@ -41,6 +41,9 @@ uint64_t tu_shmem_bytes(cairn_store *s);
  * adds to the process's mapping count.  Counting the whole process would also
  * count the sanitizers' and malloc's own mappings, which come and go. */
 int tu_map_lines(const void *base, size_t len);
+/* The bytes of a data.mdb image that hold LMDB pages: cairn keeps zeros
+ * past the last page (pager/lmdb_file.c), and a cut there loses nothing. */
+size_t tu_lmdb_used(const unsigned char *img, size_t len);
 /* Run fn(arg) in a forked child; return its wait status. */
 int tu_in_child(void (*fn)(void *), void *arg);
 

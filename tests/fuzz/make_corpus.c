@@ -3,9 +3,9 @@
  *
  *     fuzz_make_corpus DIR      (DIR = tests/fuzz/corpus)
  *
- * writes DIR/wal/, DIR/extent/ and DIR/catalog/: small valid and
+ * writes DIR/wal/, DIR/extent/, DIR/catalog/ and DIR/lmdb/: small valid and
  * near-valid inputs in each harness's input format (see the comment at
- * the top of fuzz_wal.c, fuzz_extent.c and fuzz_catalog.c).  Output is
+ * the top of fuzz_wal.c, fuzz_extent.c, fuzz_catalog.c and fuzz_lmdb.c).  Output is
  * deterministic: no random salt, no time.  Existing files of the same
  * name are overwritten; other files (inputs the fuzzers found and that
  * were kept, crash reproducers) are left alone.
@@ -646,10 +646,72 @@ static void make_catalog(void)
     b_free(&b);
 }
 
+/* ---- damaged data.mdb (fuzz_lmdb.c) ---- */
+
+#define L_RDONLY 0x01
+#define L_UPDATE 0x02
+#define L_KEEP_LENGTH 0xffffffffu
+/* LMDB's meta page (pages 0 and 1): 16-byte page header, then magic,
+ * version, address, map size, the two databases (48 bytes each; md_root
+ * is their last field), last page number, transaction id. */
+#define META_MAGIC 16
+#define META_MAIN_ROOT (16 + 24 + 48 + 40)
+#define META_LAST_PGNO (16 + 24 + 96)
+#define META_TXNID (META_LAST_PGNO + 8)
+
+static void emit_lmdb(const char *name, uint8_t ctl, uint32_t cut, const uint32_t *flips, size_t n)
+{
+    struct buf b = {0};
+    b_u8(&b, ctl);
+    b_u32(&b, cut);
+    for (size_t i = 0; i < n; i++) {
+        b_u32(&b, flips[2 * i]);
+        b_u8(&b, (uint8_t)flips[2 * i + 1]);
+    }
+    emit("lmdb", name, b.b, b.len);
+    b_free(&b);
+}
+
+static void make_lmdb(void)
+{
+    emit_lmdb("intact", 0, L_KEEP_LENGTH, NULL, 0);
+    emit_lmdb("intact-readonly", L_RDONLY, L_KEEP_LENGTH, NULL, 0);
+    emit_lmdb("intact-update", L_UPDATE, L_KEEP_LENGTH, NULL, 0);
+    static const uint32_t cuts[] = {0, 100, 4096, 8192, 12288, 16384, 40000, 65536, 100000, 150000};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "cut-%u", cuts[i]);
+        emit_lmdb(name, 0, cuts[i], NULL, 0);
+        snprintf(name, sizeof name, "cut-%u-readonly", cuts[i]);
+        emit_lmdb(name, L_RDONLY, cuts[i], NULL, 0);
+    }
+    const uint32_t magic[] = {META_MAGIC, 0xff};
+    emit_lmdb("meta0-magic", 0, L_KEEP_LENGTH, magic, 1);
+    const uint32_t txnid[] = {META_TXNID, 0x01};
+    emit_lmdb("meta0-txnid", 0, L_KEEP_LENGTH, txnid, 1);
+    const uint32_t txnid1[] = {4096 + META_TXNID, 0x01};
+    emit_lmdb("meta1-txnid", 0, L_KEEP_LENGTH, txnid1, 1);
+    const uint32_t txnids[] = {META_TXNID, 0x80, 4096 + META_TXNID, 0x80};
+    emit_lmdb("meta-both-txnid", 0, L_KEEP_LENGTH, txnids, 2);
+    const uint32_t last[] = {META_LAST_PGNO + 2, 0x01, 4096 + META_LAST_PGNO + 2, 0x01};
+    emit_lmdb("meta-last-pgno-past-end", 0, L_KEEP_LENGTH, last, 2);
+    const uint32_t root[] = {META_MAIN_ROOT, 0x01, 4096 + META_MAIN_ROOT, 0x01};
+    emit_lmdb("meta-main-root", 0, L_KEEP_LENGTH, root, 2);
+    const uint32_t page2[] = {8192 + 12, 0x20};
+    emit_lmdb("page2-header", 0, L_KEEP_LENGTH, page2, 1);
+    uint32_t spread[32];
+    for (uint32_t i = 0; i < 16; i++)
+        spread[2 * i] = 8192 + i * 9973, spread[2 * i + 1] = 1u << (i % 8);
+    emit_lmdb("spread-16", 0, L_KEEP_LENGTH, spread, 16);
+    emit_lmdb("spread-16-update", L_UPDATE, L_KEEP_LENGTH, spread, 16);
+    const uint32_t late[] = {0xfffffff0u, 0x40};
+    emit_lmdb("late-page-update", L_UPDATE, L_KEEP_LENGTH, late, 1);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
-        fprintf(stderr, "usage: %s CORPUS_DIR   (writes CORPUS_DIR/wal, /extent, /catalog)\n", argv[0]);
+        fprintf(stderr, "usage: %s CORPUS_DIR   (writes CORPUS_DIR/wal, /extent, /catalog, /lmdb)\n", argv[0]);
         return 2;
     }
     snprintf(outdir, sizeof outdir, "%s", argv[1]);
@@ -660,6 +722,7 @@ int main(int argc, char **argv)
     make_wal();
     make_extent();
     make_catalog();
+    make_lmdb();
     printf("%zu files, %zu bytes in %s\n", total_files, total_bytes, outdir);
     return 0;
 }
