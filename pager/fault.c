@@ -192,7 +192,7 @@ static int prepare_extent(struct pager *p, uint64_t e)
         mdb_txn_reset(s->txn); /* data.mdb is shorter than LMDB believes */
     } else if (rc == 0) {
         MDB_val key = {sizeof e, &e}, val;
-        rc = mdb_get(s->txn, p->extents, &key, &val);
+        rc = lmdb_get(s->txn, p->extents, &key, &val);
         if (rc == MDB_NOTFOUND) {
             src = zero_extent; /* never written: zero pages */
             rc = 0;

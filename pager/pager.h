@@ -196,7 +196,23 @@ int lmdb_file_check(MDB_env *env, uint64_t *have, uint64_t *need);
 void lmdb_file_guard(MDB_env *env);
 int lmdb_file_pad(MDB_env *env);
 
-/* signal.c */
+/* lmdb_guard.c: LMDB calls that return MDB_CORRUPTED where a damaged page
+ * would make LMDB fault (every call that reads pages goes through these).
+ * Async-signal-safe.  lmdb_guard_trap: from the fault handler, jump back
+ * into the guarded call of this thread, if there is one. */
+int lmdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val);
+int lmdb_put(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val, unsigned flags);
+int lmdb_del(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val);
+int lmdb_cursor_get(MDB_cursor *cur, MDB_val *key, MDB_val *val, MDB_cursor_op op);
+int lmdb_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi);
+int lmdb_env_copyfd2(MDB_env *env, int fd, unsigned flags);
+int lmdb_txn_commit(MDB_txn *txn); /* aborts the transaction after a fault */
+void lmdb_guard_trap(void);
+
+/* signal.c: fault_install puts the SIGSEGV/SIGBUS handler in place (at
+ * every store and environment open); fault_register also makes p's range
+ * its own. */
+int fault_install(void);
 int fault_register(struct pager *p);
 void fault_unregister(struct pager *p);
 

@@ -1,8 +1,8 @@
 /*
  * signal.c - the SIGSEGV/SIGBUS handler and the registry of open stores.
  *
- * The handler is installed when a store opens (again if someone replaced
- * it since), and stays (removing it while another thread may be inside it
+ * The handler is installed when a store or an LMDB environment opens
+ * (again if someone replaced it since), and stays (removing it while another thread may be inside it
  * is not safe).  A fault whose address lies in no open store, or in a store
  * opened by another process (a forked child), is passed to the handler
  * that was installed before ours, or given the default action, so an
@@ -177,6 +177,10 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
         errno = saved_errno;
         return;
     }
+    /* Not a store's page: a damaged data.mdb inside a guarded LMDB call
+     * returns there as MDB_CORRUPTED (lmdb_guard.c); anything else is
+     * somebody else's fault. */
+    lmdb_guard_trap();
     errno = saved_errno;
     chain(sig, si, ucv);
 }
@@ -199,7 +203,10 @@ static int install_one(int sig, struct sigaction *prev)
     }
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_fault;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    /* SA_NODEFER: the fault path reads LMDB inside this handler, and a
+     * fault there must reach the handler again (lmdb_guard_trap), not kill
+     * the process because the signal is blocked. */
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     *prev = cur;
     if (sigaction(sig, &sa, NULL) != 0)
@@ -209,7 +216,7 @@ static int install_one(int sig, struct sigaction *prev)
 
 static pthread_mutex_t install_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-int fault_register(struct pager *p)
+int fault_install(void)
 {
     pthread_mutex_lock(&install_mutex);
     int next = !atomic_load(&previous_gen);
@@ -219,6 +226,12 @@ int fault_register(struct pager *p)
     if (rc == 0)
         atomic_store(&previous_gen, next);
     pthread_mutex_unlock(&install_mutex);
+    return rc;
+}
+
+int fault_register(struct pager *p)
+{
+    int rc = fault_install();
     if (rc)
         return rc;
     for (int i = 0; i < MAX_STORES; i++) {

@@ -209,7 +209,7 @@ static int cmd_stat(int argc, char **argv)
     MDB_val k, v;
     rc = mdb_cursor_open(sn->txn, s->extents, &cur);
     if (rc == 0) {
-        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        for (rc = lmdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &k, &v, MDB_NEXT))
             stored++, zbytes += v.mv_size;
         mdb_cursor_close(cur);
     }

@@ -97,7 +97,7 @@ static int load_extent(struct checker *c, uint64_t e)
     }
     if (!in_memory) {
         MDB_val key = {sizeof e, &e}, val;
-        int rc = mdb_get(c->txn, c->s->extents, &key, &val);
+        int rc = lmdb_get(c->txn, c->s->extents, &key, &val);
         if (rc == MDB_NOTFOUND) {
             memset(c->raw, 0, EXTENT_BYTES);
         } else if (rc) {
@@ -126,7 +126,7 @@ static int pass_lmdb_values(struct checker *c)
     MDB_stat ms;
     uint64_t total = mdb_stat(c->txn, c->s->extents, &ms) == 0 ? ms.ms_entries : 0;
     MDB_val k, v;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (rc = lmdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         uint64_t e;
         if (++c->r->extents_checked % 64 == 0)
             progress(c, "extents", c->r->extents_checked, total);

@@ -234,7 +234,7 @@ int cmd_backup(int argc, char **argv)
             cmd_error("backup", "%s: %s", staged_path, strerror(errno));
             break;
         }
-        rc = mdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
+        rc = lmdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
         if (rc == 0 && fsync(fd) != 0)
             rc = errno;
         close(fd);

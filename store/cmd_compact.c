@@ -66,7 +66,7 @@ static int list_extents(struct snapshot *sn, uint64_t **out, size_t *n)
         free(keys);
         return lmdb_to_cairn(rc);
     }
-    for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+    for (rc = lmdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
         if (k + sn->ov_cap + 1 >= cap) {
             uint64_t *p = realloc(keys, (cap *= 2) * sizeof *p);
             if (!p) {
@@ -120,7 +120,7 @@ static int copy_catalog(struct snapshot *sn, cairn_store *dst, MDB_txn *txn)
     int rc = mdb_cursor_open(sn->txn, sn->st.meta, &cur);
     if (rc)
         return rc;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (rc = lmdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if ((k.mv_size == 8 && memcmp(k.mv_data, "ckpt_lsn", 8) == 0) ||
             (k.mv_size == 11 && memcmp(k.mv_data, "catalog_sum", 11) == 0))
             continue;
@@ -128,7 +128,7 @@ static int copy_catalog(struct snapshot *sn, cairn_store *dst, MDB_txn *txn)
             rc = CAIRN_CORRUPT;
             break;
         }
-        if ((rc = mdb_put(txn, dst->meta, &k, &v, 0)) != 0)
+        if ((rc = lmdb_put(txn, dst->meta, &k, &v, 0)) != 0)
             break;
     }
     mdb_cursor_close(cur);
@@ -161,9 +161,9 @@ static int build_env(const char *sub, struct snapshot *sn, const char *dir, int 
     if (rc == 0)
         rc = mdb_txn_begin(env, NULL, 0, &txn);
     if (rc == 0)
-        rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &dst.meta);
+        rc = lmdb_dbi_open(txn, "meta", MDB_CREATE, &dst.meta);
     if (rc == 0)
-        rc = mdb_dbi_open(txn, "extents", MDB_CREATE | MDB_INTEGERKEY, &dst.extents);
+        rc = lmdb_dbi_open(txn, "extents", MDB_CREATE | MDB_INTEGERKEY, &dst.extents);
     if (rc == 0)
         rc = copy_catalog(sn, &dst, txn);
     struct progress pr;
@@ -184,12 +184,12 @@ static int build_env(const char *sub, struct snapshot *sn, const char *dir, int 
         rc = extent_encode(z, extent_bound(), &len, raw, e, sn->st.seed, level, cctx);
         MDB_val key = {sizeof e, &e}, val = {len, z};
         if (rc == 0)
-            rc = mdb_put(txn, dst.extents, &key, &val, MDB_APPEND);
+            rc = lmdb_put(txn, dst.extents, &key, &val, MDB_APPEND);
         res->extents++;
         res->raw += EXTENT_BYTES;
         res->zbytes += len;
         if (rc == 0 && res->extents % COMPACT_BATCH == 0) {
-            rc = mdb_txn_commit(txn);
+            rc = lmdb_txn_commit(txn);
             txn = NULL;
             if (rc == 0)
                 rc = mdb_txn_begin(env, NULL, 0, &txn);
@@ -197,7 +197,7 @@ static int build_env(const char *sub, struct snapshot *sn, const char *dir, int 
     }
     progress_end(&pr);
     if (rc == 0) {
-        rc = mdb_txn_commit(txn);
+        rc = lmdb_txn_commit(txn);
         txn = NULL;
     }
     if (txn)

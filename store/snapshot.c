@@ -90,7 +90,7 @@ const unsigned char *snapshot_overlay(const struct snapshot *sn, uint64_t e)
 static int lmdb_extent(struct snapshot *sn, uint64_t e, void *raw)
 {
     MDB_val key = {sizeof e, &e}, val;
-    int rc = mdb_get(sn->txn, sn->st.extents, &key, &val);
+    int rc = lmdb_get(sn->txn, sn->st.extents, &key, &val);
     if (rc == MDB_NOTFOUND) {
         memset(raw, 0, EXTENT_BYTES);
         return 0;

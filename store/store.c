@@ -159,7 +159,7 @@ const char *cairn_errmsg(cairn_store *s)
 int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v)
 {
     MDB_val k = {strlen(key), (void *)key}, d = {8, &v};
-    return mdb_put(txn, s->meta, &k, &d, 0);
+    return lmdb_put(txn, s->meta, &k, &d, 0);
 }
 
 /* LMDB has no checksums: the fixed catalog entries carry one of their own,
@@ -185,7 +185,7 @@ int store_put_ckpt_lsn(cairn_store *s, MDB_txn *txn, uint64_t ckpt_lsn)
 static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, void *out, size_t len)
 {
     MDB_val k = {strlen(key), (void *)key}, d;
-    int rc = mdb_get(txn, dbi, &k, &d);
+    int rc = lmdb_get(txn, dbi, &k, &d);
     if (rc)
         return rc;
     if (d.mv_size != len)
@@ -320,6 +320,8 @@ int store_open_env(cairn_store *s, const char *dir, unsigned flags, int create, 
     if (mdb_env_get_fd(env, &fd) == 0)
         fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
     rc = store_check_lmdb_file(s, env, dir);
+    if (rc == 0)
+        rc = fault_install(); /* the handler that turns LMDB's faults on damage into errors */
     if (rc) {
         mdb_env_close(env);
         return rc;
@@ -343,27 +345,27 @@ static int write_new_catalog(cairn_store *s, MDB_env *env)
     int rc = store_txn_begin(s, env, 0, &txn);
     if (rc)
         return rc;
-    rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta);
+    rc = lmdb_dbi_open(txn, "meta", MDB_CREATE, &meta);
     if (rc == 0)
-        rc = mdb_dbi_open(txn, "extents", MDB_CREATE | MDB_INTEGERKEY, &extents);
+        rc = lmdb_dbi_open(txn, "extents", MDB_CREATE | MDB_INTEGERKEY, &extents);
     s->meta = meta;
     uint32_t format = STORE_FORMAT_VERSION, page_size = PAGE_SIZE, extent_pages = EXTENT_PAGES;
     MDB_val k, d;
     k = (MDB_val){6, "format"}, d = (MDB_val){4, &format};
-    rc = rc ? rc : mdb_put(txn, meta, &k, &d, 0);
+    rc = rc ? rc : lmdb_put(txn, meta, &k, &d, 0);
     k = (MDB_val){8, "store_id"}, d = (MDB_val){16, s->store_id};
-    rc = rc ? rc : mdb_put(txn, meta, &k, &d, 0);
+    rc = rc ? rc : lmdb_put(txn, meta, &k, &d, 0);
     k = (MDB_val){9, "page_size"}, d = (MDB_val){4, &page_size};
-    rc = rc ? rc : mdb_put(txn, meta, &k, &d, 0);
+    rc = rc ? rc : lmdb_put(txn, meta, &k, &d, 0);
     k = (MDB_val){12, "extent_pages"}, d = (MDB_val){4, &extent_pages};
-    rc = rc ? rc : mdb_put(txn, meta, &k, &d, 0);
+    rc = rc ? rc : lmdb_put(txn, meta, &k, &d, 0);
     rc = rc ? rc : store_meta_put_u64(s, txn, "pages", s->pages);
     rc = rc ? rc : store_put_ckpt_lsn(s, txn, 0);
     if (rc) {
         mdb_txn_abort(txn);
         return lmdb_to_cairn(rc);
     }
-    rc = mdb_txn_commit(txn);
+    rc = lmdb_txn_commit(txn);
     /* LMDB writes its first meta pages without a sync: make the whole file
      * durable before it becomes the store. */
     if (rc == 0)
@@ -499,9 +501,9 @@ static int create_store(cairn_store *s)
  * commits, or for as long as a read-only txn stays open. */
 int store_read_catalog(cairn_store *s, MDB_txn *txn)
 {
-    int rc = mdb_dbi_open(txn, "meta", 0, &s->meta);
+    int rc = lmdb_dbi_open(txn, "meta", 0, &s->meta);
     if (rc == 0)
-        rc = mdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &s->extents);
+        rc = lmdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &s->extents);
     if (rc == MDB_NOTFOUND) {
         store_set_error(s, "%s is not a cairn store (no catalog)", s->path);
         return CAIRN_CORRUPT;
@@ -621,7 +623,7 @@ static int open_catalog(cairn_store *s)
     }
     /* Commit, not abort: the database handles opened here stay valid only
      * if the transaction that opened them commits (a read-only one too). */
-    return lmdb_to_cairn(mdb_txn_commit(txn));
+    return lmdb_to_cairn(lmdb_txn_commit(txn));
 }
 
 #define MAX_MAP ((size_t)1 << 46)

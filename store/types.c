@@ -57,7 +57,7 @@ int types_load(cairn_store *s, MDB_txn *txn)
     if (rc)
         return lmdb_to_cairn(rc);
     MDB_val k = {strlen(TYPE_PREFIX), TYPE_PREFIX}, d;
-    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+    for (rc = lmdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0; rc = lmdb_cursor_get(c, &k, &d, MDB_NEXT)) {
         size_t pl = strlen(TYPE_PREFIX);
         if (k.mv_size < pl || memcmp(k.mv_data, TYPE_PREFIX, pl) != 0)
             break;
@@ -150,7 +150,7 @@ static int register_in_lmdb(cairn_store *s, const char *key, unsigned char *val,
     if (rc)
         goto out;
     MDB_val k = {strlen(key), (void *)key}, d;
-    rc = mdb_get(txn, s->meta, &k, &d);
+    rc = lmdb_get(txn, s->meta, &k, &d);
     if (rc == 0) {
         struct type_record r;
         if (d.mv_size == sizeof r + (size_t)n_ptrs * 8) {
@@ -172,7 +172,7 @@ static int register_in_lmdb(cairn_store *s, const char *key, unsigned char *val,
     }
     uint32_t next = 1;
     MDB_val nk = {10, "types_next"}, nd;
-    rc = mdb_get(txn, s->meta, &nk, &nd);
+    rc = lmdb_get(txn, s->meta, &nk, &nd);
     if (rc == 0 && nd.mv_size == 4)
         memcpy(&next, nd.mv_data, 4);
     /* Never below what memory knows of (a store from before the counter). */
@@ -189,11 +189,11 @@ static int register_in_lmdb(cairn_store *s, const char *key, unsigned char *val,
     d = (MDB_val){vlen, val};
     uint32_t after = next + 1;
     nd = (MDB_val){4, &after};
-    rc = mdb_put(txn, s->meta, &k, &d, MDB_NOOVERWRITE);
+    rc = lmdb_put(txn, s->meta, &k, &d, MDB_NOOVERWRITE);
     if (rc == 0)
-        rc = mdb_put(txn, s->meta, &nk, &nd, 0);
+        rc = lmdb_put(txn, s->meta, &nk, &nd, 0);
     if (rc == 0)
-        rc = mdb_txn_commit(txn);
+        rc = lmdb_txn_commit(txn);
     else
         mdb_txn_abort(txn);
     if (rc == 0)

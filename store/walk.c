@@ -43,7 +43,7 @@ static int read_extent(struct walk *w, uint64_t e, unsigned char *raw)
     if (in_memory)
         return 0;
     MDB_val key = {sizeof e, &e}, val;
-    int rc = mdb_get(w->txn, w->s->extents, &key, &val);
+    int rc = lmdb_get(w->txn, w->s->extents, &key, &val);
     if (rc == MDB_NOTFOUND) {
         memset(raw, 0, EXTENT_BYTES);
         return 0;

@@ -52,7 +52,7 @@ static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, ext
         if (rc)
             break;
         if (is_zero(raw)) {
-            rc = mdb_del(txn, s->extents, &key, NULL);
+            rc = lmdb_del(txn, s->extents, &key, NULL);
             if (rc == MDB_NOTFOUND)
                 rc = 0;
             continue;
@@ -62,7 +62,7 @@ static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, ext
         if (rc)
             break;
         MDB_val val = {len, s->zbuf};
-        rc = mdb_put(txn, s->extents, &key, &val, 0);
+        rc = lmdb_put(txn, s->extents, &key, &val, 0);
         zin += EXTENT_BYTES;
         zout += len;
     }
@@ -73,7 +73,7 @@ static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, ext
         mdb_txn_abort(txn);
         return lmdb_to_cairn(rc);
     }
-    rc = mdb_txn_commit(txn);
+    rc = lmdb_txn_commit(txn);
     if (rc)
         return lmdb_to_cairn(rc);
     atomic_fetch_add(&s->bytes_uncompressed, zin);

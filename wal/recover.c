@@ -91,7 +91,7 @@ static int image_of(struct replay *r, uint64_t e, unsigned char **out)
     if (!img)
         return ENOMEM;
     MDB_val key = {sizeof e, &e}, val;
-    int rc = mdb_get(r->txn, r->s->extents, &key, &val);
+    int rc = lmdb_get(r->txn, r->s->extents, &key, &val);
     if (rc == MDB_NOTFOUND) {
         memset(img, 0, EXTENT_BYTES);
         rc = 0;
