@@ -462,7 +462,8 @@ typedef struct cairn_check_report {
     uint64_t pages_checked;    /**< object pages below the high-water mark */
     uint64_t objects;          /**< live objects */
     uint64_t pointers;         /**< non-NULL pointer words, roots included */
-    uint64_t corrupt_extents;  /**< extents failing header, zstd or checksum */
+    uint64_t corrupt_extents;  /**< extents failing header, zstd or checksum, and damage
+                                    to data.mdb's LMDB pages (counted once) */
     uint64_t bad_pointers;     /**< pointers not into a live object */
     uint64_t alloc_errors;     /**< allocator metadata disagreeing with itself */
     uint64_t type_errors;      /**< objects whose type or layout disagrees with the catalog */

@@ -29,7 +29,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
@@ -75,6 +77,15 @@ static char *map_base(const struct stat *st)
     }
     fclose(f);
     return base;
+}
+
+char *lmdb_map_base(MDB_env *env)
+{
+    int fd;
+    struct stat st;
+    if (mdb_env_get_fd(env, &fd) != 0 || fstat(fd, &st) != 0)
+        return NULL;
+    return map_base(&st);
 }
 
 /* The file's size, the bytes its pages use plus the slack (at most the
@@ -146,4 +157,33 @@ int lmdb_file_pad(MDB_env *env)
     if (from < to && mmap(base + from, to - from, PROT_READ, MAP_SHARED | MAP_FIXED, fd, (off_t)from) == MAP_FAILED)
         return errno;
     return 0;
+}
+
+/*
+ * LMDB takes its page size from the meta pages and divides by it before
+ * it checks anything: a damaged page size of 0 is a SIGFPE inside
+ * mdb_env_open.  So the two meta pages' sizes are read here first.
+ */
+int lmdb_file_precheck(const char *file)
+{
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0; /* LMDB reports it */
+    int rc = 0;
+    uint64_t off = 0;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        unsigned char m[48];
+        uint32_t magic, psize;
+        if (pread(fd, m, sizeof m, (off_t)off) != (ssize_t)sizeof m)
+            break; /* short: LMDB reports it */
+        memcpy(&magic, m + 16, 4);
+        memcpy(&psize, m + 40, 4); /* mm_dbs[FREE_DBI].md_pad is the page size */
+        if (magic != 0xBEEFC0DE)
+            break; /* not a meta page: LMDB says MDB_INVALID */
+        if (psize < 512 || psize > 65536 || (psize & (psize - 1)))
+            rc = CAIRN_CORRUPT;
+        off = psize;
+    }
+    close(fd);
+    return rc;
 }

@@ -20,6 +20,10 @@
  * they already do.  A jump out of mdb_txn_commit aborts the transaction
  * here, since LMDB would otherwise keep its writer lock.
  *
+ * LMDB's own assertions (it checks some invariants of its pages and
+ * aborts) take the same way out: lmdb_assert is the environment's assert
+ * callback.
+ *
  * Async-signal-safe (the fault path uses lmdb_get in a signal handler):
  * sigsetjmp/siglongjmp and a thread-local pointer.  The handler must be
  * installed: lmdb_guard_install() (at every environment open).
@@ -62,6 +66,12 @@ void lmdb_guard_trap(void)
         guard_top = g.prev;                                                                                            \
         return rc_;                                                                                                    \
     } while (0)
+
+void lmdb_assert(MDB_env *env, const char *msg)
+{
+    (void)env, (void)msg;
+    lmdb_guard_trap(); /* back into the guarded call, if any; else LMDB aborts */
+}
 
 int lmdb_get(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *val)
 {

@@ -195,6 +195,18 @@ int lmdb_file_check(MDB_env *env, uint64_t *have, uint64_t *need);
 #define LMDB_FILE_SLACK ((uint64_t)1 << 20) /* sparse: no blocks */
 void lmdb_file_guard(MDB_env *env);
 int lmdb_file_pad(MDB_env *env);
+/* CAIRN_CORRUPT if a meta page of file (a data.mdb) has a page size LMDB
+ * would divide by (zero, not a power of two); 0 otherwise (other damage
+ * LMDB reports itself).  Before mdb_env_open. */
+int lmdb_file_precheck(const char *file);
+/* Where LMDB mapped env's data.mdb, or NULL.  Not signal-safe. */
+char *lmdb_map_base(MDB_env *env);
+
+/* lmdb_verify.c: 0 if the LMDB pages of read transaction txn's snapshot
+ * are sound enough for LMDB's write path (every tree page's own number,
+ * kind and bounds, no page reachable twice, the free list names no page in
+ * use); CAIRN_CORRUPT with the page and the fault in why; ENOMEM. */
+int lmdb_verify(MDB_txn *txn, char *why, size_t why_len);
 
 /* lmdb_guard.c: LMDB calls that return MDB_CORRUPTED where a damaged page
  * would make LMDB fault (every call that reads pages goes through these).
@@ -208,6 +220,7 @@ int lmdb_dbi_open(MDB_txn *txn, const char *name, unsigned flags, MDB_dbi *dbi);
 int lmdb_env_copyfd2(MDB_env *env, int fd, unsigned flags);
 int lmdb_txn_commit(MDB_txn *txn); /* aborts the transaction after a fault */
 void lmdb_guard_trap(void);
+void lmdb_assert(MDB_env *env, const char *msg); /* for mdb_env_set_assert */
 
 /* signal.c: fault_install puts the SIGSEGV/SIGBUS handler in place (at
  * every store and environment open); fault_register also makes p's range

@@ -119,8 +119,16 @@ static const unsigned char *page_bytes(struct checker *c, uint64_t n, int *rc)
 
 static int pass_lmdb_values(struct checker *c)
 {
+    /* LMDB's own pages first: a damaged page can hide extents from the
+     * cursor below and still look sound to it. */
+    char why[200];
+    int rc = lmdb_verify(c->txn, why, sizeof why);
+    if (rc == CAIRN_CORRUPT)
+        problem(c, &c->r->corrupt_extents, "data.mdb: %s", why);
+    else if (rc)
+        return rc;
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(c->txn, c->s->extents, &cur);
+    rc = mdb_cursor_open(c->txn, c->s->extents, &cur);
     if (rc)
         return lmdb_to_cairn(rc);
     MDB_stat ms;

@@ -270,6 +270,7 @@ int store_open_env(cairn_store *s, const char *dir, unsigned flags, int create, 
     if (rc)
         return lmdb_to_cairn(rc);
     mdb_env_set_maxdbs(env, 4);
+    mdb_env_set_assert(env, lmdb_assert);
     mdb_env_set_maxreaders(env, 126 + PAGER_SLOTS);
     /* The map is address space only; the file grows with what is written. */
     uint64_t map = s->opt.max_bytes * 2 + ((uint64_t)1 << 30);
@@ -298,9 +299,12 @@ int store_open_env(cairn_store *s, const char *dir, unsigned flags, int create, 
         return ENOMEM;
     }
     rc = !create && stat(file, &st) == 0 && st.st_size == 0;
+    if (rc)
+        store_set_error(s, "%s/data.mdb: the file is empty", dir);
+    else if ((rc = lmdb_file_precheck(file)) != 0)
+        store_set_error(s, "%s/data.mdb: a meta page holds a damaged page size", dir);
     free(file);
     if (rc) {
-        store_set_error(s, "%s/data.mdb: the file is empty", dir);
         mdb_env_close(env);
         return CAIRN_CORRUPT;
     }
@@ -510,6 +514,18 @@ int store_read_catalog(cairn_store *s, MDB_txn *txn)
     }
     if (rc)
         goto fail;
+    /* LMDB takes a database's flags from its record, not from the call: a
+     * damaged record could make "extents" a DUPSORT database, on which
+     * LMDB asserts. */
+    unsigned main_flags = 0, meta_flags = 0, extents_flags = 0;
+    mdb_dbi_flags(txn, 1, &main_flags); /* LMDB's MAIN_DBI, holding the two */
+    mdb_dbi_flags(txn, s->meta, &meta_flags);
+    mdb_dbi_flags(txn, s->extents, &extents_flags);
+    if (main_flags != 0 || meta_flags != 0 || extents_flags != MDB_INTEGERKEY) {
+        store_set_error(s, "%s/data.mdb: the catalog's databases have flags %#x and %#x, not 0 and %#x", s->path,
+                        meta_flags, extents_flags, MDB_INTEGERKEY);
+        return CAIRN_CORRUPT;
+    }
     uint32_t format = 0, page_size = 0, extent_pages = 0;
     rc = meta_get(txn, s->meta, "format", &format, 4);
     if (rc == 0 && format != STORE_FORMAT_VERSION) {
@@ -604,6 +620,22 @@ int store_open_log(cairn_store *s, int readonly)
     } else if (rc) {
         store_set_error(s, "%s/wal: %s", s->path, strerror(rc));
     }
+    return rc;
+}
+
+/* A writer's LMDB trusts the pages it changes; check them first
+ * (pager/lmdb_verify.c).  Reads the trees' pages, not the extents. */
+static int verify_lmdb(cairn_store *s)
+{
+    MDB_txn *txn;
+    int rc = store_txn_begin(s, s->env, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    char why[200] = "";
+    rc = lmdb_verify(txn, why, sizeof why);
+    mdb_txn_abort(txn);
+    if (rc == CAIRN_CORRUPT)
+        store_set_error(s, "%s/data.mdb: %s: LMDB's pages are damaged", s->path, why);
     return rc;
 }
 
@@ -841,6 +873,8 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     if (rc)
         goto fail;
     rc = open_catalog(s);
+    if (rc == 0 && !s->readonly)
+        rc = verify_lmdb(s);
     if (rc)
         goto fail;
     s->seed = XXH3_64bits(s->store_id, 16);

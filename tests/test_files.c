@@ -991,6 +991,133 @@ static void exec_inherits_no_descriptor(void **state)
     tu_rmdir(dir);
 }
 
+/* A read-only open and cairn_check in a child: 0 clean, 1 problems
+ * reported, 2 refused at open, else the exit or signal. */
+static int check_read_only(const char *dir)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cairn_options o;
+        tu_options(&o);
+        o.flags |= CAIRN_RDONLY;
+        o.fault_error = corrupt_exit;
+        cairn_store *s;
+        if (cairn_open(dir, &o, &s) != CAIRN_OK)
+            _exit(2);
+        cairn_check_report r;
+        int rc = cairn_check(s, &r);
+        cairn_close(s);
+        _exit(rc == CAIRN_OK && r.problems == 0 ? 0 : rc == CAIRN_CORRUPT && r.problems > 0 ? 1 : 3);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status) ? 1000 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+/* Open, commit an allocation, checkpoint, close, in a child: 0 if all of
+ * it succeeded. */
+static int write_cycle(const char *dir)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cairn_options o;
+        tu_options(&o);
+        o.fault_error = corrupt_exit;
+        cairn_store *s;
+        cairn_txn *t;
+        void *b;
+        if (cairn_open(dir, &o, &s) || cairn_txn_begin(s, &t) || cairn_alloc_bytes(t, 100000, &b))
+            _exit(1);
+        memset(b, 7, 100000);
+        _exit(cairn_txn_commit(t) || cairn_checkpoint(s) || cairn_close(s) ? 2 : 0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status) ? 1000 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+static uint16_t get16(const unsigned char *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+static void put16(unsigned char *p, uint16_t v)
+{
+    memcpy(p, &v, 2);
+}
+
+/* LMDB's pages damaged where its reads do not look but its writes do (a
+ * leaf's bounds), where a page hides nodes, or carries another number: a
+ * read-write open refuses the store before LMDB writes anything, a
+ * read-only open's cairn_check reports it, nothing crashes.  And a meta
+ * page's page size of 0, which LMDB divides by. */
+static void damaged_lmdb_pages(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir();
+    build_store(dir, 0);
+    size_t len;
+    unsigned char *orig = file_get(dir, "data.mdb", &len), *img = malloc(len);
+    size_t wal_len;
+    unsigned char *wal = file_get(dir, "wal", &wal_len); /* a write cycle changes it */
+    size_t used = tu_lmdb_used(orig, len);
+    assert_int_equal(open_and_read(dir), 0);
+    int leaves = 0, cases = 0, detected[3] = {0};
+    for (size_t pg = 2; pg < used / 4096 && leaves < 6; pg++) {
+        unsigned char *p = orig + pg * 4096;
+        uint64_t num;
+        memcpy(&num, p, 8);
+        if (num != pg || get16(p + 10) != 0x02 || get16(p + 12) < 16 + 2 * 2)
+            continue; /* not a leaf with two nodes or more */
+        leaves++;
+        for (int kind = 0; kind < 3; kind++) {
+            memcpy(img, orig, len);
+            unsigned char *q = img + pg * 4096;
+            const char *what = kind == 0 ? "lower above upper" : kind == 1 ? "a node hidden" : "another number";
+            if (kind == 0)
+                put16(q + 12, (uint16_t)(get16(q + 14) + 2));
+            else if (kind == 1)
+                put16(q + 12, (uint16_t)(get16(q + 12) - 2));
+            else
+                q[0] ^= 0x40;
+            restore(dir, img, len, wal, wal_len);
+            int rw = open_and_read(dir), ro = check_read_only(dir);
+            if (rw == 1 && ro != 1 && ro != 2)
+                fail_msg("leaf page %zu, %s: read-only open and check gave %d, want damage reported", pg, what, ro);
+            if (rw == 0 && (ro != 0 || write_cycle(dir) != 0 || open_and_read(dir) != 0))
+                fail_msg("leaf page %zu, %s: a clean open, but the read-only check gave %d or a write failed", pg,
+                         what, ro);
+            if (rw != 0 && rw != 1)
+                fail_msg("leaf page %zu, %s: read-write open gave %d", pg, what, rw);
+            /* Clean: a page the free list holds, rewritten before LMDB uses it. */
+            detected[kind] += rw == 1;
+            cases++;
+        }
+    }
+    assert_true(leaves > 0);
+    for (int kind = 0; kind < 3; kind++)
+        assert_true(detected[kind] > 0);
+    memcpy(img, orig, len);
+    memset(img + 40, 0, 4); /* meta page 0: mm_dbs[FREE_DBI].md_pad, the page size */
+    restore(dir, img, len, wal, wal_len);
+    assert_int_equal(open_and_read(dir), 1);
+    restore(dir, orig, len, wal, wal_len);
+    assert_int_equal(open_and_read(dir), 0);
+    print_message("%d leaf pages, %d damaged copies: %d, %d, %d of each kind refused, the rest in free pages "
+                  "and harmless\n",
+                  leaves, cases, detected[0], detected[1], detected[2]);
+    free(img);
+    free(orig);
+    free(wal);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1010,6 +1137,7 @@ int main(void)
         cmocka_unit_test(truncated_data_mdb),
         cmocka_unit_test(truncated_data_mdb_with_log),
         cmocka_unit_test(truncated_while_open),
+        cmocka_unit_test(damaged_lmdb_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
