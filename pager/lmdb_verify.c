@@ -119,6 +119,10 @@ static int free_list(struct verify *v, const unsigned char *ids, uint64_t size, 
         return bad(v, pgno, "holds a free-list record of the wrong size");
     uint64_t n = u64(ids);
     for (uint64_t i = 0; i < n; i++) {
+        /* LMDB keeps each record sorted, descending, and allocates runs of
+         * pages by that order. */
+        if (i && u64(ids + 8 + i * 8) >= u64(ids + i * 8))
+            return bad(v, pgno, "holds a free-list record out of order");
         if (v->n_free == v->cap_free) {
             size_t cap = v->cap_free ? v->cap_free * 2 : 1024;
             uint64_t *p = realloc(v->free_pg, cap * sizeof *p);
@@ -171,7 +175,9 @@ static int walk(struct verify *v, uint64_t pgno, unsigned depth, int is_main, in
     uint16_t flags = u16(p + 10), lower = u16(p + 12), upper = u16(p + 14);
     if (u64(p) != pgno)
         return bad(v, pgno, "carries another page's number");
-    if ((flags & (P_BRANCH | P_LEAF)) == 0 || (flags & (P_BRANCH | P_LEAF)) == (P_BRANCH | P_LEAF))
+    /* On disk a tree page is exactly one of these (LMDB clears P_DIRTY
+     * before it writes a page; the other bits never reach the file). */
+    if (flags != P_BRANCH && flags != P_LEAF && flags != (P_LEAF | P_LEAF2))
         return bad(v, pgno, "is neither a branch nor a leaf page");
     if (lower < PAGE_HEADER || lower > upper || upper > v->psize || (lower - PAGE_HEADER) % 2)
         return bad(v, pgno, "has damaged free-space bounds");
@@ -282,4 +288,39 @@ int lmdb_verify(MDB_txn *txn, char *why, size_t why_len)
     if (rc == CAIRN_CORRUPT && why_len)
         snprintf(why, why_len, "LMDB page %llu %s", (unsigned long long)v.bad_page, v.what);
     return rc;
+}
+
+/*
+ * LMDB frees an overflow value's pages by the count in the value's first
+ * page (mp_pages) when the value is replaced or deleted, and nothing
+ * checks that count: a damaged one frees live pages or pages past the end.
+ * The tree walk does not read values (it would read every extent at
+ * open), so a writer checks each committed value here just before
+ * replacing it.  map is lmdb_map_base of the environment: a value outside
+ * the map is the transaction's own, in memory.
+ */
+int lmdb_value_check(MDB_txn *txn, const char *map, const MDB_val *v)
+{
+    MDB_envinfo info;
+    MDB_stat ms;
+    if (!map || mdb_env_info(mdb_txn_env(txn), &info) != 0 || mdb_env_stat(mdb_txn_env(txn), &ms) != 0)
+        return 0;
+    const char *d = v->mv_data;
+    if (d < map || d >= map + info.me_mapsize)
+        return 0;
+    uint64_t at = (uint64_t)(d - map), psize = ms.ms_psize;
+    /* LMDB keeps a value in its leaf when the node fits half a page
+     * (me_nodemax), else in an overflow run whose data starts right after
+     * the first page's header; a leaf's node data never starts there. */
+    uint64_t nodemax = (((psize - PAGE_HEADER) / 2) & ~(uint64_t)1) - 2;
+    int overflow = NODE_HEADER + 8 + v->mv_size > nodemax; /* 8: an extent key */
+    if (!overflow)
+        return at % psize == PAGE_HEADER ? CAIRN_CORRUPT : 0;
+    const unsigned char *op = (const unsigned char *)d - PAGE_HEADER;
+    uint32_t pages;
+    memcpy(&pages, op + 12, 4);
+    if (at % psize != PAGE_HEADER || u64(op) != (at - PAGE_HEADER) / psize || !(u16(op + 10) & P_OVERFLOW) ||
+        pages != (PAGE_HEADER - 1 + v->mv_size) / psize + 1)
+        return CAIRN_CORRUPT;
+    return 0;
 }

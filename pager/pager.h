@@ -207,6 +207,10 @@ char *lmdb_map_base(MDB_env *env);
  * kind and bounds, no page reachable twice, the free list names no page in
  * use); CAIRN_CORRUPT with the page and the fault in why; ENOMEM. */
 int lmdb_verify(MDB_txn *txn, char *why, size_t why_len);
+/* CAIRN_CORRUPT if v, a committed value of an 8-byte key that a write is
+ * about to replace or delete, has a damaged overflow page header (LMDB
+ * frees by its page count).  map: lmdb_map_base(env). */
+int lmdb_value_check(MDB_txn *txn, const char *map, const MDB_val *v);
 
 /* lmdb_guard.c: LMDB calls that return MDB_CORRUPTED where a damaged page
  * would make LMDB fault (every call that reads pages goes through these).

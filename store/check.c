@@ -133,6 +133,7 @@ static int pass_lmdb_values(struct checker *c)
         return lmdb_to_cairn(rc);
     MDB_stat ms;
     uint64_t total = mdb_stat(c->txn, c->s->extents, &ms) == 0 ? ms.ms_entries : 0;
+    const char *map = lmdb_map_base(mdb_txn_env(c->txn));
     MDB_val k, v;
     for (rc = lmdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         uint64_t e;
@@ -145,6 +146,9 @@ static int pass_lmdb_values(struct checker *c)
         memcpy(&e, k.mv_data, sizeof e);
         if (e >= c->layout.pages / EXTENT_PAGES)
             problem(c, &c->r->corrupt_extents, "extent %llu is beyond the store", (unsigned long long)e);
+        else if (lmdb_value_check(c->txn, map, &v) != 0) /* a writer would refuse to replace it */
+            problem(c, &c->r->corrupt_extents, "extent %llu: its LMDB overflow page header is damaged",
+                    (unsigned long long)e);
         else if (extent_decode(c->raw, v.mv_data, v.mv_size, e, c->s->seed, c->s->dctx) != 0)
             problem(c, &c->r->corrupt_extents, "extent %llu fails to decode (header, zstd or checksum)",
                     (unsigned long long)e);

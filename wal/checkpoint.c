@@ -45,10 +45,22 @@ static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, ext
         return rc;
     }
     uint64_t zin = 0, zout = 0;
+    const char *map = lmdb_map_base(s->env); /* for lmdb_value_check */
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint64_t e = ext[i];
-        MDB_val key = {sizeof e, &e};
+        MDB_val key = {sizeof e, &e}, old;
         rc = get(ctx, e, raw);
+        if (rc)
+            break;
+        /* LMDB frees the value it replaces by that value's own header. */
+        rc = lmdb_get(txn, s->extents, &key, &old);
+        if (rc == 0 && lmdb_value_check(txn, map, &old) != 0) {
+            store_set_error(s, "%s/data.mdb: extent %llu: its LMDB record is damaged", s->path,
+                            (unsigned long long)e);
+            rc = CAIRN_CORRUPT;
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
         if (rc)
             break;
         if (is_zero(raw)) {
