@@ -88,17 +88,15 @@ char *lmdb_map_base(MDB_env *env)
     return map_base(&st);
 }
 
-/* The file's size, the bytes its pages use plus the slack (at most the
- * map), and where the map is; 0 or -1. */
-static int sizes(MDB_env *env, int *fd, MDB_envinfo *info, uint64_t *size, uint64_t *want, char **base)
+/* The file's size and the bytes its pages use plus the slack (at most
+ * the map); 0 or -1.  Cheap: the map's address (a read of /proc) is looked
+ * up only when there is something to do. */
+static int sizes(MDB_env *env, int *fd, MDB_envinfo *info, uint64_t *size, uint64_t *want)
 {
     MDB_stat ms;
     struct stat st;
     if (mdb_env_get_fd(env, fd) != 0 || mdb_env_info(env, info) != 0 || mdb_env_stat(env, &ms) != 0 ||
         fstat(*fd, &st) != 0)
-        return -1;
-    *base = map_base(&st);
-    if (!*base)
         return -1;
     *size = (uint64_t)st.st_size;
     *want = ((uint64_t)info->me_last_pgno + 1) * ms.ms_psize + LMDB_FILE_SLACK;
@@ -127,7 +125,7 @@ void lmdb_file_guard(MDB_env *env)
     MDB_envinfo info;
     uint64_t size, want;
     char *base;
-    if (sizes(env, &fd, &info, &size, &want, &base) != 0 || page_up(size) >= want)
+    if (sizes(env, &fd, &info, &size, &want) != 0 || page_up(size) >= want || !(base = lmdb_map_base(env)))
         return;
     mmap(base + page_up(size), want - page_up(size), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 }
@@ -145,11 +143,11 @@ int lmdb_file_pad(MDB_env *env)
     MDB_envinfo info;
     uint64_t size, want;
     char *base;
-    if (sizes(env, &fd, &info, &size, &want, &base) != 0)
-        return 0; /* no map found: LMDB's own (nothing was guarded) */
-    if (size >= want)
+    if (sizes(env, &fd, &info, &size, &want) != 0 || size >= want)
         return 0;
     (void)!ftruncate(fd, (off_t)want);
+    if (!(base = lmdb_map_base(env)))
+        return 0; /* no map found: LMDB's own (nothing was guarded) */
     uint64_t from = page_up(size) < want ? page_up(size) : want;
     /* The whole file from there on: the guard's pages may reach past want
      * when the meta page has changed since. */
