@@ -19,7 +19,7 @@
 
 #include "bench.h"
 
-#define EXTENTS 1024
+#define N_EXTENTS 1024
 #define HOT 96
 
 static volatile uint64_t sink;
@@ -42,7 +42,7 @@ static void run(const char *path, const char *policy, long accesses, uint64_t of
     double t0 = bench_now();
     for (long i = 0; i < accesses; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        uint64_t e = (x % 10) ? (x >> 8) % HOT * (EXTENTS / HOT) : (x >> 8) % EXTENTS;
+        uint64_t e = (x % 10) ? (x >> 8) % HOT * (N_EXTENTS / HOT) : (x >> 8) % N_EXTENTS;
         uint64_t word = (x >> 20) % 8192;
         sink += *(volatile uint64_t *)(base + offset0 + e * 65536 + word * 8);
     }
@@ -68,8 +68,8 @@ int main(int argc, char **argv)
     uint64_t *data;
     bench_check(cairn_open(path, &o, &s), "open");
     bench_check(cairn_txn_begin(s, &t), "begin");
-    bench_check(cairn_alloc_bytes(t, (size_t)EXTENTS * 65536, (void **)&data), "alloc");
-    for (size_t i = 0; i < (size_t)EXTENTS * 8192; i++)
+    bench_check(cairn_alloc_bytes(t, (size_t)N_EXTENTS * 65536, (void **)&data), "alloc");
+    for (size_t i = 0; i < (size_t)N_EXTENTS * 8192; i++)
         data[i] = i * 2654435761u;
     bench_check(cairn_root_set(t, "data", data), "root");
     bench_check(cairn_txn_commit(t), "commit");

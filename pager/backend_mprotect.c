@@ -25,7 +25,7 @@ int mprot_setup(struct pager *p)
 /* Signal-safe. */
 int mprot_set(struct pager *p, uint64_t first, uint64_t n, int prot)
 {
-    if (mprotect(p->base + first * PAGE_SIZE, n * PAGE_SIZE, prot) != 0)
+    if (mprotect(p->base + first * PAGE_BYTES, n * PAGE_BYTES, prot) != 0)
         return errno;
     return 0;
 }

@@ -69,7 +69,7 @@ out_close:
 int uffd_set_writable(struct pager *p, uint64_t first, uint64_t n, int writable)
 {
     struct uffdio_writeprotect wp = {
-        .range = {(uintptr_t)p->base + first * PAGE_SIZE, n * PAGE_SIZE},
+        .range = {(uintptr_t)p->base + first * PAGE_BYTES, n * PAGE_BYTES},
         .mode = writable ? 0 : UFFDIO_WRITEPROTECT_MODE_WP,
     };
     while (ioctl(p->uffd, UFFDIO_WRITEPROTECT, &wp) != 0) {
@@ -87,8 +87,8 @@ int uffd_set_writable(struct pager *p, uint64_t first, uint64_t n, int writable)
  */
 int uffd_publish(struct pager *p, uint64_t first, uint64_t n, int writable)
 {
-    uintptr_t addr = (uintptr_t)p->base + first * PAGE_SIZE;
-    uintptr_t end = addr + n * PAGE_SIZE;
+    uintptr_t addr = (uintptr_t)p->base + first * PAGE_BYTES;
+    uintptr_t end = addr + n * PAGE_BYTES;
     while (addr < end) {
         struct uffdio_continue c = {
             .range = {addr, end - addr},
@@ -104,11 +104,11 @@ int uffd_publish(struct pager *p, uint64_t first, uint64_t n, int writable)
         if (err != EEXIST)
             return err;
         if (writable) {
-            int rc = uffd_set_writable(p, (addr - (uintptr_t)p->base) / PAGE_SIZE, 1, 1);
+            int rc = uffd_set_writable(p, (addr - (uintptr_t)p->base) / PAGE_BYTES, 1, 1);
             if (rc)
                 return rc;
         }
-        addr += PAGE_SIZE;
+        addr += PAGE_BYTES;
     }
     return 0;
 }

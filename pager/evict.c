@@ -5,11 +5,11 @@
  * ordinary context: atomics, page-lock spins and syscalls only.
  *
  * Policy: a clock (second chance) over extents [0, ext_hwm).  An extent
- * gets EXT_REF when it is loaded and whenever it is touched after the
- * hand passed it.  The hand clears EXT_REF and unmaps the extent from the
+ * gets XS_REF when it is loaded and whenever it is touched after the
+ * hand passed it.  The hand clears XS_REF and unmaps the extent from the
  * client view without freeing it (MADV_DONTNEED on the shared mapping;
  * userfaultfd only, see sample()), so the next touch is a cheap minor
- * fault that sets EXT_REF again; an extent the hand finds without EXT_REF is evicted:
+ * fault that sets XS_REF again; an extent the hand finds without XS_REF is evicted:
  * punched out of the memfd, so the next touch loads it from LMDB.
  *
  * Never evicted: the extent whose load made room necessary (the loader
@@ -41,17 +41,17 @@
 
 /* Under mprotect the hand does not unmap (PROT_NONE islands would split
  * the mapping once per resident extent and run into vm.max_map_count), so
- * there EXT_REF is only set by loads: the clock degrades to FIFO with a
+ * there XS_REF is only set by loads: the clock degrades to FIFO with a
  * second chance for recently loaded extents. */
 static void sample(struct pager *p, uint64_t e)
 {
     if (p->backend == CAIRN_BACKEND_UFFD)
-        madvise(p->base + e * EXTENT_PAGES * PAGE_SIZE, EXTENT_BYTES, MADV_DONTNEED);
+        madvise(p->base + e * PAGES_PER_EXTENT * PAGE_BYTES, BYTES_PER_EXTENT, MADV_DONTNEED);
 }
 
 static int busy(struct pager *p, uint64_t first)
 {
-    for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+    for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
         if (atomic_load(&p->page_state[first + i]) & (PS_DIRTY | PS_UNFLUSHED))
             return 1;
     return 0;
@@ -61,32 +61,32 @@ static int busy(struct pager *p, uint64_t first)
 static int clock_step(struct pager *p, uint64_t e, uint64_t keep)
 {
     uint8_t st = atomic_load(&p->ext_state[e]);
-    uint64_t first = e * EXTENT_PAGES;
-    if (EXT_STATE(st) != EXT_RESIDENT || (st & EXT_WRITABLE) || e < NEVER_EVICT || e == keep ||
+    uint64_t first = e * PAGES_PER_EXTENT;
+    if (XS_STATE(st) != XS_RESIDENT || (st & XS_WRITABLE) || e < NEVER_EVICT || e == keep ||
         atomic_load(&p->ext_pins[e]) || busy(p, first))
         return 0;
-    if ((st & EXT_REF) && !p->evict_random) {
-        if (atomic_compare_exchange_strong(&p->ext_state[e], &st, st & ~EXT_REF))
+    if ((st & XS_REF) && !p->evict_random) {
+        if (atomic_compare_exchange_strong(&p->ext_state[e], &st, st & ~XS_REF))
             sample(p, e);
         return 0;
     }
-    if (!atomic_compare_exchange_strong(&p->ext_state[e], &st, EXT_EVICTING))
+    if (!atomic_compare_exchange_strong(&p->ext_state[e], &st, XS_EVICTING))
         return 0;
-    for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+    for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
         pager_lock_page(p, first + i);
     int ok = !busy(p, first) && !atomic_load(&p->ext_pins[e]);
     if (ok && p->backend == CAIRN_BACKEND_MPROTECT)
-        ok = mprot_set(p, first, EXTENT_PAGES, PROT_NONE) == 0;
+        ok = mprot_set(p, first, PAGES_PER_EXTENT, PROT_NONE) == 0;
     if (ok)
-        ok = fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * PAGE_SIZE),
-                       (off_t)EXTENT_BYTES) == 0;
-    atomic_store(&p->ext_state[e], ok ? EXT_ABSENT : EXT_RESIDENT | EXT_REF);
-    for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+        ok = fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * PAGE_BYTES),
+                       (off_t)BYTES_PER_EXTENT) == 0;
+    atomic_store(&p->ext_state[e], ok ? XS_ABSENT : XS_RESIDENT | XS_REF);
+    for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
         pager_unlock_page(p, first + i);
     if (!ok)
         return 0;
     atomic_fetch_sub(&p->extents_resident, 1);
-    atomic_fetch_add(&p->evictions, EXTENT_PAGES);
+    atomic_fetch_add(&p->evictions, PAGES_PER_EXTENT);
     return 1;
 }
 
@@ -108,7 +108,7 @@ void pager_evict_for_room(struct pager *p, uint64_t keep)
     uint64_t hwm = atomic_load(&p->ext_hwm);
     /* Two full turns clear every reference bit; past that, what is left
      * cannot be evicted and the budget is exceeded. */
-    for (uint64_t tries = 0; tries < 2 * hwm + EXTENT_PAGES; tries++) {
+    for (uint64_t tries = 0; tries < 2 * hwm + PAGES_PER_EXTENT; tries++) {
         if (atomic_load(&p->extents_resident) <= p->budget_extents) {
             atomic_store(&p->evict_stall, 0);
             return;

@@ -1,5 +1,5 @@
 /*
- * extent.c - the extent record: the LMDB value holding EXTENT_PAGES pages.
+ * extent.c - the extent record: the LMDB value holding PAGES_PER_EXTENT pages.
  *
  *   offset  size  field
  *   0       4     magic 0x31545843 ("CXT1" little-endian)
@@ -22,8 +22,8 @@
 
 #include "pager.h"
 
-#define EXTENT_MAGIC 0x31545843u
-#define EXTENT_VERSION 1
+#define FMT_EXTENT_MAGIC 0x31545843u
+#define FMT_EXTENT_VERSION 1
 
 struct extent_header {
     uint32_t magic;
@@ -34,11 +34,11 @@ struct extent_header {
     uint64_t extent;
     uint64_t checksum;
 };
-_Static_assert(sizeof(struct extent_header) == EXTENT_HEADER, "extent header");
+_Static_assert(sizeof(struct extent_header) == FMT_EXTENT_HEADER, "extent header");
 
 size_t extent_bound(void)
 {
-    return EXTENT_HEADER + ZSTD_compressBound(EXTENT_BYTES);
+    return FMT_EXTENT_HEADER + ZSTD_compressBound(BYTES_PER_EXTENT);
 }
 
 int extent_encode(void *dst, size_t cap, size_t *len, const void *raw, uint64_t e, uint64_t seed, int level,
@@ -46,36 +46,37 @@ int extent_encode(void *dst, size_t cap, size_t *len, const void *raw, uint64_t 
 {
     if (cap < extent_bound())
         return CAIRN_INVALID;
-    size_t z = ZSTD_compressCCtx(cctx, (char *)dst + EXTENT_HEADER, cap - EXTENT_HEADER, raw, EXTENT_BYTES, level);
+    size_t z =
+        ZSTD_compressCCtx(cctx, (char *)dst + FMT_EXTENT_HEADER, cap - FMT_EXTENT_HEADER, raw, BYTES_PER_EXTENT, level);
     if (ZSTD_isError(z))
         return CAIRN_INVALID;
     struct extent_header h = {
-        .magic = EXTENT_MAGIC,
-        .version = EXTENT_VERSION,
+        .magic = FMT_EXTENT_MAGIC,
+        .version = FMT_EXTENT_VERSION,
         .flags = 0,
-        .pages = EXTENT_PAGES,
+        .pages = PAGES_PER_EXTENT,
         .zlen = (uint32_t)z,
         .extent = e,
-        .checksum = XXH3_64bits_withSeed(raw, EXTENT_BYTES, e ^ seed),
+        .checksum = XXH3_64bits_withSeed(raw, BYTES_PER_EXTENT, e ^ seed),
     };
     memcpy(dst, &h, sizeof h);
-    *len = EXTENT_HEADER + z;
+    *len = FMT_EXTENT_HEADER + z;
     return 0;
 }
 
 int extent_decode(void *raw, const void *val, size_t len, uint64_t e, uint64_t seed, ZSTD_DCtx *dctx)
 {
     struct extent_header h;
-    if (len < EXTENT_HEADER)
+    if (len < FMT_EXTENT_HEADER)
         return CAIRN_CORRUPT;
     memcpy(&h, val, sizeof h);
-    if (h.magic != EXTENT_MAGIC || h.version != EXTENT_VERSION || h.flags != 0 || h.pages != EXTENT_PAGES ||
-        h.zlen != len - EXTENT_HEADER || h.zlen > ZSTD_COMPRESSBOUND(EXTENT_BYTES) || h.extent != e)
+    if (h.magic != FMT_EXTENT_MAGIC || h.version != FMT_EXTENT_VERSION || h.flags != 0 || h.pages != PAGES_PER_EXTENT ||
+        h.zlen != len - FMT_EXTENT_HEADER || h.zlen > ZSTD_COMPRESSBOUND(BYTES_PER_EXTENT) || h.extent != e)
         return CAIRN_CORRUPT; /* zlen bounded: no read reaches far past a damaged LMDB page */
-    size_t n = ZSTD_decompressDCtx(dctx, raw, EXTENT_BYTES, (const char *)val + EXTENT_HEADER, h.zlen);
-    if (ZSTD_isError(n) || n != EXTENT_BYTES)
+    size_t n = ZSTD_decompressDCtx(dctx, raw, BYTES_PER_EXTENT, (const char *)val + FMT_EXTENT_HEADER, h.zlen);
+    if (ZSTD_isError(n) || n != BYTES_PER_EXTENT)
         return CAIRN_CORRUPT;
-    if (XXH3_64bits_withSeed(raw, EXTENT_BYTES, e ^ seed) != h.checksum)
+    if (XXH3_64bits_withSeed(raw, BYTES_PER_EXTENT, e ^ seed) != h.checksum)
         return CAIRN_CORRUPT;
     return 0;
 }

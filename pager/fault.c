@@ -133,7 +133,7 @@ static int lmdb_rc(int rc)
     return rc > 0 ? rc : CAIRN_IOERR;
 }
 
-static const unsigned char zero_extent[EXTENT_BYTES];
+static const unsigned char zero_extent[BYTES_PER_EXTENT];
 
 /* Put a prepared extent into the memfd.  pwrite, not a store through the
  * private view: the pages enter the page cache without being mapped in
@@ -144,8 +144,8 @@ static const unsigned char zero_extent[EXTENT_BYTES];
 static int write_extent(struct pager *p, const unsigned char *buf, uint64_t first)
 {
     size_t done = 0;
-    while (done < EXTENT_BYTES) {
-        ssize_t n = pwrite(p->memfd, buf + done, EXTENT_BYTES - done, (off_t)(first * PAGE_SIZE + done));
+    while (done < BYTES_PER_EXTENT) {
+        ssize_t n = pwrite(p->memfd, buf + done, BYTES_PER_EXTENT - done, (off_t)(first * PAGE_BYTES + done));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -159,23 +159,23 @@ static int write_extent(struct pager *p, const unsigned char *buf, uint64_t firs
  * and put it into the memfd.  Nothing is visible to the client view yet. */
 static int prepare_extent(struct pager *p, uint64_t e)
 {
-    uint64_t first = e * EXTENT_PAGES;
+    uint64_t first = e * PAGES_PER_EXTENT;
     int rc;
     /* Pointer maps first, before taking a load slot (the descriptor extent
      * may need loading, which takes a slot of its own): fixed for metadata
      * pages; for object pages copied from the descriptor page while
      * holding it, so eviction cannot punch it under us. */
-    uint64_t maps[EXTENT_PAGES][PAGE_WORDS / 64];
+    uint64_t maps[PAGES_PER_EXTENT][PAGE_WORDS / 64];
     if (first >= p->layout.data_start) {
         uint64_t d = layout_desc_page(first);
         rc = pager_hold_page(p, d);
         if (rc)
             return rc;
-        for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+        for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
             pager_ptr_map(p, first + i, p->priv, maps[i]);
         pager_unlock_page(p, d);
     } else {
-        for (uint64_t i = 0; i < EXTENT_PAGES; i++)
+        for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
             pager_ptr_map(p, first + i, NULL, maps[i]);
     }
 
@@ -208,9 +208,9 @@ static int prepare_extent(struct pager *p, uint64_t e)
     atomic_fetch_sub(&p->lmdb_users, 1);
 
     uintptr_t base = (uintptr_t)p->base;
-    uint64_t lo = p->layout.data_start * PAGE_SIZE, hi = p->layout.pages * PAGE_SIZE;
-    for (uint64_t i = 0; rc == 0 && src == s->buf && i < EXTENT_PAGES; i++)
-        rc = swizzle_page((uint64_t *)(s->buf + i * PAGE_SIZE), maps[i], base, lo, hi);
+    uint64_t lo = p->layout.data_start * PAGE_BYTES, hi = p->layout.pages * PAGE_BYTES;
+    for (uint64_t i = 0; rc == 0 && src == s->buf && i < PAGES_PER_EXTENT; i++)
+        rc = swizzle_page((uint64_t *)(s->buf + i * PAGE_BYTES), maps[i], base, lo, hi);
     if (rc == 0)
         rc = write_extent(p, src, first);
     slot_release(p, slot);
@@ -219,22 +219,22 @@ static int prepare_extent(struct pager *p, uint64_t e)
 
 static int load_owned_extent(struct pager *p, uint64_t e)
 {
-    uint64_t first = e * EXTENT_PAGES;
+    uint64_t first = e * PAGES_PER_EXTENT;
     /* prepare_extent loads the descriptor extent first when it needs it:
      * descriptor extents have no pointers, so that goes one level deep. */
     int rc = prepare_extent(p, e);
     if (rc == 0) {
         if (p->backend == CAIRN_BACKEND_UFFD && !p->publish_page_only)
-            rc = uffd_publish(p, first, EXTENT_PAGES, 0);
+            rc = uffd_publish(p, first, PAGES_PER_EXTENT, 0);
         else if (p->backend == CAIRN_BACKEND_UFFD)
             rc = 0; /* the faulting page is mapped by pager_fault */
         else
-            rc = mprot_set(p, first, EXTENT_PAGES, PROT_READ);
+            rc = mprot_set(p, first, PAGES_PER_EXTENT, PROT_READ);
     }
     if (rc) {
         /* Nothing of a page that failed is ever shown: drop what was prepared. */
-        fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * PAGE_SIZE),
-                  (off_t)EXTENT_BYTES);
+        fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * PAGE_BYTES),
+                  (off_t)BYTES_PER_EXTENT);
         return rc;
     }
     atomic_fetch_add_explicit(&p->extents_loaded, 1, memory_order_relaxed);
@@ -250,10 +250,10 @@ int pager_load_extent(struct pager *p, uint64_t e)
     unsigned spins = 0;
     for (;;) {
         uint8_t st = atomic_load_explicit(&p->ext_state[e], memory_order_acquire);
-        if ((st & 0x0f) == EXT_RESIDENT)
+        if ((st & 0x0f) == XS_RESIDENT)
             return 0;
-        if ((st & 0x0f) == EXT_ABSENT) {
-            if (atomic_compare_exchange_weak_explicit(&p->ext_state[e], &st, EXT_LOADING, memory_order_acquire,
+        if ((st & 0x0f) == XS_ABSENT) {
+            if (atomic_compare_exchange_weak_explicit(&p->ext_state[e], &st, XS_LOADING, memory_order_acquire,
                                                       memory_order_relaxed))
                 break;
             continue;
@@ -261,7 +261,7 @@ int pager_load_extent(struct pager *p, uint64_t e)
         pager_relax(&spins);
     }
     int rc = load_owned_extent(p, e);
-    atomic_store_explicit(&p->ext_state[e], rc ? EXT_ABSENT : EXT_RESIDENT | EXT_REF, memory_order_release);
+    atomic_store_explicit(&p->ext_state[e], rc ? XS_ABSENT : XS_RESIDENT | XS_REF, memory_order_release);
     if (rc == 0 && p->budget_extents)
         pager_evict_for_room(p, e);
     return rc;
@@ -269,15 +269,15 @@ int pager_load_extent(struct pager *p, uint64_t e)
 
 int pager_hold_page(struct pager *p, uint64_t n)
 {
-    uint64_t e = n / EXTENT_PAGES;
+    uint64_t e = n / PAGES_PER_EXTENT;
     for (;;) {
         int rc = pager_load_extent(p, e);
         if (rc)
             return rc;
         pager_lock_page(p, n);
         /* EVICTING is fine: the evictor cannot punch before it has our lock. */
-        uint8_t st = EXT_STATE(atomic_load(&p->ext_state[e]));
-        if (st == EXT_RESIDENT || st == EXT_EVICTING)
+        uint8_t st = XS_STATE(atomic_load(&p->ext_state[e]));
+        if (st == XS_RESIDENT || st == XS_EVICTING)
             return 0;
         pager_unlock_page(p, n);
     }
@@ -292,7 +292,7 @@ static int snapshot_page(struct pager *p, uint64_t n)
         return rc;
     uint8_t st = atomic_load_explicit(&p->page_state[n], memory_order_relaxed);
     if (!(st & PS_DIRTY)) {
-        memcpy(p->shadow + n * PAGE_SIZE, p->priv + n * PAGE_SIZE, PAGE_SIZE);
+        memcpy(p->shadow + n * PAGE_BYTES, p->priv + n * PAGE_BYTES, PAGE_BYTES);
         uint64_t i = atomic_fetch_add_explicit(&p->ndirty, 1, memory_order_relaxed);
         p->dirty[i] = (uint32_t)n;
         atomic_fetch_or_explicit(&p->page_state[n], PS_DIRTY, memory_order_relaxed);
@@ -304,7 +304,7 @@ static int snapshot_page(struct pager *p, uint64_t n)
 
 int pager_make_writable(struct pager *p, uint64_t n)
 {
-    uint64_t e = n / EXTENT_PAGES;
+    uint64_t e = n / PAGES_PER_EXTENT;
     int rc;
     if (p->backend == CAIRN_BACKEND_UFFD) {
         rc = snapshot_page(p, n);
@@ -313,37 +313,37 @@ int pager_make_writable(struct pager *p, uint64_t n)
     /* mprotect works per extent so that the number of mappings stays
      * bounded by extents written, not pages: every page of the extent
      * gets its before-image before any of them becomes writable. */
-    uint64_t first = e * EXTENT_PAGES;
-    if (atomic_load_explicit(&p->ext_state[e], memory_order_acquire) & EXT_WRITABLE)
-        return mprot_set(p, first, EXTENT_PAGES, PROT_READ | PROT_WRITE); /* raced with another writer */
-    for (uint64_t i = 0; i < EXTENT_PAGES; i++) {
+    uint64_t first = e * PAGES_PER_EXTENT;
+    if (atomic_load_explicit(&p->ext_state[e], memory_order_acquire) & XS_WRITABLE)
+        return mprot_set(p, first, PAGES_PER_EXTENT, PROT_READ | PROT_WRITE); /* raced with another writer */
+    for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++) {
         rc = snapshot_page(p, first + i);
         if (rc)
             return rc;
     }
-    rc = mprot_set(p, first, EXTENT_PAGES, PROT_READ | PROT_WRITE);
+    rc = mprot_set(p, first, PAGES_PER_EXTENT, PROT_READ | PROT_WRITE);
     if (rc == 0)
-        atomic_fetch_or_explicit(&p->ext_state[e], EXT_WRITABLE, memory_order_release);
+        atomic_fetch_or_explicit(&p->ext_state[e], XS_WRITABLE, memory_order_release);
     return rc;
 }
 
 int pager_fault(struct pager *p, uintptr_t addr, int is_write)
 {
-    uint64_t n = (addr - (uintptr_t)p->base) >> PAGE_SIZE_LOG2;
-    uint64_t e = n / EXTENT_PAGES;
+    uint64_t n = (addr - (uintptr_t)p->base) >> PAGE_BYTES_LOG2;
+    uint64_t e = n / PAGES_PER_EXTENT;
     if (is_write) {
         if (!atomic_load_explicit(&p->txn_open, memory_order_acquire))
             return CAIRN_READONLY;
         return pager_make_writable(p, n);
     }
     uint8_t st = atomic_load_explicit(&p->ext_state[e], memory_order_acquire);
-    if (EXT_STATE(st) == EXT_RESIDENT) {
+    if (XS_STATE(st) == XS_RESIDENT) {
         /* Already loaded: another thread published it after our trap, the
          * clock hand unmapped it to sample use, or (userfaultfd) the kernel
          * dropped the page-table entry.  Map it again, with the protection
          * it should have, under the page lock so it cannot be evicted
          * meanwhile. */
-        atomic_fetch_or(&p->ext_state[e], EXT_REF);
+        atomic_fetch_or(&p->ext_state[e], XS_REF);
         int rc = pager_hold_page(p, n);
         if (rc)
             return rc;
@@ -351,7 +351,8 @@ int pager_fault(struct pager *p, uintptr_t addr, int is_write)
         if (p->backend == CAIRN_BACKEND_UFFD)
             rc = uffd_publish(p, n, 1, atomic_load(&p->page_state[n]) & PS_DIRTY);
         else
-            rc = mprot_set(p, e * EXTENT_PAGES, EXTENT_PAGES, (st & EXT_WRITABLE) ? PROT_READ | PROT_WRITE : PROT_READ);
+            rc = mprot_set(p, e * PAGES_PER_EXTENT, PAGES_PER_EXTENT,
+                           (st & XS_WRITABLE) ? PROT_READ | PROT_WRITE : PROT_READ);
         pager_unlock_page(p, n);
         return rc;
     }

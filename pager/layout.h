@@ -17,7 +17,7 @@
  *                           slot bitmap, allocation kind
  *   pages D' .. P-1         objects (D' = D rounded up to an extent)
  *
- * Pages are grouped in extents of EXTENT_PAGES; the extent is the unit of
+ * Pages are grouped in extents of PAGES_PER_EXTENT; the extent is the unit of
  * loading, compression and LMDB storage.
  *
  * Which words of a page are pointers ("pointer map"):
@@ -32,27 +32,27 @@
 
 #include <stdint.h>
 
-#define PAGE_SIZE_LOG2 12
-#define PAGE_SIZE ((uint64_t)1 << PAGE_SIZE_LOG2)
-#define PAGE_WORDS (PAGE_SIZE / 8)
+#define PAGE_BYTES_LOG2 12
+#define PAGE_BYTES ((uint64_t)1 << PAGE_BYTES_LOG2)
+#define PAGE_WORDS (PAGE_BYTES / 8)
 
 /* 16 pages = 64 KiB per extent: the best per-page load cost that does not
  * double the memory of random access again (measured, see docs/DESIGN.md). */
-#ifndef EXTENT_PAGES_LOG2 /* overridable only to measure; stored in the catalog */
-#define EXTENT_PAGES_LOG2 4
+#ifndef PAGES_PER_EXTENT_LOG2 /* overridable only to measure; stored in the catalog */
+#define PAGES_PER_EXTENT_LOG2 4
 #endif
-#define EXTENT_PAGES ((uint64_t)1 << EXTENT_PAGES_LOG2)
-#define EXTENT_BYTES (EXTENT_PAGES * PAGE_SIZE)
+#define PAGES_PER_EXTENT ((uint64_t)1 << PAGES_PER_EXTENT_LOG2)
+#define BYTES_PER_EXTENT (PAGES_PER_EXTENT * PAGE_BYTES)
 
 #define LAYOUT_SUPER_PAGE 1
 #define LAYOUT_ROOT_PAGE 2
 #define LAYOUT_ROOT_PAGES 16
 #define LAYOUT_ROOT_ENTRY 64
 #define LAYOUT_ROOT_NAME 56
-#define LAYOUT_ROOTS (LAYOUT_ROOT_PAGES * PAGE_SIZE / LAYOUT_ROOT_ENTRY)
+#define LAYOUT_ROOTS (LAYOUT_ROOT_PAGES * PAGE_BYTES / LAYOUT_ROOT_ENTRY)
 #define LAYOUT_DESC_PAGE 32
 #define LAYOUT_DESC_SIZE 128
-#define LAYOUT_DESCS_PER_PAGE (PAGE_SIZE / LAYOUT_DESC_SIZE)
+#define LAYOUT_DESCS_PER_PAGE (PAGE_BYTES / LAYOUT_DESC_SIZE)
 
 /* Smallest and largest stores: the metadata pages must fit, and page
  * numbers must fit the 32-bit links in descriptors. */
@@ -62,10 +62,10 @@
 /* Page descriptor kinds. Zero means never used. */
 enum desc_kind {
     DESC_UNUSED = 0,
-    DESC_SLAB = 1,       /* page of equal slots, size class in size_class */
-    DESC_LARGE_HEAD = 2, /* first page of a large object of npages pages */
-    DESC_LARGE_TAIL = 3, /* other pages of it; next = head page */
-    DESC_FREE_RUN = 4,   /* first page of a free run of npages pages */
+    DESC_SLAB = 1,         /* page of equal slots, size class in size_class */
+    DESC_LARGE_HEAD = 2,   /* first page of a large object of npages pages */
+    DESC_LARGE_TAIL = 3,   /* other pages of it; next = head page */
+    DESC_FREE_RUN = 4,     /* first page of a free run of npages pages */
     DESC_FREE_RUN_END = 5, /* last page of a free run longer than one; next = first */
 };
 
@@ -96,7 +96,7 @@ static inline void layout_init(struct layout *l, uint64_t pages)
     l->pages = pages;
     l->desc_pages = pages / LAYOUT_DESCS_PER_PAGE;
     uint64_t end = LAYOUT_DESC_PAGE + l->desc_pages;
-    l->data_start = (end + EXTENT_PAGES - 1) & ~(EXTENT_PAGES - 1);
+    l->data_start = (end + PAGES_PER_EXTENT - 1) & ~(PAGES_PER_EXTENT - 1);
 }
 
 /* Page holding the descriptor of page n, and the descriptor's offset in it. */

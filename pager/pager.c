@@ -40,7 +40,7 @@
  *  1. A page is visible in the client view only when its extent is
  *     RESIDENT, and then it holds the complete, swizzled page.
  *  2. A page is writable in the client view only if it is DIRTY (under
- *     mprotect: only if its extent has EXT_WRITABLE, and then every page
+ *     mprotect: only if its extent has XS_WRITABLE, and then every page
  *     of the extent is DIRTY).
  *  3. A DIRTY page's before-image is in the shadow, taken before the page
  *     became writable.
@@ -109,7 +109,7 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
         return ENOMEM;
     int rc;
     layout_init(&p->layout, cfg->pages);
-    p->bytes = cfg->pages * PAGE_SIZE;
+    p->bytes = cfg->pages * PAGE_BYTES;
     p->memfd = p->shadow_fd = p->uffd = -1;
     p->pid = getpid();
     p->env = cfg->env;
@@ -136,8 +136,8 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
     madvise(p->priv, p->bytes, MADV_DONTFORK);
     madvise(p->shadow, p->bytes, MADV_DONTFORK);
 
-    p->ext_state = map_anon(cfg->pages / EXTENT_PAGES);
-    p->ext_pins = map_anon(cfg->pages / EXTENT_PAGES * sizeof(uint32_t));
+    p->ext_state = map_anon(cfg->pages / PAGES_PER_EXTENT);
+    p->ext_pins = map_anon(cfg->pages / PAGES_PER_EXTENT * sizeof(uint32_t));
     /* Two knobs kept only so that bench/evict_policy and bench/readahead
      * can measure the choices made against their alternatives. */
     const char *policy = getenv("CAIRN_EVICT_POLICY");
@@ -146,7 +146,7 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
     p->publish_page_only = publish && strcmp(publish, "page") == 0; /* userfaultfd only */
     if (cfg->cache_bytes) {
         /* At least 8 extents besides the two never evicted. */
-        p->budget_extents = cfg->cache_bytes / EXTENT_BYTES;
+        p->budget_extents = cfg->cache_bytes / BYTES_PER_EXTENT;
         if (p->budget_extents < 10)
             p->budget_extents = 10;
     }
@@ -165,7 +165,7 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
         }
         mdb_txn_reset(p->slots[i].txn);
         p->slots[i].dctx = ZSTD_createDCtx();
-        p->slots[i].buf = aligned_alloc(PAGE_SIZE, EXTENT_BYTES);
+        p->slots[i].buf = aligned_alloc(PAGE_BYTES, BYTES_PER_EXTENT);
         if (!p->slots[i].dctx || !p->slots[i].buf) {
             rc = ENOMEM;
             goto fail;
@@ -221,11 +221,11 @@ void pager_close(struct pager *p)
     if (p->shadow && p->shadow != MAP_FAILED)
         munmap(p->shadow, p->bytes);
     if (p->ext_state)
-        munmap((void *)p->ext_state, p->layout.pages / EXTENT_PAGES);
+        munmap((void *)p->ext_state, p->layout.pages / PAGES_PER_EXTENT);
     if (p->page_state)
         munmap((void *)p->page_state, p->layout.pages);
     if (p->ext_pins)
-        munmap((void *)p->ext_pins, p->layout.pages / EXTENT_PAGES * sizeof(uint32_t));
+        munmap((void *)p->ext_pins, p->layout.pages / PAGES_PER_EXTENT * sizeof(uint32_t));
     if (p->dirty)
         munmap(p->dirty, p->layout.pages * sizeof(uint32_t));
     for (int i = 0; i < PAGER_SLOTS; i++) {
@@ -245,7 +245,7 @@ void pager_close(struct pager *p)
 int pager_ensure_loaded(struct pager *p, uint64_t e)
 {
     uint8_t st = atomic_load_explicit(&p->ext_state[e], memory_order_acquire);
-    if ((st & 0x0f) == EXT_RESIDENT)
+    if ((st & 0x0f) == XS_RESIDENT)
         return 0;
     atomic_fetch_add_explicit(&p->faults_read, 1, memory_order_relaxed);
     return pager_load_extent(p, e);
@@ -258,14 +258,14 @@ static int range_pages(struct pager *p, const void *addr, size_t len, uint64_t *
         return 1;
     if (a < b || a - b >= p->bytes || len > p->bytes - (a - b))
         return CAIRN_EXTERNAL_POINTER;
-    *first = (a - b) / PAGE_SIZE;
-    *last = (a - b + len - 1) / PAGE_SIZE;
+    *first = (a - b) / PAGE_BYTES;
+    *last = (a - b + len - 1) / PAGE_BYTES;
     return 0;
 }
 
 static void unpin(struct pager *p, uint64_t first, uint64_t last)
 {
-    for (uint64_t e = first / EXTENT_PAGES; e <= last / EXTENT_PAGES; e++) {
+    for (uint64_t e = first / PAGES_PER_EXTENT; e <= last / PAGES_PER_EXTENT; e++) {
         uint32_t v = atomic_load(&p->ext_pins[e]);
         while (v && !atomic_compare_exchange_weak(&p->ext_pins[e], &v, v - 1))
             ;
@@ -281,10 +281,10 @@ int pager_prefault(struct pager *p, const void *addr, size_t len, int for_write)
     if (for_write && !atomic_load(&p->txn_open))
         return CAIRN_INVALID;
     /* Pin first, so that what we load stays until cairn_release. */
-    for (uint64_t e = first / EXTENT_PAGES; e <= last / EXTENT_PAGES; e++)
+    for (uint64_t e = first / PAGES_PER_EXTENT; e <= last / PAGES_PER_EXTENT; e++)
         atomic_fetch_add(&p->ext_pins[e], 1);
     for (uint64_t n = first; n <= last; n++) {
-        rc = pager_ensure_loaded(p, n / EXTENT_PAGES);
+        rc = pager_ensure_loaded(p, n / PAGES_PER_EXTENT);
         if (rc == 0 && for_write)
             rc = pager_make_writable(p, n);
         if (rc) {
@@ -343,11 +343,11 @@ static int protect_dirty(struct pager *p)
             int r = uffd_set_writable(p, n, run, 0);
             rc = rc ? rc : r;
         } else {
-            uint64_t e = n / EXTENT_PAGES;
-            if (atomic_load(&p->ext_state[e]) & EXT_WRITABLE) {
-                int r = mprot_set(p, e * EXTENT_PAGES, EXTENT_PAGES, PROT_READ);
+            uint64_t e = n / PAGES_PER_EXTENT;
+            if (atomic_load(&p->ext_state[e]) & XS_WRITABLE) {
+                int r = mprot_set(p, e * PAGES_PER_EXTENT, PAGES_PER_EXTENT, PROT_READ);
                 rc = rc ? rc : r;
-                atomic_fetch_and(&p->ext_state[e], (uint8_t)~EXT_WRITABLE);
+                atomic_fetch_and(&p->ext_state[e], (uint8_t)~XS_WRITABLE);
             }
         }
         i += run;
@@ -363,8 +363,8 @@ static void forget_before_images(struct pager *p)
         hi = p->dirty[i] > hi ? p->dirty[i] : hi;
     }
     if (nd)
-        fallocate(p->shadow_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(lo * PAGE_SIZE),
-                  (off_t)((hi - lo + 1) * PAGE_SIZE));
+        fallocate(p->shadow_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(lo * PAGE_BYTES),
+                  (off_t)((hi - lo + 1) * PAGE_BYTES));
     atomic_store(&p->ndirty, 0);
     atomic_store_explicit(&p->txn_open, 0, memory_order_release);
 }
@@ -390,7 +390,7 @@ void pager_txn_rolled_back(struct pager *p)
     uint64_t nd = atomic_load(&p->ndirty);
     for (uint64_t i = 0; i < nd; i++) {
         uint64_t n = p->dirty[i];
-        memcpy(p->priv + n * PAGE_SIZE, p->shadow + n * PAGE_SIZE, PAGE_SIZE);
+        memcpy(p->priv + n * PAGE_BYTES, p->shadow + n * PAGE_BYTES, PAGE_BYTES);
     }
     protect_dirty(p);
     for (uint64_t i = 0; i < nd; i++)
@@ -425,16 +425,16 @@ int pager_read_committed(struct pager *p, uint64_t n, void *out)
     if (rc)
         return rc;
     pager_lock_page(p, n);
-    uint8_t st = EXT_STATE(atomic_load(&p->ext_state[n / EXTENT_PAGES]));
-    if (st != EXT_RESIDENT && st != EXT_EVICTING) {
+    uint8_t st = XS_STATE(atomic_load(&p->ext_state[n / PAGES_PER_EXTENT]));
+    if (st != XS_RESIDENT && st != XS_EVICTING) {
         pager_unlock_page(p, n);
         return 1;
     }
     int dirty = atomic_load(&p->page_state[n]) & PS_DIRTY;
-    memcpy(out, (dirty ? p->shadow : p->priv) + n * PAGE_SIZE, PAGE_SIZE);
+    memcpy(out, (dirty ? p->shadow : p->priv) + n * PAGE_BYTES, PAGE_BYTES);
     pager_unlock_page(p, n);
     /* Committed pages passed the external-pointer check at commit. */
-    unswizzle_page(out, out, map, (uintptr_t)p->base, p->layout.data_start * PAGE_SIZE, p->bytes, NULL);
+    unswizzle_page(out, out, map, (uintptr_t)p->base, p->layout.data_start * PAGE_BYTES, p->bytes, NULL);
     return 0;
 }
 
@@ -442,19 +442,19 @@ int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_
 {
     uint64_t map_cur[PAGE_WORDS / 64], map_old[PAGE_WORDS / 64];
     uintptr_t base = (uintptr_t)p->base;
-    uint64_t lo = p->layout.data_start * PAGE_SIZE;
+    uint64_t lo = p->layout.data_start * PAGE_BYTES;
     unsigned w = 0;
     int rc = ptr_map_of(p, n, 0, map_cur);
     if (rc == 0)
         rc = ptr_map_of(p, n, 1, map_old);
     if (rc)
         return rc;
-    rc = unswizzle_page(cur, (const uint64_t *)(p->priv + n * PAGE_SIZE), map_cur, base, lo, p->bytes, &w);
+    rc = unswizzle_page(cur, (const uint64_t *)(p->priv + n * PAGE_BYTES), map_cur, base, lo, p->bytes, &w);
     if (rc) {
-        *bad = base + n * PAGE_SIZE + (uintptr_t)w * 8;
+        *bad = base + n * PAGE_BYTES + (uintptr_t)w * 8;
         return rc;
     }
-    unswizzle_page(old, (const uint64_t *)(p->shadow + n * PAGE_SIZE), map_old, base, lo, p->bytes, NULL);
+    unswizzle_page(old, (const uint64_t *)(p->shadow + n * PAGE_BYTES), map_old, base, lo, p->bytes, NULL);
     return 0;
 }
 

@@ -19,14 +19,14 @@
 #include "layout.h"
 
 /* Extent states (ext_state[], low four bits). */
-#define EXT_ABSENT 0   /* not in memory: the next touch loads it */
-#define EXT_LOADING 1  /* one thread is preparing it in the private view */
-#define EXT_RESIDENT 2 /* in memory and published in the client view */
-#define EXT_EVICTING 3 /* being dropped: its pages are locked one by one */
-#define EXT_STATE(st) ((st) & 0x0f)
+#define XS_ABSENT 0   /* not in memory: the next touch loads it */
+#define XS_LOADING 1  /* one thread is preparing it in the private view */
+#define XS_RESIDENT 2 /* in memory and published in the client view */
+#define XS_EVICTING 3 /* being dropped: its pages are locked one by one */
+#define XS_STATE(st) ((st)&0x0f)
 /* Flags beside the state. */
-#define EXT_WRITABLE 0x10 /* mprotect backend only: mapped read-write */
-#define EXT_REF 0x20      /* touched since the clock hand last passed */
+#define XS_WRITABLE 0x10 /* mprotect backend only: mapped read-write */
+#define XS_REF 0x20      /* touched since the clock hand last passed */
 
 /* Page state bits (page_state[]). */
 #define PS_DIRTY 0x01     /* written in the open transaction; before-image in shadow */
@@ -36,7 +36,7 @@
 #define PAGER_SLOTS 32 /* concurrent loads; more faulting threads wait */
 
 struct load_slot {
-    MDB_txn *txn;       /* read transaction, kept reset between loads */
+    MDB_txn *txn; /* read transaction, kept reset between loads */
     ZSTD_DCtx *dctx;
     unsigned char *buf; /* one extent: decompressed and swizzled here */
 };
@@ -44,13 +44,13 @@ struct load_slot {
 struct pager {
     /* Set at open, read-only afterwards. */
     struct layout layout;
-    int backend; /* CAIRN_BACKEND_UFFD or CAIRN_BACKEND_MPROTECT */
-    char *base;    /* client view: what the application sees */
-    char *priv;    /* private view of the same memfd: pages are prepared here */
-    char *shadow;  /* before-images of pages written in the open transaction */
-    size_t bytes;  /* pages * PAGE_SIZE */
+    int backend;  /* CAIRN_BACKEND_UFFD or CAIRN_BACKEND_MPROTECT */
+    char *base;   /* client view: what the application sees */
+    char *priv;   /* private view of the same memfd: pages are prepared here */
+    char *shadow; /* before-images of pages written in the open transaction */
+    size_t bytes; /* pages * PAGE_BYTES */
     int memfd, shadow_fd, uffd;
-    pid_t pid;     /* the process that opened; a forked child is foreign */
+    pid_t pid;              /* the process that opened; a forked child is foreign */
     uint64_t checksum_seed; /* per store, mixed into extent checksums */
     cairn_store *store;     /* for the fault-error callback */
     cairn_fault_error_fn fault_error;
@@ -85,7 +85,7 @@ struct pager {
     /* Cache budget (0 = none): extents resident beyond it are evicted by a
      * clock over [0, ext_hwm), skipping pinned, dirty and unflushed ones. */
     uint64_t budget_extents;
-    int evict_random; /* CAIRN_EVICT_POLICY=random: for measuring the clock against */
+    int evict_random;      /* CAIRN_EVICT_POLICY=random: for measuring the clock against */
     int publish_page_only; /* CAIRN_PUBLISH=page (userfaultfd): a load maps only the
                               faulting page, for measuring against whole extents */
     _Atomic uint64_t clock_hand, ext_hwm;
@@ -166,11 +166,11 @@ void pager_evict_for_room(struct pager *p, uint64_t keep);
 /* swizzle.c */
 void pager_ptr_map(const struct pager *p, uint64_t n, const char *desc_view, uint64_t map[PAGE_WORDS / 64]);
 int swizzle_page(uint64_t *words, const uint64_t *map, uintptr_t base, uint64_t lo, uint64_t hi);
-int unswizzle_page(uint64_t *dst, const uint64_t *src, const uint64_t *map, uintptr_t base, uint64_t lo,
-                   uint64_t hi, unsigned *bad_word);
+int unswizzle_page(uint64_t *dst, const uint64_t *src, const uint64_t *map, uintptr_t base, uint64_t lo, uint64_t hi,
+                   unsigned *bad_word);
 
 /* extent.c: the extent record, the value stored in LMDB.  Format in FORMAT.md. */
-#define EXTENT_HEADER 32
+#define FMT_EXTENT_HEADER 32
 size_t extent_bound(void);
 int extent_encode(void *dst, size_t cap, size_t *len, const void *raw, uint64_t e, uint64_t seed, int level,
                   ZSTD_CCtx *cctx);

@@ -65,10 +65,9 @@ static int fault_is_write(const ucontext_t *uc, int sig, const siginfo_t *si, st
 #else
     /* Without an error code: under mprotect an access violation on a
      * published extent can only be a write. */
-    uint64_t e = ((uintptr_t)si->si_addr - (uintptr_t)p->base) / PAGE_SIZE / EXTENT_PAGES;
+    uint64_t e = ((uintptr_t)si->si_addr - (uintptr_t)p->base) / PAGE_BYTES / PAGES_PER_EXTENT;
     (void)uc;
-    return sig == SIGSEGV && si->si_code == SEGV_ACCERR &&
-           (atomic_load(&p->ext_state[e]) & 0x0f) == EXT_RESIDENT;
+    return sig == SIGSEGV && si->si_code == SEGV_ACCERR && (atomic_load(&p->ext_state[e]) & 0x0f) == XS_RESIDENT;
 #endif
 }
 
@@ -103,7 +102,7 @@ static void die(struct pager *p, uintptr_t addr, int rc)
         at = put_str(msg, at, sizeof msg, " outside a transaction (store ");
     } else {
         at = put_str(msg, at, sizeof msg, "cannot load page ");
-        at = put_hex(msg, at, sizeof msg, (addr - (uintptr_t)p->base) / PAGE_SIZE);
+        at = put_hex(msg, at, sizeof msg, (addr - (uintptr_t)p->base) / PAGE_BYTES);
         at = put_str(msg, at, sizeof msg, " at ");
         at = put_hex(msg, at, sizeof msg, addr);
         at = put_str(msg, at, sizeof msg, ": ");

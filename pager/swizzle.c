@@ -16,7 +16,7 @@ void pager_ptr_map(const struct pager *p, uint64_t n, const char *desc_view, uin
 {
     if (n >= p->layout.data_start) {
         const struct page_desc *d =
-            (const struct page_desc *)(desc_view + layout_desc_page(n) * PAGE_SIZE + layout_desc_offset(n));
+            (const struct page_desc *)(desc_view + layout_desc_page(n) * PAGE_BYTES + layout_desc_offset(n));
         memcpy(map, d->ptr_bits, sizeof d->ptr_bits);
     } else if (layout_is_root_page(n)) {
         /* word 7 of every 64-byte entry */
@@ -47,11 +47,11 @@ int swizzle_page(uint64_t *words, const uint64_t *map, uintptr_t base, uint64_t 
 /* Copy src to dst turning native pointers into offsets.  A pointer
  * outside the store's object pages is refused: CAIRN_EXTERNAL_POINTER
  * with *bad_word set. */
-int unswizzle_page(uint64_t *dst, const uint64_t *src, const uint64_t *map, uintptr_t base, uint64_t lo,
-                   uint64_t hi, unsigned *bad_word)
+int unswizzle_page(uint64_t *dst, const uint64_t *src, const uint64_t *map, uintptr_t base, uint64_t lo, uint64_t hi,
+                   unsigned *bad_word)
 {
     if (dst != src)
-        memcpy(dst, src, PAGE_SIZE);
+        memcpy(dst, src, PAGE_BYTES);
     for (unsigned m = 0; m < PAGE_WORDS / 64; m++) {
         for (uint64_t bits = map[m]; bits; bits &= bits - 1) {
             unsigned w = m * 64 + (unsigned)__builtin_ctzll(bits);

@@ -33,12 +33,12 @@ const uint16_t heap_class_size[NCLASSES] = {16,  32,  48,  64,  80,  96,  112, 1
 
 static struct superblock *super(struct pager *p)
 {
-    return (struct superblock *)(p->base + LAYOUT_SUPER_PAGE * PAGE_SIZE);
+    return (struct superblock *)(p->base + LAYOUT_SUPER_PAGE * PAGE_BYTES);
 }
 
 static struct page_desc *desc(struct pager *p, uint64_t n)
 {
-    return (struct page_desc *)(p->base + layout_desc_page(n) * PAGE_SIZE + layout_desc_offset(n));
+    return (struct page_desc *)(p->base + layout_desc_page(n) * PAGE_BYTES + layout_desc_offset(n));
 }
 
 static unsigned class_of(uint64_t bytes)
@@ -175,7 +175,7 @@ static int alloc_small(struct pager *p, struct superblock *sb, uint64_t bytes, v
                        uint64_t *off)
 {
     unsigned c = class_of(bytes);
-    uint64_t sz = heap_class_size[c], nslots = PAGE_SIZE / sz;
+    uint64_t sz = heap_class_size[c], nslots = PAGE_BYTES / sz;
     uint64_t n = sb->partial[c];
     if (!n) {
         int rc = take_pages(p, sb, 1, &n);
@@ -200,7 +200,7 @@ static int alloc_small(struct pager *p, struct superblock *sb, uint64_t bytes, v
         list_remove(p, &sb->partial[c], n);
     *page = n;
     *off = slot * sz;
-    *obj = p->base + n * PAGE_SIZE + slot * sz;
+    *obj = p->base + n * PAGE_BYTES + slot * sz;
     memset(*obj, 0, sz); /* free slots are zero already; this keeps the promise even if not */
     return 0;
 }
@@ -213,7 +213,7 @@ int alloc_object(cairn_txn *t, cairn_type type, uint64_t elem_size, const uint64
     if (count == 0 || elem_size == 0 || count > UINT64_MAX / elem_size)
         return CAIRN_INVALID;
     uint64_t bytes = (elem_size * count + 15) & ~(uint64_t)15;
-    if (bytes < elem_size * count || bytes / PAGE_SIZE >= p->layout.pages) {
+    if (bytes < elem_size * count || bytes / PAGE_BYTES >= p->layout.pages) {
         store_set_error(s, "allocation of %zu x %llu bytes: larger than the store", count,
                         (unsigned long long)elem_size);
         return CAIRN_FULL;
@@ -227,7 +227,7 @@ int alloc_object(cairn_txn *t, cairn_type type, uint64_t elem_size, const uint64
         rc = alloc_small(p, sb, bytes, &obj, &n, &off);
         counted = heap_class_size[class_of(bytes)]; /* freed at that size too */
     } else {
-        uint64_t np = (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+        uint64_t np = (bytes + PAGE_BYTES - 1) / PAGE_BYTES;
         rc = take_pages(p, sb, np, &n);
         if (rc == 0) {
             struct page_desc *d = desc(p, n);
@@ -242,7 +242,7 @@ int alloc_object(cairn_txn *t, cairn_type type, uint64_t elem_size, const uint64
                 tail->kind = DESC_LARGE_TAIL;
                 tail->next = (uint32_t)n;
             }
-            obj = p->base + n * PAGE_SIZE;
+            obj = p->base + n * PAGE_BYTES;
         }
     }
     if (rc == 0) {
@@ -266,11 +266,11 @@ int alloc_free(cairn_txn *t, void *obj)
     uintptr_t a = (uintptr_t)obj, b = (uintptr_t)p->base;
     if (!obj)
         return 0;
-    if (a < b + p->layout.data_start * PAGE_SIZE || a >= b + p->bytes) {
+    if (a < b + p->layout.data_start * PAGE_BYTES || a >= b + p->bytes) {
         store_set_error(s, "free(%p): not an object of this store", obj);
         return CAIRN_INVALID;
     }
-    uint64_t n = (a - b) / PAGE_SIZE, off = (a - b) % PAGE_SIZE;
+    uint64_t n = (a - b) / PAGE_BYTES, off = (a - b) % PAGE_BYTES;
     int rc = CAIRN_INVALID;
     pthread_mutex_lock(&s->alloc_mutex);
     struct superblock *sb = super_ready(p);
@@ -278,7 +278,7 @@ int alloc_free(cairn_txn *t, void *obj)
         goto out;
     struct page_desc *d = desc(p, n);
     if (d->kind == DESC_SLAB) {
-        uint64_t sz = heap_class_size[d->size_class], nslots = PAGE_SIZE / sz, slot = off / sz;
+        uint64_t sz = heap_class_size[d->size_class], nslots = PAGE_BYTES / sz, slot = off / sz;
         if (off % sz || slot >= nslots || !(d->slot_bits[slot / 64] & ((uint64_t)1 << (slot % 64))))
             goto out;
         memset(obj, 0, sz);
@@ -317,19 +317,19 @@ uintptr_t alloc_object_start(cairn_store *s, uintptr_t addr)
 {
     struct pager *p = s->pager;
     uintptr_t b = (uintptr_t)p->base, start = 0;
-    uint64_t n = (addr - b) / PAGE_SIZE, d = layout_desc_page(n);
+    uint64_t n = (addr - b) / PAGE_BYTES, d = layout_desc_page(n);
     if (n < p->layout.data_start || n >= p->layout.pages || pager_hold_page(p, d) != 0)
         return 0;
     struct page_desc desc;
-    memcpy(&desc, p->priv + d * PAGE_SIZE + layout_desc_offset(n), sizeof desc);
+    memcpy(&desc, p->priv + d * PAGE_BYTES + layout_desc_offset(n), sizeof desc);
     pager_unlock_page(p, d);
     if (desc.kind == DESC_SLAB && desc.size_class < NCLASSES) {
         uint64_t sz = heap_class_size[desc.size_class];
-        start = b + n * PAGE_SIZE + ((addr - b) % PAGE_SIZE) / sz * sz;
+        start = b + n * PAGE_BYTES + ((addr - b) % PAGE_BYTES) / sz * sz;
     } else if (desc.kind == DESC_LARGE_HEAD) {
-        start = b + n * PAGE_SIZE;
+        start = b + n * PAGE_BYTES;
     } else if (desc.kind == DESC_LARGE_TAIL) {
-        start = b + (uint64_t)desc.next * PAGE_SIZE;
+        start = b + (uint64_t)desc.next * PAGE_BYTES;
     }
     return start;
 }
@@ -384,7 +384,7 @@ _Static_assert(sizeof(struct root_entry) == LAYOUT_ROOT_ENTRY, "root entry");
 
 static struct root_entry *roots(struct pager *p)
 {
-    return (struct root_entry *)(p->base + LAYOUT_ROOT_PAGE * PAGE_SIZE);
+    return (struct root_entry *)(p->base + LAYOUT_ROOT_PAGE * PAGE_BYTES);
 }
 
 static int root_name_ok(const char *name)
@@ -403,7 +403,7 @@ int cairn_root_set(cairn_txn *t, const char *name, void *obj)
     cairn_store *s = t->s;
     struct pager *p = s->pager;
     uintptr_t a = (uintptr_t)obj, b = (uintptr_t)p->base;
-    if (obj && (a < b + p->layout.data_start * PAGE_SIZE || a >= b + p->bytes)) {
+    if (obj && (a < b + p->layout.data_start * PAGE_BYTES || a >= b + p->bytes)) {
         store_set_error(s, "root \"%s\": %p is outside the store", name, obj);
         return CAIRN_EXTERNAL_POINTER;
     }

@@ -38,7 +38,7 @@ void cmd_error(const char *sub, const char *fmt, ...)
 
 int cmd_exit_for(int rc)
 {
-    return rc == CAIRN_CORRUPT ? EXIT_PROBLEMS : EXIT_FAIL;
+    return rc == CAIRN_CORRUPT ? CMD_PROBLEMS : CMD_FAIL;
 }
 
 int cmd_snapshot(const char *sub, const char *path, struct snapshot **out)
@@ -159,7 +159,7 @@ static int count_object(void *arg, const struct walk_object *o)
         st->unknown_bytes[o->size_class] += o->bytes;
     }
     if (st->objects % 65536 == 0)
-        progress_show(&st->pr, (o->off / PAGE_SIZE) - st->w->ds, st->w->np - st->w->ds);
+        progress_show(&st->pr, (o->off / PAGE_BYTES) - st->w->ds, st->w->np - st->w->ds);
     return 0;
 }
 
@@ -190,12 +190,12 @@ static int cmd_stat(int argc, char **argv)
         if (c == 'j')
             json = 1;
         else if (c == 'h')
-            return fputs(stat_usage, stdout), EXIT_OK;
+            return fputs(stat_usage, stdout), CMD_OK;
         else
-            return fputs(stat_usage, stderr), EXIT_FAIL;
+            return fputs(stat_usage, stderr), CMD_FAIL;
     }
     if (optind != argc - 1)
-        return fputs(stat_usage, stderr), EXIT_FAIL;
+        return fputs(stat_usage, stderr), CMD_FAIL;
     const char *path = argv[optind];
     struct snapshot *sn;
     int rc = cmd_snapshot("stat", path, &sn);
@@ -248,20 +248,20 @@ static int cmd_stat(int argc, char **argv)
     char id[33];
     for (int i = 0; i < 16; i++)
         snprintf(id + 2 * i, 3, "%02x", s->store_id[i]);
-    uint64_t allocated = w.np - w.ds, raw = stored * EXTENT_BYTES;
+    uint64_t allocated = w.np - w.ds, raw = stored * BYTES_PER_EXTENT;
     double ratio = zbytes ? (double)raw / (double)zbytes : 0;
     char b1[32], b2[32], b3[32], b4[32];
     if (json) {
         printf("{\"path\":");
         json_string(stdout, path);
         printf(",\"store_id\":\"%s\",\"format\":%d,\"page_size\":%llu,\"extent_pages\":%llu", id, STORE_FORMAT_VERSION,
-               (unsigned long long)PAGE_SIZE, (unsigned long long)EXTENT_PAGES);
+               (unsigned long long)PAGE_BYTES, (unsigned long long)PAGES_PER_EXTENT);
         printf(",\"pages\":{\"range\":%llu,\"data_start\":%llu,\"allocated\":%llu,\"free_runs\":%llu,"
                "\"free_pages\":%llu}",
                (unsigned long long)s->pages, (unsigned long long)w.ds, (unsigned long long)allocated,
                (unsigned long long)runs, (unsigned long long)free_pages);
         printf(",\"logical_bytes\":%llu,\"live_objects\":%llu,\"live_bytes\":%llu",
-               (unsigned long long)(allocated * PAGE_SIZE), (unsigned long long)w.sb.live_objects,
+               (unsigned long long)(allocated * PAGE_BYTES), (unsigned long long)w.sb.live_objects,
                (unsigned long long)w.sb.live_bytes);
         printf(",\"on_disk\":{\"data_mdb\":%llu,\"wal\":%llu}", (unsigned long long)data_bytes,
                (unsigned long long)sn->log_bytes);
@@ -307,7 +307,7 @@ static int cmd_stat(int argc, char **argv)
         printf("store        %s\n", path);
         printf("store id     %s (format %d)\n", id, STORE_FORMAT_VERSION);
         printf("logical      %s in %llu pages allocated (of %llu in the range; %llu free in %llu runs)\n",
-               human_bytes(allocated * PAGE_SIZE, b1), (unsigned long long)allocated, (unsigned long long)s->pages,
+               human_bytes(allocated * PAGE_BYTES, b1), (unsigned long long)allocated, (unsigned long long)s->pages,
                (unsigned long long)free_pages, (unsigned long long)runs);
         printf("live         %llu objects, %s\n", (unsigned long long)w.sb.live_objects,
                human_bytes(w.sb.live_bytes, b2));
@@ -342,7 +342,7 @@ static int cmd_stat(int argc, char **argv)
     free(st.bytes);
     walk_fini(&w);
     snapshot_close(sn);
-    return EXIT_OK;
+    return CMD_OK;
 }
 
 /* ---- check ---- */
@@ -399,12 +399,12 @@ static int cmd_check(int argc, char **argv)
         else if (c == 'm' && parse_u64(optarg, &out.max) == 0)
             continue;
         else if (c == 'h')
-            return fputs(check_usage, stdout), EXIT_OK;
+            return fputs(check_usage, stdout), CMD_OK;
         else
-            return fputs(check_usage, stderr), EXIT_FAIL;
+            return fputs(check_usage, stderr), CMD_FAIL;
     }
     if (optind != argc - 1)
-        return fputs(check_usage, stderr), EXIT_FAIL;
+        return fputs(check_usage, stderr), CMD_FAIL;
     const char *path = argv[optind];
     struct snapshot *sn;
     char err[600];
@@ -420,11 +420,11 @@ static int cmd_check(int argc, char **argv)
         } else {
             printf("problem: %s\n%s: 1 problem\n", err, path);
         }
-        return EXIT_PROBLEMS;
+        return CMD_PROBLEMS;
     }
     if (rc) {
         cmd_error("check", "%s", err);
-        return EXIT_FAIL;
+        return CMD_FAIL;
     }
     cairn_check_report r;
     struct check_hooks hooks = {check_problem, check_progress, &out};
@@ -441,7 +441,7 @@ static int cmd_check(int argc, char **argv)
             printf("],\"error\":\"%s\"}\n", cairn_strerror(rc));
         cmd_error("check", "%s: the check stopped: %s", path, cairn_strerror(rc));
         snapshot_close(sn);
-        return EXIT_FAIL;
+        return CMD_FAIL;
     }
     if (out.json) {
         printf("],\"clean\":%s,\"extents\":%llu,\"pages\":%llu,\"objects\":%llu,\"pointers\":%llu,"
@@ -467,7 +467,7 @@ static int cmd_check(int argc, char **argv)
                    (unsigned long long)r.type_errors);
     }
     snapshot_close(sn);
-    return r.problems ? EXIT_PROBLEMS : EXIT_OK;
+    return r.problems ? CMD_PROBLEMS : CMD_OK;
 }
 
 /* ---- main ---- */
@@ -499,12 +499,12 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(usage, stderr);
-        return EXIT_FAIL;
+        return CMD_FAIL;
     }
     const char *sub = argv[1];
     if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
         fputs(usage, stdout);
-        return EXIT_OK;
+        return CMD_OK;
     }
     static const struct {
         const char *name;
@@ -519,5 +519,5 @@ int main(int argc, char **argv)
     }
     cmd_error(NULL, "unknown subcommand \"%s\"", sub);
     fputs(usage, stderr);
-    return EXIT_FAIL;
+    return CMD_FAIL;
 }

@@ -84,13 +84,13 @@ static int load_extent(struct checker *c, uint64_t e)
     c->raw_extent = UINT64_MAX;
     const unsigned char *img = c->snap ? snapshot_overlay(c->snap, e) : NULL;
     if (img) {
-        memcpy(c->raw, img, EXTENT_BYTES);
+        memcpy(c->raw, img, BYTES_PER_EXTENT);
         c->raw_extent = e;
         return 0;
     }
-    int in_memory = p && EXT_STATE(atomic_load(&p->ext_state[e])) == EXT_RESIDENT;
-    for (uint64_t i = 0; in_memory && i < EXTENT_PAGES; i++) {
-        int rc = pager_read_committed(p, e * EXTENT_PAGES + i, c->raw + i * PAGE_SIZE);
+    int in_memory = p && XS_STATE(atomic_load(&p->ext_state[e])) == XS_RESIDENT;
+    for (uint64_t i = 0; in_memory && i < PAGES_PER_EXTENT; i++) {
+        int rc = pager_read_committed(p, e * PAGES_PER_EXTENT + i, c->raw + i * PAGE_BYTES);
         if (rc < 0)
             return rc;
         in_memory = rc == 0; /* evicted meanwhile: LMDB has the same bytes */
@@ -99,12 +99,12 @@ static int load_extent(struct checker *c, uint64_t e)
         MDB_val key = {sizeof e, &e}, val;
         int rc = lmdb_get(c->txn, c->s->extents, &key, &val);
         if (rc == MDB_NOTFOUND) {
-            memset(c->raw, 0, EXTENT_BYTES);
+            memset(c->raw, 0, BYTES_PER_EXTENT);
         } else if (rc) {
             return lmdb_to_cairn(rc);
         } else if (extent_decode(c->raw, val.mv_data, val.mv_size, e, c->s->seed, c->s->dctx) != 0) {
             /* Counted in pass 1; treat its pages as zero from here on. */
-            memset(c->raw, 0, EXTENT_BYTES);
+            memset(c->raw, 0, BYTES_PER_EXTENT);
         }
     }
     c->raw_extent = e;
@@ -113,8 +113,8 @@ static int load_extent(struct checker *c, uint64_t e)
 
 static const unsigned char *page_bytes(struct checker *c, uint64_t n, int *rc)
 {
-    *rc = load_extent(c, n / EXTENT_PAGES);
-    return c->raw + (n % EXTENT_PAGES) * PAGE_SIZE;
+    *rc = load_extent(c, n / PAGES_PER_EXTENT);
+    return c->raw + (n % PAGES_PER_EXTENT) * PAGE_BYTES;
 }
 
 static int pass_lmdb_values(struct checker *c)
@@ -144,7 +144,7 @@ static int pass_lmdb_values(struct checker *c)
             continue;
         }
         memcpy(&e, k.mv_data, sizeof e);
-        if (e >= c->layout.pages / EXTENT_PAGES)
+        if (e >= c->layout.pages / PAGES_PER_EXTENT)
             problem(c, &c->r->corrupt_extents, "extent %llu is beyond the store", (unsigned long long)e);
         else if (lmdb_value_check(c->txn, map, &v) != 0) /* a writer would refuse to replace it */
             problem(c, &c->r->corrupt_extents, "extent %llu: its LMDB overflow page header is damaged",
@@ -202,13 +202,13 @@ static int bit(const uint64_t *bits, uint64_t i)
 /* Is the byte at offset v inside a live object? */
 static int live_at(struct checker *c, uint64_t v)
 {
-    uint64_t n = v / PAGE_SIZE, off = v % PAGE_SIZE;
+    uint64_t n = v / PAGE_BYTES, off = v % PAGE_BYTES;
     struct page_desc *d = desc_of(c, n);
     if (!d)
         return 0;
     if (d->kind == DESC_SLAB && d->size_class < NCLASSES) {
         uint64_t sz = heap_class_size[d->size_class], slot = off / sz;
-        return slot < PAGE_SIZE / sz && bit(d->slot_bits, slot);
+        return slot < PAGE_BYTES / sz && bit(d->slot_bits, slot);
     }
     uint64_t head = n;
     if (d->kind == DESC_LARGE_TAIL) {
@@ -217,7 +217,7 @@ static int live_at(struct checker *c, uint64_t v)
         if (!d)
             return 0;
     }
-    return d->kind == DESC_LARGE_HEAD && v - head * PAGE_SIZE < d->obj_bytes;
+    return d->kind == DESC_LARGE_HEAD && v - head * PAGE_BYTES < d->obj_bytes;
 }
 
 static void check_slab(struct checker *c, uint64_t n, struct page_desc *d)
@@ -227,7 +227,7 @@ static void check_slab(struct checker *c, uint64_t n, struct page_desc *d)
                 d->size_class);
         return;
     }
-    uint64_t sz = heap_class_size[d->size_class], nslots = PAGE_SIZE / sz, live = 0;
+    uint64_t sz = heap_class_size[d->size_class], nslots = PAGE_BYTES / sz, live = 0;
     for (uint64_t i = 0; i < 256; i++) {
         if (!bit(d->slot_bits, i))
             continue;
@@ -253,7 +253,7 @@ static void check_slab(struct checker *c, uint64_t n, struct page_desc *d)
 static uint64_t check_large(struct checker *c, uint64_t n, struct page_desc *d)
 {
     uint64_t np = d->npages;
-    if (np == 0 || np > c->np - n || d->obj_bytes == 0 || d->obj_bytes > np * PAGE_SIZE) {
+    if (np == 0 || np > c->np - n || d->obj_bytes == 0 || d->obj_bytes > np * PAGE_BYTES) {
         problem(c, &c->r->alloc_errors, "page %llu: large object of %llu pages, %llu bytes does not fit",
                 (unsigned long long)n, (unsigned long long)np, (unsigned long long)d->obj_bytes);
         return 1;
@@ -337,7 +337,7 @@ static void pass_descriptors(struct checker *c, uint64_t *runs, uint64_t partial
         switch (d->kind) {
         case DESC_SLAB:
             check_slab(c, n, d);
-            if (d->size_class < NCLASSES && d->live < PAGE_SIZE / heap_class_size[d->size_class])
+            if (d->size_class < NCLASSES && d->live < PAGE_BYTES / heap_class_size[d->size_class])
                 partial_slabs[d->size_class]++;
             n++;
             break;
@@ -378,7 +378,7 @@ static void pass_list(struct checker *c, const char *name, uint64_t head, int ki
                     (unsigned long long)n);
             return;
         }
-        if (kind == DESC_SLAB && d->live >= PAGE_SIZE / heap_class_size[size_class])
+        if (kind == DESC_SLAB && d->live >= PAGE_BYTES / heap_class_size[size_class])
             problem(c, &c->r->alloc_errors, "%s list: page %llu is full", name, (unsigned long long)n);
         if (++count > c->np) {
             problem(c, &c->r->alloc_errors, "%s list: cycle", name);
@@ -416,7 +416,7 @@ static int pass_pointers(struct checker *c)
         /* Free memory is zero: the allocator hands it out unwritten. */
         if (d->kind == DESC_SLAB && d->size_class < NCLASSES) {
             uint64_t sz = heap_class_size[d->size_class];
-            for (uint64_t s = 0; s < PAGE_SIZE / sz; s++) {
+            for (uint64_t s = 0; s < PAGE_BYTES / sz; s++) {
                 if (bit(d->slot_bits, s))
                     continue;
                 for (uint64_t b = s * sz / 8; b < (s + 1) * sz / 8; b++) {
@@ -434,7 +434,7 @@ static int pass_pointers(struct checker *c)
         const unsigned char *pg = page_bytes(c, n, &rc);
         if (rc)
             return rc;
-        for (uint64_t i = 0; i < PAGE_SIZE / LAYOUT_ROOT_ENTRY; i++) {
+        for (uint64_t i = 0; i < PAGE_BYTES / LAYOUT_ROOT_ENTRY; i++) {
             const unsigned char *e = pg + i * LAYOUT_ROOT_ENTRY;
             uint64_t v;
             memcpy(&v, e + LAYOUT_ROOT_NAME, 8);
@@ -489,7 +489,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
         return CAIRN_INVALID;
     memset(r, 0, sizeof *r);
     struct checker c = {.s = s, .p = s->pager, .r = r, .layout = s->pager->layout, .raw_extent = UINT64_MAX};
-    c.raw = malloc(EXTENT_BYTES);
+    c.raw = malloc(BYTES_PER_EXTENT);
     if (!c.raw)
         return ENOMEM;
 
@@ -536,7 +536,7 @@ int check_snapshot(struct snapshot *snap, cairn_check_report *r, const struct ch
                         .layout = snap->layout,
                         .txn = snap->txn,
                         .raw_extent = UINT64_MAX};
-    c.raw = malloc(EXTENT_BYTES);
+    c.raw = malloc(BYTES_PER_EXTENT);
     if (!c.raw)
         return ENOMEM;
     int rc = check_passes(&c);

@@ -12,9 +12,9 @@
 #include "snapshot.h"
 
 /* Exit codes, documented in `cairn --help` and docs/TOOLS.md. */
-#define EXIT_OK 0
-#define EXIT_PROBLEMS 1 /* the store has problems (check), gc refused on them */
-#define EXIT_FAIL 2     /* could not run: bad arguments, cannot open, I/O */
+#define CMD_OK 0
+#define CMD_PROBLEMS 1 /* the store has problems (check), gc refused on them */
+#define CMD_FAIL 2     /* could not run: bad arguments, cannot open, I/O */
 
 /* "cairn SUB: message" on stderr. */
 void cmd_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

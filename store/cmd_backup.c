@@ -183,12 +183,12 @@ int cmd_backup(int argc, char **argv)
         if (c == 'c')
             check = 1;
         else if (c == 'h')
-            return fputs(backup_usage, stdout), EXIT_OK;
+            return fputs(backup_usage, stdout), CMD_OK;
         else
-            return fputs(backup_usage, stderr), EXIT_FAIL;
+            return fputs(backup_usage, stderr), CMD_FAIL;
     }
     if (optind != argc - 2)
-        return fputs(backup_usage, stderr), EXIT_FAIL;
+        return fputs(backup_usage, stderr), CMD_FAIL;
     const char *src = argv[optind], *dest = argv[optind + 1];
 
     /* The source, read-only, without the store's lock: LMDB readers of
@@ -204,7 +204,7 @@ int cmd_backup(int argc, char **argv)
         cmd_error("backup", "%s%s: %s", src, srcdir < 0 ? "" : "/data.mdb", strerror(errno));
         if (srcdir >= 0)
             close(srcdir);
-        return EXIT_FAIL;
+        return CMD_FAIL;
     }
     MDB_env *env;
     int rc = store_open_env(&st, src, MDB_RDONLY, 0, &env);
@@ -217,14 +217,14 @@ int cmd_backup(int argc, char **argv)
     if (dstdir < 0) {
         mdb_env_close(env);
         close(srcdir);
-        return EXIT_FAIL;
+        return CMD_FAIL;
     }
     char *staged_path;
     if (asprintf(&staged_path, "%s/data.mdb.tmp", dest) < 0)
         abort();
     struct progress pr;
     progress_begin(&pr, "backup");
-    int result = EXIT_FAIL, attempt;
+    int result = CMD_FAIL, attempt;
     uint64_t log_bytes = 0;
     cairn_store copy;
     for (attempt = 0; attempt < BACKUP_RETRIES; attempt++) {
@@ -262,7 +262,7 @@ int cmd_backup(int argc, char **argv)
         if (rc < 0)
             break;
         if (rc == 0) {
-            result = dest_finish("backup", dstdir, dest, "data.mdb.tmp") == 0 ? EXIT_OK : EXIT_FAIL;
+            result = dest_finish("backup", dstdir, dest, "data.mdb.tmp") == 0 ? CMD_OK : CMD_FAIL;
             break;
         }
         usleep(1000u << (attempt < 6 ? attempt : 6));
@@ -270,13 +270,13 @@ int cmd_backup(int argc, char **argv)
     progress_end(&pr);
     if (attempt == BACKUP_RETRIES)
         cmd_error("backup", "%s: the store checkpointed during each of %d attempts", src, BACKUP_RETRIES);
-    if (result != EXIT_OK)
+    if (result != CMD_OK)
         unlinkat(dstdir, "data.mdb.tmp", 0);
     mdb_env_close(env);
     close(srcdir);
     close(dstdir);
     free(staged_path);
-    if (result != EXIT_OK)
+    if (result != CMD_OK)
         return result;
 
     /* The copy must open: catalog, log header, replay. */
@@ -291,7 +291,7 @@ int cmd_backup(int argc, char **argv)
         cairn_check_report r;
         rc = check_snapshot(sn, &r, NULL);
         printf("%s: %s%s\n", dest, rc == 0 ? "clean" : "PROBLEMS: ", rc == 0 ? "" : r.first_problem);
-        result = rc == 0 ? EXIT_OK : cmd_exit_for(rc);
+        result = rc == 0 ? CMD_OK : cmd_exit_for(rc);
     }
     snapshot_close(sn);
     return result;

@@ -95,7 +95,7 @@ static int list_extents(struct snapshot *sn, uint64_t **out, size_t *n)
     qsort(keys, k, sizeof *keys, cmp_u64);
     size_t u = 0;
     for (size_t i = 0; i < k; i++)
-        if (keys[i] < sn->st.pages / EXTENT_PAGES && (u == 0 || keys[u - 1] != keys[i]))
+        if (keys[i] < sn->st.pages / PAGES_PER_EXTENT && (u == 0 || keys[u - 1] != keys[i]))
             keys[u++] = keys[i];
     *out = keys;
     *n = u;
@@ -105,7 +105,7 @@ static int list_extents(struct snapshot *sn, uint64_t **out, size_t *n)
 static int all_zero(const unsigned char *raw)
 {
     const uint64_t *w = (const uint64_t *)raw;
-    for (size_t i = 0; i < EXTENT_BYTES / 8; i++)
+    for (size_t i = 0; i < BYTES_PER_EXTENT / 8; i++)
         if (w[i])
             return 0;
     return 1;
@@ -154,7 +154,7 @@ static int build_env(const char *sub, struct snapshot *sn, const char *dir, int 
     MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
-    unsigned char *raw = malloc(EXTENT_BYTES), *z = malloc(extent_bound());
+    unsigned char *raw = malloc(BYTES_PER_EXTENT), *z = malloc(extent_bound());
     int rc = cctx && raw && z ? list_extents(sn, &keys, &n) : ENOMEM;
     if (rc == 0)
         rc = store_open_env(&dst, dir, 0, 1, &env);
@@ -186,7 +186,7 @@ static int build_env(const char *sub, struct snapshot *sn, const char *dir, int 
         if (rc == 0)
             rc = lmdb_put(txn, dst.extents, &key, &val, MDB_APPEND);
         res->extents++;
-        res->raw += EXTENT_BYTES;
+        res->raw += BYTES_PER_EXTENT;
         res->zbytes += len;
         if (rc == 0 && res->extents % COMPACT_BATCH == 0) {
             rc = lmdb_txn_commit(txn);
@@ -249,10 +249,10 @@ static int dict_estimate(struct snapshot *sn, int level)
         return rc;
     /* Evenly spaced extents, at most 512: even ones train, odd ones are measured. */
     size_t take = n < 512 ? n : 512;
-    unsigned char *train = malloc((take / 2 + 1) * EXTENT_BYTES), *test = malloc((take / 2 + 1) * EXTENT_BYTES);
-    size_t *sizes = malloc((take / 2 + 1) * EXTENT_PAGES * sizeof *sizes);
+    unsigned char *train = malloc((take / 2 + 1) * BYTES_PER_EXTENT), *test = malloc((take / 2 + 1) * BYTES_PER_EXTENT);
+    size_t *sizes = malloc((take / 2 + 1) * PAGES_PER_EXTENT * sizeof *sizes);
     size_t ntrain = 0, ntest = 0, nsamples = 0, tbytes = 0;
-    unsigned char *raw = malloc(EXTENT_BYTES);
+    unsigned char *raw = malloc(BYTES_PER_EXTENT);
     if (!train || !test || !sizes || !raw) {
         rc = ENOMEM;
         goto out;
@@ -265,14 +265,14 @@ static int dict_estimate(struct snapshot *sn, int level)
             continue;
         if (i % 2 == 0) {
             /* Samples are pages: the unit of locality inside an extent. */
-            for (uint64_t p = 0; p < EXTENT_PAGES; p++) {
-                memcpy(train + tbytes, raw + p * PAGE_SIZE, PAGE_SIZE);
-                tbytes += PAGE_SIZE;
-                sizes[nsamples++] = PAGE_SIZE;
+            for (uint64_t p = 0; p < PAGES_PER_EXTENT; p++) {
+                memcpy(train + tbytes, raw + p * PAGE_BYTES, PAGE_BYTES);
+                tbytes += PAGE_BYTES;
+                sizes[nsamples++] = PAGE_BYTES;
             }
             ntrain++;
         } else {
-            memcpy(test + ntest++ * EXTENT_BYTES, raw, EXTENT_BYTES);
+            memcpy(test + ntest++ * BYTES_PER_EXTENT, raw, BYTES_PER_EXTENT);
         }
     }
     if (ntrain < 4 || ntest < 1) {
@@ -289,17 +289,17 @@ static int dict_estimate(struct snapshot *sn, int level)
     }
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     ZSTD_CDict *cd1 = ZSTD_createCDict(dict, dsize, 1), *cdl = ZSTD_createCDict(dict, dsize, level);
-    size_t bound = ZSTD_compressBound(EXTENT_BYTES);
+    size_t bound = ZSTD_compressBound(BYTES_PER_EXTENT);
     unsigned char *z = malloc(bound);
     uint64_t sum[4] = {0};
     for (size_t i = 0; cctx && cd1 && cdl && z && i < ntest; i++) {
-        const unsigned char *src = test + i * EXTENT_BYTES;
-        sum[0] += EXTENT_HEADER + ZSTD_compressCCtx(cctx, z, bound, src, EXTENT_BYTES, 1);
-        sum[1] += EXTENT_HEADER + ZSTD_compressCCtx(cctx, z, bound, src, EXTENT_BYTES, level);
-        sum[2] += EXTENT_HEADER + ZSTD_compress_usingCDict(cctx, z, bound, src, EXTENT_BYTES, cd1);
-        sum[3] += EXTENT_HEADER + ZSTD_compress_usingCDict(cctx, z, bound, src, EXTENT_BYTES, cdl);
+        const unsigned char *src = test + i * BYTES_PER_EXTENT;
+        sum[0] += FMT_EXTENT_HEADER + ZSTD_compressCCtx(cctx, z, bound, src, BYTES_PER_EXTENT, 1);
+        sum[1] += FMT_EXTENT_HEADER + ZSTD_compressCCtx(cctx, z, bound, src, BYTES_PER_EXTENT, level);
+        sum[2] += FMT_EXTENT_HEADER + ZSTD_compress_usingCDict(cctx, z, bound, src, BYTES_PER_EXTENT, cd1);
+        sum[3] += FMT_EXTENT_HEADER + ZSTD_compress_usingCDict(cctx, z, bound, src, BYTES_PER_EXTENT, cdl);
     }
-    double rawb = (double)ntest * EXTENT_BYTES;
+    double rawb = (double)ntest * BYTES_PER_EXTENT;
     printf("dictionary estimate (nothing written: the format has no dictionary yet)\n");
     printf("  trained on %zu extents (%zu pages), measured on %zu other extents (%.1f MiB)\n", ntrain, nsamples, ntest,
            rawb / 1048576);
@@ -342,13 +342,13 @@ int cmd_compact(int argc, char **argv)
         else if (c == 'd')
             estimate = 1;
         else if (c == 'h')
-            return fputs(compact_usage, stdout), EXIT_OK;
+            return fputs(compact_usage, stdout), CMD_OK;
         else
-            return fputs(compact_usage, stderr), EXIT_FAIL;
+            return fputs(compact_usage, stderr), CMD_FAIL;
     }
     int nargs = argc - optind;
     if (nargs < 1 || nargs > 2 || (estimate && nargs != 1))
-        return fputs(compact_usage, stderr), EXIT_FAIL;
+        return fputs(compact_usage, stderr), CMD_FAIL;
     const char *src = argv[optind], *dest = nargs == 2 ? argv[optind + 1] : NULL;
     struct snapshot *sn = NULL;
     int rc;
@@ -360,7 +360,7 @@ int cmd_compact(int argc, char **argv)
         if (rc)
             cmd_error("compact", "%s: %s", src, cairn_strerror(rc));
         snapshot_close(sn);
-        return rc ? cmd_exit_for(rc) : EXIT_OK;
+        return rc ? cmd_exit_for(rc) : CMD_OK;
     }
 
     int lockfd = -1, dirfd;
@@ -368,7 +368,7 @@ int cmd_compact(int argc, char **argv)
     char *where = NULL;
     if (dest) {
         if ((dirfd = dest_prepare("compact", dest)) < 0)
-            return EXIT_FAIL;
+            return CMD_FAIL;
         staging = "new.tmp";
     } else {
         /* In place: the store to ourselves, as a read-write opener would. */
@@ -378,14 +378,14 @@ int cmd_compact(int argc, char **argv)
             cmd_error("compact", "%s%s: %s", src, dirfd < 0 ? "" : "/lock", strerror(errno));
             if (dirfd >= 0)
                 close(dirfd);
-            return EXIT_FAIL;
+            return CMD_FAIL;
         }
         if (flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
             cmd_error("compact", "%s: %s (open in another process; compacting in place needs it to itself)", src,
                       errno == EWOULDBLOCK ? cairn_strerror(CAIRN_BUSY) : strerror(errno));
             close(lockfd);
             close(dirfd);
-            return EXIT_FAIL;
+            return CMD_FAIL;
         }
         staging = "compact.tmp";
     }
@@ -444,7 +444,7 @@ int cmd_compact(int argc, char **argv)
     close(dirfd);
     if (lockfd >= 0)
         close(lockfd);
-    return EXIT_OK;
+    return CMD_OK;
 fail:
     snapshot_close(sn);
     remove_staging(dirfd, staging);

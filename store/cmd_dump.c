@@ -62,14 +62,14 @@ static int print_hex(struct dump *d, const struct walk_object *o)
     for (uint64_t at = 0; at < len;) {
         const unsigned char *pg;
         uint64_t v = o->off + at;
-        int rc = walk_page(d->w, v / PAGE_SIZE, &pg);
+        int rc = walk_page(d->w, v / PAGE_BYTES, &pg);
         if (rc)
             return rc;
-        uint64_t chunk = PAGE_SIZE - v % PAGE_SIZE;
+        uint64_t chunk = PAGE_BYTES - v % PAGE_BYTES;
         if (chunk > len - at)
             chunk = len - at;
         for (uint64_t i = 0; i < chunk; i++)
-            printf("%02x", pg[v % PAGE_SIZE + i]);
+            printf("%02x", pg[v % PAGE_BYTES + i]);
         at += chunk;
     }
     printf("\"");
@@ -215,14 +215,14 @@ int cmd_dump(int argc, char **argv)
         else if (c == 'm' && parse_u64(optarg, &d.max_bytes) == 0)
             continue;
         else if (c == 'h')
-            return fputs(dump_usage, stdout), EXIT_OK;
+            return fputs(dump_usage, stdout), CMD_OK;
         else
-            return fputs(dump_usage, stderr), EXIT_FAIL;
+            return fputs(dump_usage, stderr), CMD_FAIL;
     }
     if (optind != argc - 1 || (depth >= 0 && !root)) {
         if (depth >= 0 && !root)
             cmd_error("dump", "--depth needs --root");
-        return fputs(dump_usage, stderr), EXIT_FAIL;
+        return fputs(dump_usage, stderr), CMD_FAIL;
     }
     const char *path = argv[optind];
     struct snapshot *sn;
@@ -239,7 +239,7 @@ int cmd_dump(int argc, char **argv)
             cmd_error("dump", "%s: no root named \"%s\"", path, root);
             walk_fini(&w);
             snapshot_close(sn);
-            return EXIT_FAIL;
+            return CMD_FAIL;
         }
     }
     if (rc == 0)
@@ -254,5 +254,5 @@ int cmd_dump(int argc, char **argv)
     }
     walk_fini(&w);
     snapshot_close(sn);
-    return rc ? EXIT_FAIL : EXIT_OK;
+    return rc ? CMD_FAIL : CMD_OK;
 }

@@ -119,23 +119,23 @@ int cmd_gc(int argc, char **argv)
         else if (c == 'j')
             json = 1;
         else if (c == 'h')
-            return fputs(gc_usage, stdout), EXIT_OK;
+            return fputs(gc_usage, stdout), CMD_OK;
         else
-            return fputs(gc_usage, stderr), EXIT_FAIL;
+            return fputs(gc_usage, stderr), CMD_FAIL;
     }
     if (optind != argc - 1)
-        return fputs(gc_usage, stderr), EXIT_FAIL;
+        return fputs(gc_usage, stderr), CMD_FAIL;
     const char *path = argv[optind];
     /* cairn_open would create a missing store: look first. */
     char *data;
     if (asprintf(&data, "%s/data.mdb", path) < 0)
-        return EXIT_FAIL;
+        return CMD_FAIL;
     int exists = access(data, R_OK | W_OK) == 0;
     int err = errno;
     free(data);
     if (!exists) {
         cmd_error("gc", "%s/data.mdb: %s (not a cairn store?)", path, strerror(err));
-        return EXIT_FAIL;
+        return CMD_FAIL;
     }
     cairn_store *s;
     int rc = cairn_open(path, NULL, &s);
@@ -161,7 +161,7 @@ int cmd_gc(int argc, char **argv)
     if (rc) {
         cmd_error("gc", "%s: %s", path, cairn_strerror(rc));
         cairn_close(s);
-        return EXIT_FAIL;
+        return CMD_FAIL;
     }
     struct garbage g = {0};
     uint64_t reached = 0, reached_bytes = 0;
@@ -176,7 +176,7 @@ int cmd_gc(int argc, char **argv)
         cairn_txn_abort(t);
         cairn_close(s);
         free(g.off);
-        return EXIT_FAIL;
+        return CMD_FAIL;
     }
     char *base;
     size_t len;
@@ -198,7 +198,7 @@ int cmd_gc(int argc, char **argv)
         cmd_error("gc", "%s: freeing failed, nothing changed: %s (%s)", path, cairn_strerror(rc), cairn_errmsg(s));
         cairn_close(s);
         free(g.off);
-        return EXIT_FAIL;
+        return CMD_FAIL;
     }
     rc = cairn_close(s);
     if (rc)
@@ -214,5 +214,5 @@ int cmd_gc(int argc, char **argv)
                human_bytes(reached_bytes, b1), g.n, human_bytes(g.bytes, b2),
                dry ? "would be freed (dry run)" : "freed");
     free(g.off);
-    return EXIT_OK;
+    return CMD_OK;
 }

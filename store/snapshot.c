@@ -92,14 +92,14 @@ static int lmdb_extent(struct snapshot *sn, uint64_t e, void *raw)
     MDB_val key = {sizeof e, &e}, val;
     int rc = lmdb_get(sn->txn, sn->st.extents, &key, &val);
     if (rc == MDB_NOTFOUND) {
-        memset(raw, 0, EXTENT_BYTES);
+        memset(raw, 0, BYTES_PER_EXTENT);
         return 0;
     }
     if (rc)
         return lmdb_to_cairn(rc);
     rc = extent_decode(raw, val.mv_data, val.mv_size, e, sn->st.seed, sn->st.dctx);
     if (rc)
-        memset(raw, 0, EXTENT_BYTES);
+        memset(raw, 0, BYTES_PER_EXTENT);
     return rc;
 }
 
@@ -107,7 +107,7 @@ int snapshot_read_extent(struct snapshot *sn, uint64_t e, void *raw)
 {
     const unsigned char *img = snapshot_overlay(sn, e);
     if (img) {
-        memcpy(raw, img, EXTENT_BYTES);
+        memcpy(raw, img, BYTES_PER_EXTENT);
         return 0;
     }
     return lmdb_extent(sn, e, raw);
@@ -121,12 +121,12 @@ static int apply_change(void *ctx, const struct wal_page_change *c)
                         (unsigned long long)c->lsn, (unsigned long long)c->page);
         return CAIRN_CORRUPT;
     }
-    uint64_t e = c->page / EXTENT_PAGES;
+    uint64_t e = c->page / PAGES_PER_EXTENT;
     unsigned char *img = (unsigned char *)snapshot_overlay(sn, e);
     if (!img) {
         if ((sn->ov_used + 1) * 2 > sn->ov_cap && ov_grow(sn) != 0)
             return ENOMEM;
-        img = malloc(EXTENT_BYTES);
+        img = malloc(BYTES_PER_EXTENT);
         if (!img)
             return ENOMEM;
         int rc = lmdb_extent(sn, e, img);
@@ -140,7 +140,7 @@ static int apply_change(void *ctx, const struct wal_page_change *c)
         sn->ov_imgs[h] = img;
         sn->ov_used++;
     }
-    int rc = wal_apply_ranges(img + (c->page % EXTENT_PAGES) * PAGE_SIZE, c->payload, c->len);
+    int rc = wal_apply_ranges(img + (c->page % PAGES_PER_EXTENT) * PAGE_BYTES, c->payload, c->len);
     if (rc)
         store_set_error(&sn->st, "%s/wal: malformed record at LSN %llu", sn->st.path, (unsigned long long)c->lsn);
     return rc;

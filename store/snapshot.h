@@ -39,7 +39,7 @@ struct snapshot {
 int snapshot_open(const char *path, struct snapshot **out, char *err, size_t errlen);
 void snapshot_close(struct snapshot *snap);
 
-/* The committed, unswizzled bytes of extent e (EXTENT_BYTES) into raw.
+/* The committed, unswizzled bytes of extent e (BYTES_PER_EXTENT) into raw.
  * CAIRN_CORRUPT if its LMDB value fails to decode (raw is then zero). */
 int snapshot_read_extent(struct snapshot *snap, uint64_t e, void *raw);
 

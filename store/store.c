@@ -171,7 +171,7 @@ static uint64_t catalog_sum(const cairn_store *s, uint64_t ckpt_lsn)
         uint32_t format, page_size, extent_pages, zero;
         uint8_t store_id[16];
         uint64_t pages, ckpt_lsn;
-    } c = {STORE_FORMAT_VERSION, PAGE_SIZE, EXTENT_PAGES, 0, {0}, s->pages, ckpt_lsn};
+    } c = {STORE_FORMAT_VERSION, PAGE_BYTES, PAGES_PER_EXTENT, 0, {0}, s->pages, ckpt_lsn};
     memcpy(c.store_id, s->store_id, 16);
     return XXH3_64bits(&c, sizeof c);
 }
@@ -353,7 +353,7 @@ static int write_new_catalog(cairn_store *s, MDB_env *env)
     if (rc == 0)
         rc = lmdb_dbi_open(txn, "extents", MDB_CREATE | MDB_INTEGERKEY, &extents);
     s->meta = meta;
-    uint32_t format = STORE_FORMAT_VERSION, page_size = PAGE_SIZE, extent_pages = EXTENT_PAGES;
+    uint32_t format = STORE_FORMAT_VERSION, page_size = PAGE_BYTES, extent_pages = PAGES_PER_EXTENT;
     MDB_val k, d;
     k = (MDB_val){6, "format"}, d = (MDB_val){4, &format};
     rc = rc ? rc : lmdb_put(txn, meta, &k, &d, 0);
@@ -452,7 +452,7 @@ static void undo_creation(cairn_store *s)
  */
 static int create_store(cairn_store *s)
 {
-    uint64_t pages = (s->opt.max_bytes / PAGE_SIZE) & ~(EXTENT_PAGES - 1);
+    uint64_t pages = (s->opt.max_bytes / PAGE_BYTES) & ~(PAGES_PER_EXTENT - 1);
     if (pages < LAYOUT_MIN_PAGES || pages > LAYOUT_MAX_PAGES) {
         store_set_error(s, "max_bytes must be between 16 MiB and 16 TiB");
         return CAIRN_INVALID;
@@ -541,8 +541,8 @@ int store_read_catalog(cairn_store *s, MDB_txn *txn)
     rc = rc ? rc : meta_get(txn, s->meta, "catalog_sum", &sum, 8);
     if (rc == 0 && sum != catalog_sum(s, s->ckpt_lsn))
         rc = MDB_CORRUPTED;
-    if (rc == 0 && (page_size != PAGE_SIZE || extent_pages != EXTENT_PAGES || s->pages < LAYOUT_MIN_PAGES ||
-                    s->pages > LAYOUT_MAX_PAGES || (s->pages % EXTENT_PAGES)))
+    if (rc == 0 && (page_size != PAGE_BYTES || extent_pages != PAGES_PER_EXTENT || s->pages < LAYOUT_MIN_PAGES ||
+                    s->pages > LAYOUT_MAX_PAGES || (s->pages % PAGES_PER_EXTENT)))
         rc = MDB_CORRUPTED;
     if (rc == MDB_NOTFOUND)
         rc = MDB_CORRUPTED;
@@ -1000,12 +1000,12 @@ int cairn_stats_get(cairn_store *s, cairn_stats *out)
     if (rc)
         return rc;
     uint64_t next;
-    memcpy(&next, p->priv + LAYOUT_SUPER_PAGE * PAGE_SIZE + 8, 8);
+    memcpy(&next, p->priv + LAYOUT_SUPER_PAGE * PAGE_BYTES + 8, 8);
     pager_unlock_page(p, LAYOUT_SUPER_PAGE);
     memset(out, 0, sizeof *out);
     out->faults_read = atomic_load(&p->faults_read);
     out->faults_write = atomic_load(&p->faults_write);
-    out->pages_resident = atomic_load(&p->extents_resident) * EXTENT_PAGES;
+    out->pages_resident = atomic_load(&p->extents_resident) * PAGES_PER_EXTENT;
     out->pages_dirty = atomic_load(&p->ndirty);
     out->evictions = atomic_load(&p->evictions);
     out->extents_loaded = atomic_load(&p->extents_loaded);

@@ -89,7 +89,7 @@ int cairn_txn_commit(cairn_txn *t)
     if (!t)
         return CAIRN_INVALID;
     cairn_store *s = t->s;
-    unsigned char *cur = malloc(2 * PAGE_SIZE);
+    unsigned char *cur = malloc(2 * PAGE_BYTES);
     if (!cur)
         return ENOMEM;
     int rc;
@@ -102,7 +102,7 @@ int cairn_txn_commit(cairn_txn *t)
     if (rc)
         goto out;
     wal_batch_begin(&s->wal);
-    rc = log_dirty_pages(t, cur, cur + PAGE_SIZE);
+    rc = log_dirty_pages(t, cur, cur + PAGE_BYTES);
     if (rc)
         goto out;
     rc = wal_batch_write(&s->wal, s->opt.sync == CAIRN_SYNC_FULL);

@@ -68,7 +68,7 @@ int types_load(cairn_store *s, MDB_txn *txn)
         }
         memcpy(&r, d.mv_data, sizeof r);
         if (r.id == 0 || r.id >= TYPES_MAX || r.n_ptrs > TYPES_MAX_PTRS ||
-            d.mv_size != sizeof r + (size_t)r.n_ptrs * 8 || r.size == 0 || r.size > s->pages * PAGE_SIZE ||
+            d.mv_size != sizeof r + (size_t)r.n_ptrs * 8 || r.size == 0 || r.size > s->pages * PAGE_BYTES ||
             (r.n_ptrs && (r.size & 7)) || (r.id < s->n_types && s->types[r.id].name)) {
             rc = CAIRN_CORRUPT;
             goto out;
@@ -212,9 +212,9 @@ int cairn_type_register(cairn_store *s, const char *name, size_t size, const siz
     if (nl == 0 || nl > STORE_MAX_TYPE_NAME)
         return CAIRN_INVALID;
     /* No object of a type larger than the store's range could exist. */
-    if (size > s->pages * PAGE_SIZE) {
+    if (size > s->pages * PAGE_BYTES) {
         store_set_error(s, "type \"%.64s\": size %zu is larger than the store (%llu bytes)", name, size,
-                        (unsigned long long)(s->pages * PAGE_SIZE));
+                        (unsigned long long)(s->pages * PAGE_BYTES));
         return CAIRN_INVALID;
     }
     /* Pointer fields must be whole aligned words; with any, the stride of

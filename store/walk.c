@@ -33,9 +33,9 @@ static int read_extent(struct walk *w, uint64_t e, unsigned char *raw)
     if (w->snap)
         return snapshot_read_extent(w->snap, e, raw);
     struct pager *p = w->p;
-    int in_memory = EXT_STATE(atomic_load(&p->ext_state[e])) == EXT_RESIDENT;
-    for (uint64_t i = 0; in_memory && i < EXTENT_PAGES; i++) {
-        int rc = pager_read_committed(p, e * EXTENT_PAGES + i, raw + i * PAGE_SIZE);
+    int in_memory = XS_STATE(atomic_load(&p->ext_state[e])) == XS_RESIDENT;
+    for (uint64_t i = 0; in_memory && i < PAGES_PER_EXTENT; i++) {
+        int rc = pager_read_committed(p, e * PAGES_PER_EXTENT + i, raw + i * PAGE_BYTES);
         if (rc < 0)
             return rc;
         in_memory = rc == 0; /* evicted meanwhile: LMDB has the same bytes */
@@ -45,7 +45,7 @@ static int read_extent(struct walk *w, uint64_t e, unsigned char *raw)
     MDB_val key = {sizeof e, &e}, val;
     int rc = lmdb_get(w->txn, w->s->extents, &key, &val);
     if (rc == MDB_NOTFOUND) {
-        memset(raw, 0, EXTENT_BYTES);
+        memset(raw, 0, BYTES_PER_EXTENT);
         return 0;
     }
     if (rc)
@@ -57,29 +57,29 @@ int walk_page(struct walk *w, uint64_t n, const unsigned char **out)
 {
     if (n >= w->layout.pages)
         return CAIRN_CORRUPT;
-    uint64_t e = n / EXTENT_PAGES;
+    uint64_t e = n / PAGES_PER_EXTENT;
     if (w->snap) {
         const unsigned char *img = snapshot_overlay(w->snap, e);
         if (img) {
-            *out = img + (n % EXTENT_PAGES) * PAGE_SIZE;
+            *out = img + (n % PAGES_PER_EXTENT) * PAGE_BYTES;
             return 0;
         }
     }
     unsigned slot = (unsigned)(e % WALK_CACHE);
     if (w->cache[slot].e != e + 1) {
-        if (!w->cache[slot].raw && !(w->cache[slot].raw = malloc(EXTENT_BYTES)))
+        if (!w->cache[slot].raw && !(w->cache[slot].raw = malloc(BYTES_PER_EXTENT)))
             return ENOMEM;
         w->cache[slot].e = 0;
         int rc = read_extent(w, e, w->cache[slot].raw);
         if (rc) {
             store_set_error(w->s, "%s: extent %llu (pages %llu..%llu) cannot be read: %s", w->s->path,
-                            (unsigned long long)e, (unsigned long long)(e * EXTENT_PAGES),
-                            (unsigned long long)(e * EXTENT_PAGES + EXTENT_PAGES - 1), cairn_strerror(rc));
+                            (unsigned long long)e, (unsigned long long)(e * PAGES_PER_EXTENT),
+                            (unsigned long long)(e * PAGES_PER_EXTENT + PAGES_PER_EXTENT - 1), cairn_strerror(rc));
             return rc;
         }
         w->cache[slot].e = e + 1;
     }
-    *out = w->cache[slot].raw + (n % EXTENT_PAGES) * PAGE_SIZE;
+    *out = w->cache[slot].raw + (n % PAGES_PER_EXTENT) * PAGE_BYTES;
     return 0;
 }
 
@@ -111,7 +111,7 @@ static int walk_init(struct walk *w)
         return CAIRN_CORRUPT;
     }
     w->np = w->sb.next_page;
-    w->seen = calloc((w->np - w->ds) * (PAGE_SIZE / 16) / 64 + 1, 8);
+    w->seen = calloc((w->np - w->ds) * (PAGE_BYTES / 16) / 64 + 1, 8);
     return w->seen ? 0 : ENOMEM;
 }
 
@@ -166,7 +166,7 @@ static int class_of(uint64_t bytes)
 /* Fill in the type of the small object o from its pointer bits. */
 static void infer_small_type(struct walk *w, const struct page_desc *d, struct walk_object *o)
 {
-    uint64_t first = (o->off % PAGE_SIZE) / 8, words = heap_class_size[d->size_class] / 8;
+    uint64_t first = (o->off % PAGE_BYTES) / 8, words = heap_class_size[d->size_class] / 8;
     uint64_t rel[256], nb = 0;
     for (uint64_t i = 0; i < words; i++)
         if (bit(d->ptr_bits, first + i))
@@ -203,7 +203,7 @@ static void infer_small_type(struct walk *w, const struct page_desc *d, struct w
 static void small_object(struct walk *w, uint64_t n, const struct page_desc *d, uint64_t slot, struct walk_object *o)
 {
     uint64_t sz = heap_class_size[d->size_class];
-    o->off = n * PAGE_SIZE + slot * sz;
+    o->off = n * PAGE_BYTES + slot * sz;
     o->bytes = sz;
     o->size_class = d->size_class;
     infer_small_type(w, d, o);
@@ -211,7 +211,7 @@ static void small_object(struct walk *w, uint64_t n, const struct page_desc *d, 
 
 static void large_object(struct walk *w, uint64_t n, const struct page_desc *d, struct walk_object *o)
 {
-    o->off = n * PAGE_SIZE;
+    o->off = n * PAGE_BYTES;
     o->bytes = d->obj_bytes;
     o->size_class = -1;
     o->type = d->type;
@@ -220,12 +220,12 @@ static void large_object(struct walk *w, uint64_t n, const struct page_desc *d, 
 
 static int large_fits(const struct walk *w, uint64_t n, const struct page_desc *d)
 {
-    return d->npages > 0 && d->npages <= w->np - n && d->obj_bytes > 0 && d->obj_bytes <= d->npages * PAGE_SIZE;
+    return d->npages > 0 && d->npages <= w->np - n && d->obj_bytes > 0 && d->obj_bytes <= d->npages * PAGE_BYTES;
 }
 
 int walk_object_at(struct walk *w, uint64_t v, struct walk_object *o)
 {
-    uint64_t n = v / PAGE_SIZE;
+    uint64_t n = v / PAGE_BYTES;
     if (n < w->ds || n >= w->np)
         return 0;
     struct page_desc d;
@@ -233,8 +233,8 @@ int walk_object_at(struct walk *w, uint64_t v, struct walk_object *o)
     if (rc)
         return rc;
     if (d.kind == DESC_SLAB && d.size_class < NCLASSES) {
-        uint64_t sz = heap_class_size[d.size_class], slot = (v % PAGE_SIZE) / sz;
-        if (slot >= PAGE_SIZE / sz || !bit(d.slot_bits, slot))
+        uint64_t sz = heap_class_size[d.size_class], slot = (v % PAGE_BYTES) / sz;
+        if (slot >= PAGE_BYTES / sz || !bit(d.slot_bits, slot))
             return 0;
         small_object(w, n, &d, slot, o);
         return 1;
@@ -247,7 +247,7 @@ int walk_object_at(struct walk *w, uint64_t v, struct walk_object *o)
         if ((rc = walk_desc(w, head, &d)) != 0)
             return rc;
     }
-    if (d.kind != DESC_LARGE_HEAD || !large_fits(w, head, &d) || v - head * PAGE_SIZE >= d.obj_bytes)
+    if (d.kind != DESC_LARGE_HEAD || !large_fits(w, head, &d) || v - head * PAGE_BYTES >= d.obj_bytes)
         return 0;
     large_object(w, head, &d, o);
     return 1;
@@ -262,7 +262,7 @@ int walk_objects(struct walk *w, walk_object_fn fn, void *arg)
             return rc;
         uint64_t step = 1;
         if (d.kind == DESC_SLAB && d.size_class < NCLASSES) {
-            uint64_t nslots = PAGE_SIZE / heap_class_size[d.size_class];
+            uint64_t nslots = PAGE_BYTES / heap_class_size[d.size_class];
             for (uint64_t i = 0; i < nslots; i++) {
                 if (!bit(d.slot_bits, i))
                     continue;
@@ -291,7 +291,7 @@ int walk_words(struct walk *w, const struct walk_object *o, uint64_t max_bytes, 
     uint64_t page = UINT64_MAX;
     struct page_desc d;
     for (uint64_t at = 0; at < len; at += 8) {
-        uint64_t v = o->off + at, n = v / PAGE_SIZE;
+        uint64_t v = o->off + at, n = v / PAGE_BYTES;
         int rc;
         if (n != page) {
             if ((rc = walk_desc(w, n, &d)) != 0)
@@ -302,8 +302,8 @@ int walk_words(struct walk *w, const struct walk_object *o, uint64_t max_bytes, 
         if ((rc = walk_page(w, n, &pg)) != 0)
             return rc;
         uint64_t value;
-        memcpy(&value, pg + v % PAGE_SIZE, 8);
-        if ((rc = fn(arg, at, value, bit(d.ptr_bits, (v % PAGE_SIZE) / 8))) != 0)
+        memcpy(&value, pg + v % PAGE_BYTES, 8);
+        if ((rc = fn(arg, at, value, bit(d.ptr_bits, (v % PAGE_BYTES) / 8))) != 0)
             return rc;
     }
     return 0;
@@ -316,7 +316,7 @@ int walk_roots(struct walk *w, walk_root_fn fn, void *arg)
         int rc = walk_page(w, n, &pg);
         if (rc)
             return rc;
-        for (uint64_t i = 0; i < PAGE_SIZE / LAYOUT_ROOT_ENTRY; i++) {
+        for (uint64_t i = 0; i < PAGE_BYTES / LAYOUT_ROOT_ENTRY; i++) {
             const unsigned char *e = pg + i * LAYOUT_ROOT_ENTRY;
             if (e[0] == 0)
                 continue;
@@ -334,7 +334,7 @@ int walk_roots(struct walk *w, walk_root_fn fn, void *arg)
 
 static uint64_t granule(const struct walk *w, uint64_t off)
 {
-    return (off - w->ds * PAGE_SIZE) / 16;
+    return (off - w->ds * PAGE_BYTES) / 16;
 }
 
 int walk_visit(struct walk *w, uint64_t off)

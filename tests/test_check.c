@@ -126,8 +126,8 @@ static void damaged_descriptor_is_reported(void **state)
     assert_cairn_ok(cairn_range(s, (void **)&base, &len));
     struct link *list;
     assert_cairn_ok(cairn_root_get(s, "list", (void **)&list));
-    uint64_t n = (uint64_t)((char *)list - base) / PAGE_SIZE;
-    struct page_desc *d = (struct page_desc *)(base + layout_desc_page(n) * PAGE_SIZE + layout_desc_offset(n));
+    uint64_t n = (uint64_t)((char *)list - base) / PAGE_BYTES;
+    struct page_desc *d = (struct page_desc *)(base + layout_desc_page(n) * PAGE_BYTES + layout_desc_offset(n));
     assert_int_equal(d->kind, DESC_SLAB);
 
     assert_cairn_ok(cairn_txn_begin(s, &t));
@@ -230,10 +230,8 @@ static void stats_on_a_corrupt_superblock(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(clean_store_checks_clean),
-        cmocka_unit_test(dangling_pointer_is_reported),
-        cmocka_unit_test(damaged_descriptor_is_reported),
-        cmocka_unit_test(corrupt_extent_is_reported),
+        cmocka_unit_test(clean_store_checks_clean),       cmocka_unit_test(dangling_pointer_is_reported),
+        cmocka_unit_test(damaged_descriptor_is_reported), cmocka_unit_test(corrupt_extent_is_reported),
         cmocka_unit_test(stats_on_a_corrupt_superblock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

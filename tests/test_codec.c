@@ -13,8 +13,8 @@
 
 static unsigned char *raw_pages(unsigned salt)
 {
-    unsigned char *raw = malloc(EXTENT_BYTES);
-    for (size_t i = 0; i < EXTENT_BYTES; i++)
+    unsigned char *raw = malloc(BYTES_PER_EXTENT);
+    for (size_t i = 0; i < BYTES_PER_EXTENT; i++)
         raw[i] = (unsigned char)((i / 8 * 31 + salt) & (i % 64 < 32 ? 0xff : 0x0f));
     return raw;
 }
@@ -22,14 +22,14 @@ static unsigned char *raw_pages(unsigned salt)
 static void extent_roundtrip_and_compresses(void **state)
 {
     (void)state;
-    unsigned char *raw = raw_pages(1), *out = malloc(EXTENT_BYTES), *val = malloc(extent_bound());
+    unsigned char *raw = raw_pages(1), *out = malloc(BYTES_PER_EXTENT), *val = malloc(extent_bound());
     ZSTD_CCtx *c = ZSTD_createCCtx();
     ZSTD_DCtx *d = ZSTD_createDCtx();
     size_t len;
     assert_cairn_ok(extent_encode(val, extent_bound(), &len, raw, 77, SEED, 1, c));
-    assert_true(len < EXTENT_BYTES / 2);
+    assert_true(len < BYTES_PER_EXTENT / 2);
     assert_cairn_ok(extent_decode(out, val, len, 77, SEED, d));
-    assert_memory_equal(out, raw, EXTENT_BYTES);
+    assert_memory_equal(out, raw, BYTES_PER_EXTENT);
     ZSTD_freeCCtx(c);
     ZSTD_freeDCtx(d);
     free(raw), free(out), free(val);
@@ -38,7 +38,7 @@ static void extent_roundtrip_and_compresses(void **state)
 static void extent_detects_every_damage(void **state)
 {
     (void)state;
-    unsigned char *raw = raw_pages(2), *out = malloc(EXTENT_BYTES), *val = malloc(extent_bound());
+    unsigned char *raw = raw_pages(2), *out = malloc(BYTES_PER_EXTENT), *val = malloc(extent_bound());
     ZSTD_CCtx *c = ZSTD_createCCtx();
     ZSTD_DCtx *d = ZSTD_createDCtx();
     size_t len;
@@ -49,11 +49,11 @@ static void extent_detects_every_damage(void **state)
     /* Every bit of the header, and a bit in every byte of the payload:
      * either refused, or (a flip zstd does not depend on) the exact pages. */
     for (size_t i = 0; i < len; i++) {
-        for (int b = 0; b < (i < EXTENT_HEADER ? 8 : 1); b++) {
+        for (int b = 0; b < (i < FMT_EXTENT_HEADER ? 8 : 1); b++) {
             val[i] ^= (unsigned char)(1u << b);
             int rc = extent_decode(out, val, len, 5, SEED, d);
             val[i] ^= (unsigned char)(1u << b);
-            if (rc == 0 && i >= EXTENT_HEADER && memcmp(out, raw, EXTENT_BYTES) == 0)
+            if (rc == 0 && i >= FMT_EXTENT_HEADER && memcmp(out, raw, BYTES_PER_EXTENT) == 0)
                 continue;
             if (rc != CAIRN_CORRUPT)
                 fail_msg("flip of byte %zu bit %d decoded with %d", i, b, rc);
@@ -73,7 +73,7 @@ static void swizzle_roundtrip(void **state)
     (void)state;
     uint64_t page[PAGE_WORDS], back[PAGE_WORDS], map[PAGE_WORDS / 64] = {0};
     uintptr_t base = 0x7f0000000000ull;
-    uint64_t lo = 64 * PAGE_SIZE, hi = 1024 * PAGE_SIZE;
+    uint64_t lo = 64 * PAGE_BYTES, hi = 1024 * PAGE_BYTES;
     for (unsigned w = 0; w < PAGE_WORDS; w++) {
         if (w % 3 == 0) {
             map[w / 64] |= 1ull << (w % 64);
@@ -100,7 +100,7 @@ static void swizzle_refuses_bad_offsets(void **state)
 {
     (void)state;
     uint64_t page[PAGE_WORDS] = {0}, map[PAGE_WORDS / 64] = {0};
-    uint64_t lo = 64 * PAGE_SIZE, hi = 1024 * PAGE_SIZE;
+    uint64_t lo = 64 * PAGE_BYTES, hi = 1024 * PAGE_BYTES;
     map[0] = 1ull << 5;
     page[5] = lo - 8; /* into the metadata pages */
     assert_cairn_rc(swizzle_page(page, map, 0x10000000, lo, hi), CAIRN_CORRUPT);
@@ -113,7 +113,7 @@ static void unswizzle_refuses_external_pointers(void **state)
     (void)state;
     uint64_t page[PAGE_WORDS] = {0}, out[PAGE_WORDS], map[PAGE_WORDS / 64] = {0};
     uintptr_t base = 0x7f0000000000ull;
-    uint64_t lo = 64 * PAGE_SIZE, hi = 1024 * PAGE_SIZE;
+    uint64_t lo = 64 * PAGE_BYTES, hi = 1024 * PAGE_BYTES;
     int local;
     map[1] = 1ull << 3; /* word 67 */
     page[67] = (uint64_t)(uintptr_t)&local;

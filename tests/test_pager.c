@@ -75,18 +75,18 @@ static uint64_t page_of(cairn_store *s, const void *addr)
     size_t len;
     if (cairn_range(s, &base, &len) != CAIRN_OK)
         abort();
-    return ((uintptr_t)addr - (uintptr_t)base) / PAGE_SIZE;
+    return ((uintptr_t)addr - (uintptr_t)base) / PAGE_BYTES;
 }
 
 static uint64_t ext_of_page(uint64_t n)
 {
-    return n / EXTENT_PAGES;
+    return n / PAGES_PER_EXTENT;
 }
 
 /* Extent holding the descriptor of page n (layout.h). */
 static uint64_t desc_ext_of_page(uint64_t n)
 {
-    return layout_desc_page(n) / EXTENT_PAGES;
+    return layout_desc_page(n) / PAGES_PER_EXTENT;
 }
 
 static cairn_stats stats(cairn_store *s)
@@ -111,7 +111,7 @@ static void make_blob_store(const char *dir, uint64_t npages, const cairn_option
     uint64_t *blob;
     assert_cairn_ok(cairn_open(dir, &o, &s));
     assert_cairn_ok(cairn_txn_begin(s, &t));
-    assert_cairn_ok(cairn_alloc_bytes(t, npages * PAGE_SIZE, (void **)&blob));
+    assert_cairn_ok(cairn_alloc_bytes(t, npages * PAGE_BYTES, (void **)&blob));
     for (uint64_t pg = 0; pg < npages; pg++)
         for (uint64_t w = 0; w < PAGE_WORDS; w++)
             blob[pg * PAGE_WORDS + w] = pat(pg, w);
@@ -266,32 +266,32 @@ static void describe_child(const struct child_result *r)
     print_message("child stdout:\n%s\nchild stderr:\n%s\n", r->out, r->err);
 }
 
-#define assert_child_signaled(r, sig)                                                                         \
-    do {                                                                                                      \
-        if (!WIFSIGNALED((r)->status) || WTERMSIG((r)->status) != (sig)) {                                    \
-            describe_child(r);                                                                                \
-            fail_msg("child did not die by signal %d", (sig));                                                \
-        }                                                                                                     \
+#define assert_child_signaled(r, sig)                                                                                  \
+    do {                                                                                                               \
+        if (!WIFSIGNALED((r)->status) || WTERMSIG((r)->status) != (sig)) {                                             \
+            describe_child(r);                                                                                         \
+            fail_msg("child did not die by signal %d", (sig));                                                         \
+        }                                                                                                              \
     } while (0)
 
-#define assert_child_exited(r, code)                                                                          \
-    do {                                                                                                      \
-        if (!WIFEXITED((r)->status) || WEXITSTATUS((r)->status) != (code)) {                                  \
-            describe_child(r);                                                                                \
-            fail_msg("child did not exit with %d", (code));                                                   \
-        }                                                                                                     \
+#define assert_child_exited(r, code)                                                                                   \
+    do {                                                                                                               \
+        if (!WIFEXITED((r)->status) || WEXITSTATUS((r)->status) != (code)) {                                           \
+            describe_child(r);                                                                                         \
+            fail_msg("child did not exit with %d", (code));                                                            \
+        }                                                                                                              \
     } while (0)
 
-#define assert_contains(hay, needle)                                                                          \
-    do {                                                                                                      \
-        if (!strstr((hay), (needle)))                                                                         \
-            fail_msg("expected \"%s\" in:\n%s", (needle), (hay));                                             \
+#define assert_contains(hay, needle)                                                                                   \
+    do {                                                                                                               \
+        if (!strstr((hay), (needle)))                                                                                  \
+            fail_msg("expected \"%s\" in:\n%s", (needle), (hay));                                                      \
     } while (0)
 
-#define assert_not_contains(hay, needle)                                                                      \
-    do {                                                                                                      \
-        if (strstr((hay), (needle)))                                                                          \
-            fail_msg("did not expect \"%s\" in:\n%s", (needle), (hay));                                       \
+#define assert_not_contains(hay, needle)                                                                               \
+    do {                                                                                                               \
+        if (strstr((hay), (needle)))                                                                                   \
+            fail_msg("did not expect \"%s\" in:\n%s", (needle), (hay));                                                \
     } while (0)
 
 /* Value of "key=<hex>" in text, or fail. */
@@ -335,21 +335,21 @@ static void ss_hex(const char *key, uint64_t v)
     ss_write(buf + i);
 }
 
-#define CK(expr)                                                                                              \
-    do {                                                                                                      \
-        int rc_ = (expr);                                                                                     \
-        if (rc_ != CAIRN_OK) {                                                                                \
-            fprintf(stderr, "child: %s failed: %d (%s) line %d\n", #expr, rc_, cairn_strerror(rc_), __LINE__); \
-            _exit(90);                                                                                        \
-        }                                                                                                     \
+#define CK(expr)                                                                                                       \
+    do {                                                                                                               \
+        int rc_ = (expr);                                                                                              \
+        if (rc_ != CAIRN_OK) {                                                                                         \
+            fprintf(stderr, "child: %s failed: %d (%s) line %d\n", #expr, rc_, cairn_strerror(rc_), __LINE__);         \
+            _exit(90);                                                                                                 \
+        }                                                                                                              \
     } while (0)
 
-#define CHECK(cond)                                                                                           \
-    do {                                                                                                      \
-        if (!(cond)) {                                                                                        \
-            fprintf(stderr, "child: check failed: %s line %d\n", #cond, __LINE__);                            \
-            _exit(91);                                                                                        \
-        }                                                                                                     \
+#define CHECK(cond)                                                                                                    \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "child: check failed: %s line %d\n", #cond, __LINE__);                                     \
+            _exit(91);                                                                                                 \
+        }                                                                                                              \
     } while (0)
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -551,8 +551,7 @@ static void child_fork(const char *dir, const char *mode)
     int st;
     while (waitpid(pid, &st, 0) < 0)
         CHECK(errno == EINTR);
-    say("gc-signaled=%d gc-sig=%d gc-exited=%d\n", WIFSIGNALED(st), WIFSIGNALED(st) ? WTERMSIG(st) : 0,
-        WIFEXITED(st));
+    say("gc-signaled=%d gc-sig=%d gc-exited=%d\n", WIFSIGNALED(st), WIFSIGNALED(st) ? WTERMSIG(st) : 0, WIFEXITED(st));
     /* The parent carries on: its transaction, its data. */
     CHECK(blob[1 * PAGE_WORDS + 3] == 0xfeed);
     CK(cairn_txn_commit(t));
@@ -772,12 +771,12 @@ static void lazy_loading(void **state)
     for (int i = 0; i < LZ_OBJS; i++) {
         uint64_t *obj;
         void *gap;
-        assert_cairn_ok(cairn_alloc_bytes(t, LZ_OBJ_PAGES * PAGE_SIZE, (void **)&obj));
+        assert_cairn_ok(cairn_alloc_bytes(t, LZ_OBJ_PAGES * PAGE_BYTES, (void **)&obj));
         for (uint64_t w = 0; w < LZ_OBJ_PAGES * PAGE_WORDS; w++)
             obj[w] = pat((uint64_t)i, w);
         table[i] = obj;
         obj_page[i] = page_of(s, obj);
-        assert_cairn_ok(cairn_alloc_bytes(t, (100 + (uint64_t)(i * 37) % 80) * PAGE_SIZE, &gap));
+        assert_cairn_ok(cairn_alloc_bytes(t, (100 + (uint64_t)(i * 37) % 80) * PAGE_BYTES, &gap));
     }
     assert_cairn_ok(cairn_root_set(t, "table", table));
     assert_cairn_ok(cairn_txn_commit(t));
@@ -791,7 +790,7 @@ static void lazy_loading(void **state)
     /* Open loads nothing; the stats call itself loads the superblock's
      * extent (without a fault) to report pages_allocated. */
     cairn_stats st = stats(s);
-    assert_int_equal(st.pages_resident, EXTENT_PAGES);
+    assert_int_equal(st.pages_resident, PAGES_PER_EXTENT);
     assert_int_equal(st.extents_loaded, 1);
     assert_int_equal(st.faults_read, 0);
 
@@ -799,18 +798,18 @@ static void lazy_loading(void **state)
     assert_cairn_ok(cairn_root_get(s, "table", (void **)&table));
     st = stats(s);
     assert_in_range(st.extents_loaded, 1, 2);
-    assert_int_equal(st.pages_resident, st.extents_loaded * EXTENT_PAGES);
+    assert_int_equal(st.pages_resident, st.extents_loaded * PAGES_PER_EXTENT);
     uint64_t base_loaded = st.extents_loaded;
 
     /* loaded[] is the set of data/descriptor extents we know to be resident. */
-    uint64_t next = o.max_bytes / PAGE_SIZE / EXTENT_PAGES;
+    uint64_t next = o.max_bytes / PAGE_BYTES / PAGES_PER_EXTENT;
     uint8_t *loaded = calloc(next, 1);
     assert_non_null(loaded);
     uint64_t n_loaded = 0;
-#define MARK(e)                                                                                               \
-    do {                                                                                                      \
-        if (!loaded[(e)])                                                                                     \
-            loaded[(e)] = 1, n_loaded++;                                                                      \
+#define MARK(e)                                                                                                        \
+    do {                                                                                                               \
+        if (!loaded[(e)])                                                                                              \
+            loaded[(e)] = 1, n_loaded++;                                                                               \
     } while (0)
 
     /* The table: its extent and its descriptor extent, nothing else. */
@@ -840,21 +839,21 @@ static void lazy_loading(void **state)
             cairn_stats after = stats(s);
             assert_int_equal(v, pat((uint64_t)i, PAGE_WORDS + 11));
             if (after.extents_loaded - before.extents_loaded != want_new)
-                fail_msg("object %d (page %" PRIu64 ", extent %" PRIu64 ", descriptor extent %" PRIu64
-                         "): %" PRIu64 " extents loaded, expected %" PRIu64,
+                fail_msg("object %d (page %" PRIu64 ", extent %" PRIu64 ", descriptor extent %" PRIu64 "): %" PRIu64
+                         " extents loaded, expected %" PRIu64,
                          i, n, e, d, after.extents_loaded - before.extents_loaded, want_new);
             assert_int_equal(after.faults_read - before.faults_read, want_faults);
             MARK(e);
             MARK(d);
             assert_int_equal(after.extents_loaded, base_loaded + n_loaded);
-            assert_int_equal(after.pages_resident, after.extents_loaded * EXTENT_PAGES);
+            assert_int_equal(after.pages_resident, after.extents_loaded * PAGES_PER_EXTENT);
         }
         if (pass == 0)
             print_message("touched %d objects: %" PRIu64 " extents loaded of %" PRIu64 " allocated pages / 16\n",
-                          LZ_OBJS, stats(s).extents_loaded, allocated / EXTENT_PAGES);
+                          LZ_OBJS, stats(s).extents_loaded, allocated / PAGES_PER_EXTENT);
     }
     /* Far fewer than the extents the store spans. */
-    assert_true(stats(s).extents_loaded < allocated / EXTENT_PAGES / 3);
+    assert_true(stats(s).extents_loaded < allocated / PAGES_PER_EXTENT / 3);
 
     /* The other words of the objects are right (loads are whole pages). */
     for (int i = 0; i < LZ_OBJS; i++)
@@ -907,16 +906,16 @@ static void *rf_thread(void *arg)
     /* Everyone on the same cold page first. */
     rf_check_page(a, 0);
     /* Shared extents, every page, starting at a per-thread rotation. */
-    uint64_t shared_pages = RF_SHARED_EXT * EXTENT_PAGES;
-    uint64_t start = (uint64_t)(a->thread * 5 + a->round * 3) % RF_SHARED_EXT * EXTENT_PAGES;
+    uint64_t shared_pages = RF_SHARED_EXT * PAGES_PER_EXTENT;
+    uint64_t start = (uint64_t)(a->thread * 5 + a->round * 3) % RF_SHARED_EXT * PAGES_PER_EXTENT;
     for (uint64_t i = 0; i < shared_pages; i++) {
         uint64_t pg = (start + i * 7) % shared_pages; /* 7 is coprime with 512: each page once */
         rf_check_page(a, pg);
     }
     /* Own extents. */
     for (uint64_t e = 0; e < RF_OWN_EXT; e++)
-        for (uint64_t i = 0; i < EXTENT_PAGES; i++)
-            rf_check_page(a, (RF_SHARED_EXT + (uint64_t)a->thread * RF_OWN_EXT + e) * EXTENT_PAGES + i);
+        for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
+            rf_check_page(a, (RF_SHARED_EXT + (uint64_t)a->thread * RF_OWN_EXT + e) * PAGES_PER_EXTENT + i);
     return NULL;
 }
 
@@ -927,10 +926,10 @@ static void racing_faults_see_whole_pages(void **state)
     cairn_options o;
     tu_options(&o);
     uint64_t first;
-    make_blob_store(dir, RF_EXTENTS * EXTENT_PAGES, &o, &first);
+    make_blob_store(dir, RF_EXTENTS * PAGES_PER_EXTENT, &o, &first);
     /* Extents the blob's pages live in, with their descriptor extents. */
     uint64_t nset = 0, set[2 * RF_EXTENTS + 4];
-    for (uint64_t pg = 0; pg < RF_EXTENTS * EXTENT_PAGES; pg++) {
+    for (uint64_t pg = 0; pg < RF_EXTENTS * PAGES_PER_EXTENT; pg++) {
         uint64_t cand[2] = {ext_of_page(first + pg), desc_ext_of_page(first + pg)};
         for (int c = 0; c < 2; c++) {
             uint64_t k;
@@ -960,15 +959,15 @@ static void racing_faults_see_whole_pages(void **state)
         pthread_barrier_destroy(&barrier);
         for (int i = 0; i < RF_THREADS; i++) {
             if (args[i].bad_words)
-                fail_msg("round %d thread %d: %" PRIu64 " wrong words, first at page %" PRIu64 " word %" PRIu64,
-                         round, i, args[i].bad_words, args[i].first_bad_page, args[i].first_bad_word);
-            assert_int_equal(args[i].checked, 1 + RF_SHARED_EXT * EXTENT_PAGES + RF_OWN_EXT * EXTENT_PAGES);
+                fail_msg("round %d thread %d: %" PRIu64 " wrong words, first at page %" PRIu64 " word %" PRIu64, round,
+                         i, args[i].bad_words, args[i].first_bad_page, args[i].first_bad_word);
+            assert_int_equal(args[i].checked, 1 + RF_SHARED_EXT * PAGES_PER_EXTENT + RF_OWN_EXT * PAGES_PER_EXTENT);
         }
         cairn_stats after = stats(s);
         /* Every extent loaded once, however many threads raced for it. */
         assert_int_equal(after.extents_loaded - before.extents_loaded, nset);
         assert_true(after.faults_read - before.faults_read >= RF_EXTENTS);
-        assert_int_equal(after.pages_resident, after.extents_loaded * EXTENT_PAGES);
+        assert_int_equal(after.pages_resident, after.extents_loaded * PAGES_PER_EXTENT);
         assert_cairn_ok(cairn_close(s));
     }
     tu_rmdir(dir);
@@ -985,17 +984,17 @@ static void syscalls_need_prefault(void **state)
     char *dir = tu_tempdir();
     cairn_options o;
     tu_options(&o);
-    const uint64_t npages = 6 * EXTENT_PAGES;
+    const uint64_t npages = 6 * PAGES_PER_EXTENT;
     uint64_t first;
     make_blob_store(dir, npages, &o, &first);
     /* Page indexes (within the blob) in four different extents. */
     uint64_t pg_cold_w = 0, pg_loaded_r = 0, pg_cold_r = 0, pg_cross = 0;
     {
         uint64_t e0 = ext_of_page(first) + 1; /* first whole extent of the blob */
-        pg_cold_w = (e0 + 0) * EXTENT_PAGES - first + 3;
-        pg_loaded_r = (e0 + 1) * EXTENT_PAGES - first + 5;
-        pg_cold_r = (e0 + 2) * EXTENT_PAGES - first + 9;
-        pg_cross = (e0 + 4) * EXTENT_PAGES - first - 1; /* last page of one extent, first of the next */
+        pg_cold_w = (e0 + 0) * PAGES_PER_EXTENT - first + 3;
+        pg_loaded_r = (e0 + 1) * PAGES_PER_EXTENT - first + 5;
+        pg_cold_r = (e0 + 2) * PAGES_PER_EXTENT - first + 9;
+        pg_cross = (e0 + 4) * PAGES_PER_EXTENT - first - 1; /* last page of one extent, first of the next */
         assert_true(pg_cross + 1 < npages);
     }
 
@@ -1004,25 +1003,25 @@ static void syscalls_need_prefault(void **state)
     assert_cairn_ok(cairn_open(dir, &o, &s));
     assert_cairn_ok(cairn_root_get(s, "blob", (void **)&blob));
     int pfd[2];
-    char buf[3 * PAGE_SIZE];
+    char buf[3 * PAGE_BYTES];
 
     /* 1. write() from a cold page: EFAULT, and nothing is loaded. */
     cairn_stats before = stats(s);
     char *cold = (char *)(blob + pg_cold_w * PAGE_WORDS);
     assert_int_equal(pipe(pfd), 0);
     errno = 0;
-    assert_int_equal(write(pfd[1], cold, PAGE_SIZE), -1);
+    assert_int_equal(write(pfd[1], cold, PAGE_BYTES), -1);
     assert_int_equal(errno, EFAULT);
     cairn_stats after = stats(s);
     assert_int_equal(after.extents_loaded, before.extents_loaded);
     assert_int_equal(after.faults_read, before.faults_read);
 
     /* 2. After prefault (read) the same write() transfers the page. */
-    assert_cairn_ok(cairn_prefault(s, cold, PAGE_SIZE, 0));
+    assert_cairn_ok(cairn_prefault(s, cold, PAGE_BYTES, 0));
     after = stats(s);
     assert_true(after.extents_loaded > before.extents_loaded);
-    assert_int_equal(write(pfd[1], cold, PAGE_SIZE), PAGE_SIZE);
-    assert_int_equal(read(pfd[0], buf, PAGE_SIZE), PAGE_SIZE);
+    assert_int_equal(write(pfd[1], cold, PAGE_BYTES), PAGE_BYTES);
+    assert_int_equal(read(pfd[0], buf, PAGE_BYTES), PAGE_BYTES);
     for (uint64_t w = 0; w < PAGE_WORDS; w++) {
         uint64_t v;
         memcpy(&v, buf + w * 8, 8);
@@ -1032,12 +1031,12 @@ static void syscalls_need_prefault(void **state)
     /* A range across two cold extents, starting mid-page. */
     char *cross = (char *)(blob + pg_cross * PAGE_WORDS) + 1000;
     errno = 0;
-    assert_int_equal(write(pfd[1], cross, 2 * PAGE_SIZE), -1);
+    assert_int_equal(write(pfd[1], cross, 2 * PAGE_BYTES), -1);
     assert_int_equal(errno, EFAULT);
-    assert_cairn_ok(cairn_prefault(s, cross, 2 * PAGE_SIZE, 0));
-    assert_int_equal(write(pfd[1], cross, 2 * PAGE_SIZE), 2 * PAGE_SIZE);
-    assert_int_equal(read(pfd[0], buf, 2 * PAGE_SIZE), 2 * PAGE_SIZE);
-    assert_memory_equal(buf, cross, 2 * PAGE_SIZE);
+    assert_cairn_ok(cairn_prefault(s, cross, 2 * PAGE_BYTES, 0));
+    assert_int_equal(write(pfd[1], cross, 2 * PAGE_BYTES), 2 * PAGE_BYTES);
+    assert_int_equal(read(pfd[0], buf, 2 * PAGE_BYTES), 2 * PAGE_BYTES);
+    assert_memory_equal(buf, cross, 2 * PAGE_BYTES);
     assert_int_equal(*(uint64_t *)(blob + pg_cross * PAGE_WORDS), pat(pg_cross, 0));
     close(pfd[0]);
     close(pfd[1]);
@@ -1068,7 +1067,7 @@ static void syscalls_need_prefault(void **state)
     assert_int_equal(after.pages_dirty, 0);
     assert_int_equal(after.faults_write, before.faults_write);
     assert_int_equal(after.extents_loaded, before.extents_loaded); /* cold_r still cold */
-    assert_int_equal(loaded[25], pat(pg_loaded_r, 25));          /* bytes 200.. unchanged */
+    assert_int_equal(loaded[25], pat(pg_loaded_r, 25));            /* bytes 200.. unchanged */
 
     /* 4. prefault for writing, then read() lands. */
     for (int k = 0; k < 2; k++) {
@@ -1111,7 +1110,7 @@ static void prefault_errors(void **state)
     char *dir = tu_tempdir();
     cairn_options o;
     tu_options(&o);
-    make_blob_store(dir, 2 * EXTENT_PAGES, &o, NULL);
+    make_blob_store(dir, 2 * PAGES_PER_EXTENT, &o, NULL);
     cairn_store *s;
     uint64_t *blob;
     assert_cairn_ok(cairn_open(dir, &o, &s));
@@ -1127,7 +1126,7 @@ static void prefault_errors(void **state)
     /* Outside the store. */
     assert_cairn_rc(cairn_prefault(s, &local, sizeof local, 0), CAIRN_EXTERNAL_POINTER);
     assert_cairn_rc(cairn_prefault(s, heap, 64, 0), CAIRN_EXTERNAL_POINTER);
-    assert_cairn_rc(cairn_prefault(s, (char *)base - PAGE_SIZE, 16, 0), CAIRN_EXTERNAL_POINTER);
+    assert_cairn_rc(cairn_prefault(s, (char *)base - PAGE_BYTES, 16, 0), CAIRN_EXTERNAL_POINTER);
     assert_cairn_rc(cairn_prefault(s, (char *)base + len, 16, 0), CAIRN_EXTERNAL_POINTER);
     /* Starting inside, running past the end. */
     assert_cairn_rc(cairn_prefault(s, (char *)base + len - 100, 200, 0), CAIRN_EXTERNAL_POINTER);
@@ -1135,7 +1134,7 @@ static void prefault_errors(void **state)
     assert_cairn_rc(cairn_prefault(s, (char *)base - 100, 200, 0), CAIRN_EXTERNAL_POINTER);
     /* The whole range is fine; last byte too. */
     assert_cairn_ok(cairn_prefault(s, (char *)base + len - 1, 1, 0));
-    assert_cairn_ok(cairn_prefault(s, blob, 2 * EXTENT_BYTES, 0));
+    assert_cairn_ok(cairn_prefault(s, blob, 2 * BYTES_PER_EXTENT, 0));
 
     /* for_write needs a transaction. */
     assert_cairn_rc(cairn_prefault(s, blob, 64, 1), CAIRN_INVALID);
@@ -1161,7 +1160,7 @@ static void write_outside_txn_aborts(void **state)
 {
     (void)state;
     char *dir = tu_tempdir();
-    make_blob_store(dir, 2 * EXTENT_PAGES, NULL, NULL);
+    make_blob_store(dir, 2 * PAGES_PER_EXTENT, NULL, NULL);
     static const char *modes[] = {"loaded", "cold", "after_commit", "after_abort"};
     struct child_result *r = &child_res;
     for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
@@ -1199,7 +1198,7 @@ static void foreign_faults_still_kill(void **state)
 {
     (void)state;
     char *dir = tu_tempdir();
-    make_blob_store(dir, 3 * EXTENT_PAGES, NULL, NULL);
+    make_blob_store(dir, 3 * PAGES_PER_EXTENT, NULL, NULL);
     struct child_result *r = &child_res;
 
     run_child(r, "foreign_segv", dir, "read");
@@ -1248,7 +1247,7 @@ static void app_handler_installed_after_open(void **state)
     (void)state;
     char *dir = tu_tempdir();
     char *dir2 = tu_tempdir();
-    make_blob_store(dir, 3 * EXTENT_PAGES, NULL, NULL);
+    make_blob_store(dir, 3 * PAGES_PER_EXTENT, NULL, NULL);
     struct child_result *r = &child_res;
     run_child(r, "app_handler_after_open", dir, dir2);
     tu_rmdir(dir);
@@ -1268,7 +1267,7 @@ static void fork_child_has_no_store(void **state)
 {
     (void)state;
     char *dir = tu_tempdir();
-    make_blob_store(dir, 2 * EXTENT_PAGES, NULL, NULL);
+    make_blob_store(dir, 2 * PAGES_PER_EXTENT, NULL, NULL);
     struct child_result *r = &child_res;
 
     for (int k = 0; k < 2; k++) {
@@ -1294,7 +1293,7 @@ static void fork_child_has_no_store(void **state)
     assert_cairn_ok(cairn_open(dir, &o, &s));
     assert_cairn_ok(cairn_root_get(s, "blob", (void **)&blob));
     assert_int_equal(blob[1 * PAGE_WORDS + 3], 0xfeed);
-    for (uint64_t pg = 0; pg < 2 * EXTENT_PAGES; pg++)
+    for (uint64_t pg = 0; pg < 2 * PAGES_PER_EXTENT; pg++)
         for (uint64_t w = 0; w < PAGE_WORDS; w++)
             if (!(pg == 1 && w == 3) && blob[pg * PAGE_WORDS + w] != pat(pg, w))
                 fail_msg("page %" PRIu64 " word %" PRIu64 " changed", pg, w);
@@ -1345,11 +1344,11 @@ static void corrupt_extent_never_shown(void **state)
     cairn_options o;
     tu_options(&o);
     uint64_t first;
-    make_blob_store(dir, 4 * EXTENT_PAGES, &o, &first);
-    uint64_t bad_e = ext_of_page(first) + 1;            /* whole extent inside the blob */
-    uint64_t bad_pg = bad_e * EXTENT_PAGES - first + 4; /* blob page in it */
-    uint64_t good_pg = bad_pg + EXTENT_PAGES;           /* blob page in the next extent */
-    assert_true(good_pg < 4 * EXTENT_PAGES);
+    make_blob_store(dir, 4 * PAGES_PER_EXTENT, &o, &first);
+    uint64_t bad_e = ext_of_page(first) + 1;                /* whole extent inside the blob */
+    uint64_t bad_pg = bad_e * PAGES_PER_EXTENT - first + 4; /* blob page in it */
+    uint64_t good_pg = bad_pg + PAGES_PER_EXTENT;           /* blob page in the next extent */
+    assert_true(good_pg < 4 * PAGES_PER_EXTENT);
     corrupt_extent(dir, bad_e);
 
     cairn_store *s;
@@ -1361,15 +1360,15 @@ static void corrupt_extent_never_shown(void **state)
     assert_cairn_rc(cairn_prefault(s, bad, 8, 0), CAIRN_CORRUPT);
     assert_cairn_rc(cairn_prefault(s, bad, 8, 0), CAIRN_CORRUPT); /* not cached as loaded */
     /* A range holding it fails too, even if it starts in a good extent. */
-    assert_cairn_rc(cairn_prefault(s, blob + (bad_pg - EXTENT_PAGES) * PAGE_WORDS, 2 * EXTENT_BYTES, 0),
+    assert_cairn_rc(cairn_prefault(s, blob + (bad_pg - PAGES_PER_EXTENT) * PAGE_WORDS, 2 * BYTES_PER_EXTENT, 0),
                     CAIRN_CORRUPT);
     cairn_stats after = stats(s);
     /* Only good extents were counted: the descriptor extent and the one
      * before the bad one (from the range). */
-    uint64_t prev = first + bad_pg - EXTENT_PAGES; /* a page of the extent before */
+    uint64_t prev = first + bad_pg - PAGES_PER_EXTENT; /* a page of the extent before */
     uint64_t want = 2 + (desc_ext_of_page(prev) != desc_ext_of_page(first + bad_pg));
     assert_int_equal(after.extents_loaded - before.extents_loaded, want);
-    assert_int_equal(after.pages_resident, after.extents_loaded * EXTENT_PAGES);
+    assert_int_equal(after.pages_resident, after.extents_loaded * PAGES_PER_EXTENT);
     cairn_txn *t;
     assert_cairn_ok(cairn_txn_begin(s, &t));
     assert_cairn_rc(cairn_prefault(s, bad, 8, 1), CAIRN_CORRUPT);
@@ -1447,11 +1446,11 @@ static void mprotect_map_count_bounded(void **state)
     cairn_store *s;
     cairn_txn *t;
     uint64_t *blob;
-    const uint64_t npages = MC_EXTENTS * EXTENT_PAGES;
+    const uint64_t npages = MC_EXTENTS * PAGES_PER_EXTENT;
     assert_cairn_ok(cairn_open(dir, &o, &s));
     int backend = stats(s).backend;
     assert_cairn_ok(cairn_txn_begin(s, &t));
-    assert_cairn_ok(cairn_alloc_bytes(t, npages * PAGE_SIZE, (void **)&blob));
+    assert_cairn_ok(cairn_alloc_bytes(t, npages * PAGE_BYTES, (void **)&blob));
     for (uint64_t pg = 0; pg < npages; pg++)
         blob[pg * PAGE_WORDS + pg % PAGE_WORDS] = pat(pg, 0);
     assert_cairn_ok(cairn_root_set(t, "blob", blob));
@@ -1470,11 +1469,11 @@ static void mprotect_map_count_bounded(void **state)
     assert_int_equal(r0, 1); /* nothing loaded: one mapping */
     assert_cairn_ok(cairn_root_get(s, "blob", (void **)&blob));
     /* Blob extents entirely inside the blob, every other one. */
-    uint64_t e_first = (first + EXTENT_PAGES - 1) / EXTENT_PAGES, e_end = (first + npages) / EXTENT_PAGES;
+    uint64_t e_first = (first + PAGES_PER_EXTENT - 1) / PAGES_PER_EXTENT, e_end = (first + npages) / PAGES_PER_EXTENT;
     cairn_stats st0 = stats(s);
     uint64_t touched = 0;
     for (uint64_t e = e_first; e < e_end; e += 2) {
-        uint64_t pg = e * EXTENT_PAGES - first + 3;
+        uint64_t pg = e * PAGES_PER_EXTENT - first + 3;
         uint64_t v = blob[pg * PAGE_WORDS + pg % PAGE_WORDS];
         if (v != pat(pg, 0))
             fail_msg("extent %" PRIu64 ": wrong data", e);
@@ -1488,7 +1487,7 @@ static void mprotect_map_count_bounded(void **state)
     assert_cairn_ok(cairn_txn_begin(s, &t));
     uint64_t written = 0;
     for (uint64_t e = e_first; e < e_end; e += 4) {
-        uint64_t pg = e * EXTENT_PAGES - first + 3;
+        uint64_t pg = e * PAGES_PER_EXTENT - first + 3;
         blob[pg * PAGE_WORDS + 1] = 0xabcd0000 + e;
         written++;
     }
@@ -1519,7 +1518,7 @@ static void mprotect_map_count_bounded(void **state)
     assert_true(m3 - r3 <= m0 - r0 + MC_SLACK);
     /* The written words are there, the others intact. */
     for (uint64_t e = e_first; e < e_end; e += 2) {
-        uint64_t pg = e * EXTENT_PAGES - first + 3;
+        uint64_t pg = e * PAGES_PER_EXTENT - first + 3;
         uint64_t want = (e - e_first) % 4 == 0 ? 0xabcd0000 + e : pg % PAGE_WORDS == 1 ? pat(pg, 0) : 0;
         assert_int_equal(blob[pg * PAGE_WORDS + 1], want);
     }

@@ -310,11 +310,11 @@ enum stop_how {
 };
 
 struct run {
-    int64_t last_ack;      /* -1: none */
+    int64_t last_ack; /* -1: none */
     int64_t nacks;
     int started, opened, done;
-    int64_t open_us;       /* START to OPENED, if seen */
-    uint64_t checkpoints;  /* checkpoints the child had run by its last ack */
+    int64_t open_us;      /* START to OPENED, if seen */
+    uint64_t checkpoints; /* checkpoints the child had run by its last ack */
     /* wal size after each acknowledged txn, indexed by txn number */
     uint64_t *wal_after;
     size_t wal_cap;
@@ -442,8 +442,8 @@ static void run_child(const char *dir, const struct child_cfg *c, enum stop_how 
             if (how != STOP_DELAY) {
                 kill(pid, SIGKILL);
                 waitpid(pid, NULL, 0);
-                fail_msg("child did not get there in time (stop %d, param %lld, last ack %lld)", how,
-                         (long long)param, (long long)r->last_ack);
+                fail_msg("child did not get there in time (stop %d, param %lld, last ack %lld)", how, (long long)param,
+                         (long long)r->last_ack);
             }
             break;
         }
@@ -573,7 +573,7 @@ static void compare_stores(cairn_store *a, cairn_store *b, int64_t n)
     assert_true(sa.pages_allocated > 0);
     assert_int_equal(sa.pages_allocated, sb.pages_allocated);
     struct layout l;
-    layout_init(&l, la / PAGE_SIZE);
+    layout_init(&l, la / PAGE_BYTES);
     size_t words = (size_t)((l.data_start + sa.pages_allocated) * PAGE_WORDS);
     const uint64_t *wa = ba, *wb = bb;
     uintptr_t ua = (uintptr_t)ba, ub = (uintptr_t)bb;
@@ -921,8 +921,8 @@ static void recover_in_batches(void **state)
         run_free(&run);
     }
     unsetenv("CAIRN_RECOVER_BATCH");
-    print_message("batched recovery takes %lld us; %d of 7 kills landed before it finished\n",
-                  (long long)open_us, killed_early);
+    print_message("batched recovery takes %lld us; %d of 7 kills landed before it finished\n", (long long)open_us,
+                  killed_early);
     close_store(sa);
     tu_rmdir(orig);
     tu_rmdir(a);
@@ -1033,8 +1033,8 @@ static void torn_tail(void **state)
         int64_t want;
     } cuts[32];
     size_t nc = 0;
-    uint64_t inside[] = {start + 1, start + 7, start + 8, start + 31, start + 32, start + 33,
-                         start + (end - start) / 2, end - 41, end - 40, end - 39, end - 8, end - 3, end - 2, end - 1};
+    uint64_t inside[] = {start + 1, start + 7, start + 8, start + 31, start + 32, start + 33, start + (end - start) / 2,
+                         end - 41,  end - 40,  end - 39,  end - 8,    end - 3,    end - 2,    end - 1};
     cuts[nc].cut = start, cuts[nc++].want = K - 1;
     for (size_t i = 0; i < sizeof inside / sizeof inside[0]; i++)
         cuts[nc].cut = inside[i], cuts[nc++].want = K - 1;

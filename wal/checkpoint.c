@@ -26,7 +26,7 @@
 static int is_zero(const void *raw)
 {
     const uint64_t *w = raw;
-    for (size_t i = 0; i < EXTENT_BYTES / 8; i++)
+    for (size_t i = 0; i < BYTES_PER_EXTENT / 8; i++)
         if (w[i])
             return 0;
     return 1;
@@ -35,7 +35,7 @@ static int is_zero(const void *raw)
 static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, extent_source_fn get, void *ctx,
                               uint64_t ckpt_lsn)
 {
-    unsigned char *raw = malloc(EXTENT_BYTES);
+    unsigned char *raw = malloc(BYTES_PER_EXTENT);
     if (!raw)
         return ENOMEM;
     MDB_txn *txn;
@@ -55,8 +55,7 @@ static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, ext
         /* LMDB frees the value it replaces by that value's own header. */
         rc = lmdb_get(txn, s->extents, &key, &old);
         if (rc == 0 && lmdb_value_check(txn, map, &old) != 0) {
-            store_set_error(s, "%s/data.mdb: extent %llu: its LMDB record is damaged", s->path,
-                            (unsigned long long)e);
+            store_set_error(s, "%s/data.mdb: extent %llu: its LMDB record is damaged", s->path, (unsigned long long)e);
             rc = CAIRN_CORRUPT;
         }
         if (rc == MDB_NOTFOUND)
@@ -75,7 +74,7 @@ static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, ext
             break;
         MDB_val val = {len, s->zbuf};
         rc = lmdb_put(txn, s->extents, &key, &val, 0);
-        zin += EXTENT_BYTES;
+        zin += BYTES_PER_EXTENT;
         zout += len;
     }
     if (rc == 0)
@@ -120,10 +119,10 @@ int checkpoint_write_extents(cairn_store *s, const uint64_t *ext, size_t n, exte
 static int read_committed_extent(void *ctx, uint64_t e, void *raw)
 {
     struct pager *p = ctx;
-    for (uint64_t i = 0; i < EXTENT_PAGES; i++) {
+    for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++) {
         /* Extents with unflushed pages are never evicted, so 1 cannot come
          * back here; an error of the descriptor page can. */
-        int rc = pager_read_committed(p, e * EXTENT_PAGES + i, (char *)raw + i * PAGE_SIZE);
+        int rc = pager_read_committed(p, e * PAGES_PER_EXTENT + i, (char *)raw + i * PAGE_BYTES);
         if (rc)
             return rc < 0 ? rc : CAIRN_IOERR;
     }
@@ -150,7 +149,7 @@ static int checkpoint_locked(cairn_store *s)
     if (!ext)
         return ENOMEM;
     for (size_t i = 0; i < n; i++)
-        ext[i] = p->unflushed[i] / EXTENT_PAGES;
+        ext[i] = p->unflushed[i] / PAGES_PER_EXTENT;
     qsort(ext, n, sizeof *ext, cmp_u64);
     size_t ne = 0;
     for (size_t i = 0; i < n; i++)

@@ -87,13 +87,13 @@ static int image_of(struct replay *r, uint64_t e, unsigned char **out)
         *out = r->imgs[h];
         return 0;
     }
-    unsigned char *img = malloc(EXTENT_BYTES);
+    unsigned char *img = malloc(BYTES_PER_EXTENT);
     if (!img)
         return ENOMEM;
     MDB_val key = {sizeof e, &e}, val;
     int rc = lmdb_get(r->txn, r->s->extents, &key, &val);
     if (rc == MDB_NOTFOUND) {
-        memset(img, 0, EXTENT_BYTES);
+        memset(img, 0, BYTES_PER_EXTENT);
         rc = 0;
     } else if (rc == 0) {
         rc = extent_decode(img, val.mv_data, val.mv_size, e, r->s->seed, r->s->dctx);
@@ -121,10 +121,10 @@ static int apply_change(void *ctx, const struct wal_page_change *c)
         return CAIRN_CORRUPT;
     }
     unsigned char *img;
-    int rc = image_of(r, c->page / EXTENT_PAGES, &img);
+    int rc = image_of(r, c->page / PAGES_PER_EXTENT, &img);
     if (rc)
         return rc;
-    rc = wal_apply_ranges(img + (c->page % EXTENT_PAGES) * PAGE_SIZE, c->payload, c->len);
+    rc = wal_apply_ranges(img + (c->page % PAGES_PER_EXTENT) * PAGE_BYTES, c->payload, c->len);
     if (rc)
         store_set_error(r->s, "%s: malformed log record at LSN %llu", r->s->path, (unsigned long long)c->lsn);
     return rc;
@@ -133,7 +133,7 @@ static int apply_change(void *ctx, const struct wal_page_change *c)
 static int image_source(void *ctx, uint64_t e, void *raw)
 {
     struct replay *r = ctx;
-    memcpy(raw, r->imgs[slot_of(r, e)], EXTENT_BYTES);
+    memcpy(raw, r->imgs[slot_of(r, e)], BYTES_PER_EXTENT);
     return 0;
 }
 

@@ -44,9 +44,9 @@
 
 #define PREFIX (1 + 64)
 
-static unsigned char *raw;   /* EXTENT_BYTES, then a guard page */
-static unsigned char *raw2;  /* scratch for re-decodes and the fix-up */
-static unsigned char *zbuf;  /* extent_bound() */
+static unsigned char *raw;  /* BYTES_PER_EXTENT, then a guard page */
+static unsigned char *raw2; /* scratch for re-decodes and the fix-up */
+static unsigned char *zbuf; /* extent_bound() */
 static ZSTD_DCtx *dctx;
 static ZSTD_CCtx *cctx;
 
@@ -60,8 +60,8 @@ static unsigned char *guarded(size_t len)
 
 static void init(void)
 {
-    raw = guarded(EXTENT_BYTES);
-    raw2 = guarded(EXTENT_BYTES);
+    raw = guarded(BYTES_PER_EXTENT);
+    raw2 = guarded(BYTES_PER_EXTENT);
     zbuf = malloc(extent_bound());
     dctx = ZSTD_createDCtx();
     cctx = ZSTD_createCCtx();
@@ -80,8 +80,8 @@ static uint64_t rotl(uint64_t v, unsigned r)
 static void swizzle_one(unsigned i, const uint64_t map[PAGE_WORDS / 64], uintptr_t base, uint64_t lo, uint64_t hi)
 {
     static uint64_t orig[PAGE_WORDS], words[PAGE_WORDS], back[PAGE_WORDS];
-    memcpy(orig, raw + (size_t)i * PAGE_SIZE, PAGE_SIZE);
-    memcpy(words, orig, PAGE_SIZE);
+    memcpy(orig, raw + (size_t)i * PAGE_BYTES, PAGE_BYTES);
+    memcpy(words, orig, PAGE_BYTES);
     int bad = 0;
     for (unsigned w = 0; w < PAGE_WORDS; w++)
         if (((map[w / 64] >> (w % 64)) & 1) && orig[w] && (orig[w] < lo || orig[w] >= hi))
@@ -105,7 +105,7 @@ static void swizzle_one(unsigned i, const uint64_t map[PAGE_WORDS / 64], uintptr
     unsigned badw = ~0u;
     rc = unswizzle_page(back, words, map, base, lo, hi, &badw);
     FZ_CHECK(rc == 0, "unswizzle of a swizzled page: %d at word %u", rc, badw);
-    FZ_CHECK(memcmp(back, orig, PAGE_SIZE) == 0, "swizzle/unswizzle changed page %u", i);
+    FZ_CHECK(memcmp(back, orig, PAGE_BYTES) == 0, "swizzle/unswizzle changed page %u", i);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -140,23 +140,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned char *fixed = NULL;
     int frame_ok = 0;
     if ((ctl >> 3) & 1) {
-        size_t flen = len < EXTENT_HEADER ? EXTENT_HEADER : len;
+        size_t flen = len < FMT_EXTENT_HEADER ? FMT_EXTENT_HEADER : len;
         fixed = calloc(flen, 1);
         FZ_CHECK(fixed, "out of memory");
         if (len)
             memcpy(fixed, val, len);
-        size_t zlen = flen - EXTENT_HEADER;
+        size_t zlen = flen - FMT_EXTENT_HEADER;
         fz_put32(fixed, 0x31545843u);
         uint16_t v16 = 1;
         memcpy(fixed + 4, &v16, 2);
         v16 = 0;
         memcpy(fixed + 6, &v16, 2);
-        fz_put32(fixed + 8, (uint32_t)EXTENT_PAGES);
+        fz_put32(fixed + 8, (uint32_t)PAGES_PER_EXTENT);
         fz_put32(fixed + 12, (uint32_t)zlen);
         fz_put64(fixed + 16, e);
-        size_t z = ZSTD_decompressDCtx(dctx, raw2, EXTENT_BYTES, fixed + EXTENT_HEADER, zlen);
-        if (!ZSTD_isError(z) && z == EXTENT_BYTES && zlen == (uint32_t)zlen) {
-            fz_put64(fixed + 24, XXH3_64bits_withSeed(raw2, EXTENT_BYTES, e ^ seed));
+        size_t z = ZSTD_decompressDCtx(dctx, raw2, BYTES_PER_EXTENT, fixed + FMT_EXTENT_HEADER, zlen);
+        if (!ZSTD_isError(z) && z == BYTES_PER_EXTENT && zlen == (uint32_t)zlen) {
+            fz_put64(fixed + 24, XXH3_64bits_withSeed(raw2, BYTES_PER_EXTENT, e ^ seed));
             frame_ok = 1;
         }
         val = fixed, len = flen;
@@ -169,10 +169,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (unsigned long long)e, rc, frame_ok ? " (sealed by the harness)" : "");
     if (frame_ok) {
         FZ_CHECK(rc == 0, "a sealed extent whose frame zstd decompresses was refused");
-        FZ_CHECK(memcmp(raw, raw2, EXTENT_BYTES) == 0, "decoded pages differ from zstd's");
+        FZ_CHECK(memcmp(raw, raw2, BYTES_PER_EXTENT) == 0, "decoded pages differ from zstd's");
     }
     if (rc == 0) {
-        FZ_CHECK(len >= EXTENT_HEADER, "decoded a %zu-byte value", len);
+        FZ_CHECK(len >= FMT_EXTENT_HEADER, "decoded a %zu-byte value", len);
         /* The same bytes never decode as another extent, nor truncated. */
         FZ_CHECK(extent_decode(raw2, val, len, e + 1, seed, dctx) == CAIRN_CORRUPT, "decoded as extent e+1");
         FZ_CHECK(extent_decode(raw2, val, len - 1, e, seed, dctx) == CAIRN_CORRUPT, "decoded truncated");
@@ -182,7 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int erc = extent_encode(zbuf, extent_bound(), &zlen, raw, e, seed, 1, cctx);
         FZ_CHECK(erc == 0, "extent_encode: %d", erc);
         erc = extent_decode(raw2, zbuf, zlen, e, seed, dctx);
-        FZ_CHECK(erc == 0 && memcmp(raw, raw2, EXTENT_BYTES) == 0, "re-encoded extent does not round-trip: %d",
+        FZ_CHECK(erc == 0 && memcmp(raw, raw2, BYTES_PER_EXTENT) == 0, "re-encoded extent does not round-trip: %d",
                  erc);
 
         struct layout lay;
@@ -201,8 +201,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             layout_init(&lay, 4096), base = (uintptr_t)0x7ffff0000000ull;
             break;
         }
-        uint64_t lo = lay.data_start * PAGE_SIZE, hi = lay.pages * PAGE_SIZE;
-        for (unsigned i = 0; i < EXTENT_PAGES; i++) {
+        uint64_t lo = lay.data_start * PAGE_BYTES, hi = lay.pages * PAGE_BYTES;
+        for (unsigned i = 0; i < PAGES_PER_EXTENT; i++) {
             uint64_t map[PAGE_WORDS / 64];
             for (unsigned j = 0; j < PAGE_WORDS / 64; j++) {
                 switch ((ctl >> 4) & 3) {

@@ -118,9 +118,9 @@ struct range {
 static void wal_header(struct buf *b, const uint8_t id[16], uint64_t start_lsn)
 {
     unsigned char h[FZ_WAL_HEADER] = {0};
-    fz_put64(h + 32, 3);                      /* generation */
-    fz_put64(h + 40, start_lsn);              /* start LSN */
-    fz_put64(h + 48, 0x0123456789abcdefull);  /* salt */
+    fz_put64(h + 32, 3);                     /* generation */
+    fz_put64(h + 40, start_lsn);             /* start LSN */
+    fz_put64(h + 48, 0x0123456789abcdefull); /* salt */
     fz_wal_seal_header(h, id, 1);
     b_add(b, h, sizeof h);
 }
@@ -334,7 +334,7 @@ static void make_wal(void)
 #define CTL_MAP(m) ((m) << 4)
 #define CTL_GEOM(g) ((g) << 6)
 
-static unsigned char pages[EXTENT_BYTES];
+static unsigned char pages[BYTES_PER_EXTENT];
 
 static void emit_extent(const char *name, uint8_t ctl, const uint64_t map[8], const void *val, size_t len)
 {
@@ -360,7 +360,7 @@ static size_t encode(unsigned char *dst, uint64_t e, uint64_t seed)
 
 static void put_word(unsigned page, unsigned word, uint64_t v)
 {
-    memcpy(pages + (size_t)page * PAGE_SIZE + word * 8, &v, 8);
+    memcpy(pages + (size_t)page * PAGE_BYTES + word * 8, &v, 8);
 }
 
 static void make_extent(void)
@@ -371,7 +371,7 @@ static void make_extent(void)
         abort();
     struct layout small;
     layout_init(&small, 4096);
-    const uint64_t lo = small.data_start * PAGE_SIZE, hi = small.pages * PAGE_SIZE;
+    const uint64_t lo = small.data_start * PAGE_BYTES, hi = small.pages * PAGE_BYTES;
 
     /* Zero pages, extent 0. */
     memset(pages, 0, sizeof pages);
@@ -380,7 +380,7 @@ static void make_extent(void)
     emit_extent("zero-e0-as-e5", CTL_KEY_5, NULL, val, len);
     emit_extent("zero-e0-seed0", CTL_KEY_0 | CTL_SEED0, NULL, val, len); /* wrong seed */
     emit_extent("zero-e0-truncated", CTL_KEY_HEADER, NULL, val, len - 3);
-    emit_extent("header-only", CTL_KEY_HEADER, NULL, val, EXTENT_HEADER);
+    emit_extent("header-only", CTL_KEY_HEADER, NULL, val, FMT_EXTENT_HEADER);
     emit_extent("short", CTL_KEY_HEADER, NULL, val, 20);
     val[0] ^= 0x20;
     emit_extent("bad-magic", CTL_KEY_HEADER, NULL, val, len);
@@ -392,7 +392,7 @@ static void make_extent(void)
     val[4] = 2;
     emit_extent("version-2", CTL_KEY_HEADER, NULL, val, len);
     val[4] = 1;
-    memset(val, 0xee, EXTENT_HEADER); /* garbage header, valid frame */
+    memset(val, 0xee, FMT_EXTENT_HEADER); /* garbage header, valid frame */
     emit_extent("garbage-header-fixup", CTL_KEY_5 | CTL_FIXUP, NULL, val, len);
     emit_extent("garbage-header", CTL_KEY_5, NULL, val, len);
 
@@ -402,7 +402,7 @@ static void make_extent(void)
     for (unsigned j = 0; j < 8; j++)
         map[j] = 0x0101010101010101ull;
     memset(pages, 0, sizeof pages);
-    for (unsigned pg = 0; pg < EXTENT_PAGES; pg++)
+    for (unsigned pg = 0; pg < PAGES_PER_EXTENT; pg++)
         for (unsigned w = 0; w < PAGE_WORDS; w++)
             put_word(pg, w, w % 8 == 0 ? (w % 16 ? lo + (uint64_t)(pg * 4096 + w * 8) : 0) : (uint64_t)w * 0x10001);
     len = encode(val, 5, seed);
@@ -423,21 +423,21 @@ static void make_extent(void)
     struct layout large;
     layout_init(&large, (uint64_t)1 << 32);
     memset(pages, 0, sizeof pages);
-    for (unsigned pg = 0; pg < EXTENT_PAGES; pg++)
+    for (unsigned pg = 0; pg < PAGES_PER_EXTENT; pg++)
         for (unsigned w = 0; w < PAGE_WORDS; w += 8)
-            put_word(pg, w, large.data_start * PAGE_SIZE + ((uint64_t)w << 20) + pg * 16);
-    put_word(15, 504, large.pages * PAGE_SIZE - 8);
+            put_word(pg, w, large.data_start * PAGE_BYTES + ((uint64_t)w << 20) + pg * 16);
+    put_word(15, 504, large.pages * PAGE_BYTES - 8);
     len = encode(val, 5, seed);
     emit_extent("pointers-e5-big-store", CTL_KEY_5 | CTL_MAP(0) | CTL_GEOM(1), map, val, len);
 
     /* Root directory extent (pages 0..15 of a store, extent 0): names and a
      * pointer in word 7 of each 64-byte entry of pages 2..15. */
     memset(pages, 0, sizeof pages);
-    for (unsigned pg = 2; pg < EXTENT_PAGES; pg++)
+    for (unsigned pg = 2; pg < PAGES_PER_EXTENT; pg++)
         for (unsigned ent = 0; ent < 64; ent += 3) {
             char name[56];
             snprintf(name, sizeof name, "root-%u-%u", pg, ent);
-            memcpy(pages + (size_t)pg * PAGE_SIZE + ent * 64, name, strlen(name));
+            memcpy(pages + (size_t)pg * PAGE_BYTES + ent * 64, name, strlen(name));
             put_word(pg, ent * 8 + 7, lo + (uint64_t)ent * 4096);
         }
     len = encode(val, 0, seed);

@@ -59,7 +59,7 @@
  *   SHORT     pwrite/pread transfer half of what was asked and say so
  *   EINTR     the call fails with EINTR, nothing done; "persistent" is a
  *             signal storm: every call from the k-th on is interrupted
- *             EINTR_STORM times in a row, then one gets through
+ *             INTR_STORM times in a row, then one gets through
  *   MAPFULL   mdb_put/mdb_del/mdb_txn_commit return MDB_MAP_FULL
  *   EIO-late  the operation takes effect, then EIO is reported (pwrite
  *             writes everything, fdatasync/fsync sync, renameat renames,
@@ -147,10 +147,10 @@ enum op {
 };
 
 static const char *const op_name[OP_N] = {
-    "pwrite",       "pread",          "fdatasync",      "fsync",        "open",
-    "openat",       "mkdir",          "renameat",       "ftruncate",    "fstat",
-    "lseek",        "mdb_env_open",   "mdb_txn_begin",  "mdb_txn_commit", "mdb_put",
-    "mdb_del",      "mdb_get",        "mdb_dbi_open",   "mdb_cursor_open", "mdb_cursor_get",
+    "pwrite",  "pread",        "fdatasync",     "fsync",           "open",
+    "openat",  "mkdir",        "renameat",      "ftruncate",       "fstat",
+    "lseek",   "mdb_env_open", "mdb_txn_begin", "mdb_txn_commit",  "mdb_put",
+    "mdb_del", "mdb_get",      "mdb_dbi_open",  "mdb_cursor_open", "mdb_cursor_get",
 };
 
 enum kind { K_EIO, K_ENOSPC, K_SHORT, K_EINTR, K_MAPFULL, K_EIO_LATE, K_N };
@@ -190,8 +190,7 @@ static bool applies(enum op op, enum kind k, unsigned f)
     case K_MAPFULL:
         return op == OP_MDB_PUT || op == OP_MDB_DEL || op == OP_MDB_TXN_COMMIT;
     case K_EIO_LATE:
-        return op == OP_PWRITE || op == OP_FDATASYNC || op == OP_FSYNC || op == OP_RENAMEAT ||
-               op == OP_MDB_TXN_COMMIT;
+        return op == OP_PWRITE || op == OP_FDATASYNC || op == OP_FSYNC || op == OP_RENAMEAT || op == OP_MDB_TXN_COMMIT;
     default:
         return false;
     }
@@ -226,13 +225,13 @@ static bool is_mdb(int op)
 
 struct plan {
     enum kind kind;
-    long k;          /* fail the k-th operation the kind applies to; 0 = count only */
-    int persistent;  /* and every later one, until the phase ends */
+    long k;           /* fail the k-th operation the kind applies to; 0 = count only */
+    int persistent;   /* and every later one, until the phase ends */
     uint32_t op_mask; /* if not 0: only these operations are counted */
     int grow_fails;   /* growing the LMDB map fails (see __wrap_mdb_env_set_mapsize) */
 };
 
-#define EINTR_STORM 8
+#define INTR_STORM 8
 #define SPIN_LIMIT 20000 /* injections in one phase: more means a retry loop spins */
 #define SEQ_MAX 512
 
@@ -244,8 +243,8 @@ static _Atomic long fp_ops[OP_N];
 static _Atomic long fp_fired;
 static _Atomic int fp_first_op = -1;
 static _Atomic unsigned fp_first_flags;
-static _Atomic long fp_first_index;   /* position of the first injection among all operations */
-static _Atomic uint32_t fp_hit_ops;   /* every operation injected into */
+static _Atomic long fp_first_index; /* position of the first injection among all operations */
+static _Atomic uint32_t fp_hit_ops; /* every operation injected into */
 static _Atomic long fp_storm;
 static _Atomic int fp_spun;
 static _Atomic long fp_grow_failed;
@@ -274,7 +273,7 @@ static int decide(enum op op, unsigned f)
     if (hit < 0)
         return -1;
     if (hit == K_EINTR && fp.persistent) {
-        if (atomic_fetch_add(&fp_storm, 1) >= EINTR_STORM) {
+        if (atomic_fetch_add(&fp_storm, 1) >= INTR_STORM) {
             atomic_store(&fp_storm, 0);
             return -1;
         }
@@ -683,12 +682,12 @@ static void case_fail(int line, const char *fmt, ...)
 }
 
 /* Soft check: records the failure and goes on; evaluates to cond. */
-#define CHECK(cond, ...)                                                                                          \
-    __extension__({                                                                                               \
-        bool ok_ = (cond);                                                                                        \
-        if (!ok_)                                                                                                 \
-            case_fail(__LINE__, __VA_ARGS__);                                                                     \
-        ok_;                                                                                                      \
+#define CHECK(cond, ...)                                                                                               \
+    __extension__({                                                                                                    \
+        bool ok_ = (cond);                                                                                             \
+        if (!ok_)                                                                                                      \
+            case_fail(__LINE__, __VA_ARGS__);                                                                          \
+        ok_;                                                                                                           \
     })
 
 static int count_fds(void)
@@ -910,8 +909,7 @@ static int expect_state(cairn_store *s, const struct hist *cands, int ncands, bo
     if (check) {
         cairn_check_report r;
         int rc = cairn_check(s, &r);
-        CHECK(rc == CAIRN_OK, "%s: cairn_check returned %d (%s): %s", what, rc, cairn_strerror(rc),
-              r.first_problem);
+        CHECK(rc == CAIRN_OK, "%s: cairn_check returned %d (%s): %s", what, rc, cairn_strerror(rc), r.first_problem);
     }
     char why[256] = "", hb[96], all[256] = "";
     for (int i = 0; i < ncands; i++) {
@@ -1085,11 +1083,12 @@ static void check_report(const struct plan *pl, const struct report *rep, const 
     if (pl->k > 0) {
         case_note(" [%s%s]", rep->first_op >= 0 ? op_name[rep->first_op] : "-",
                   rep->first_op >= 0 && (rep->first_flags & F_CREAT) ? " O_CREAT" : "");
-        CHECK(rep->fired > 0, "the %ld-th %s-able operation never happened (the baseline saw %s there): the "
-                              "phase is not deterministic",
+        CHECK(rep->fired > 0,
+              "the %ld-th %s-able operation never happened (the baseline saw %s there): the "
+              "phase is not deterministic",
               pl->k, kind_name[pl->kind],
               baseline_seq && pl->k <= SEQ_MAX && baseline_seq[pl->k - 1] >= 0 ? op_name[baseline_seq[pl->k - 1]]
-                                                                                : "?");
+                                                                               : "?");
         if (rep->fired > 0 && baseline_seq && pl->k <= SEQ_MAX && baseline_seq[pl->k - 1] >= 0)
             CHECK(rep->first_op == baseline_seq[pl->k - 1],
                   "injected into %s, but the baseline's operation %ld was %s: the phase is not deterministic",
@@ -1119,8 +1118,8 @@ static struct hitinfo hit_of(const struct plan *pl, const struct report *rep)
     h.hard = h.write_op && (pl->kind == K_EIO || pl->kind == K_ENOSPC || pl->kind == K_EIO_LATE);
     /* Benign only if every call interrupted was a read or write (a
      * persistent EINTR storm also reaches fdatasync, which may fail). */
-    h.benign = pl->kind == K_SHORT ||
-               (pl->kind == K_EINTR && (rep->hit_ops & ~((1u << OP_PWRITE) | (1u << OP_PREAD))) == 0);
+    h.benign =
+        pl->kind == K_SHORT || (pl->kind == K_EINTR && (rep->hit_ops & ~((1u << OP_PWRITE) | (1u << OP_PREAD))) == 0);
     return h;
 }
 
@@ -1136,7 +1135,7 @@ static bool error_code(int rc)
 struct commit_scen {
     const char *name;
     int sync;
-    bool log_holds; /* the log holds committed transactions when C commits */
+    bool log_holds;   /* the log holds committed transactions when C commits */
     bool abort_close; /* after a failure: no retry; abort, close, reopen */
 };
 
@@ -1188,15 +1187,16 @@ static void run_commit(const void *arg, const struct plan *pl, struct report *re
         CHECK(rc1 == CAIRN_FULL, "ENOSPC on %s: commit returned %d (%s), want CAIRN_FULL", op_name[h.op], rc1,
               cairn_strerror(rc1));
     if (h.fired && h.kind == K_ENOSPC && h.op != OP_PWRITE)
-        CHECK(rc1 == CAIRN_FULL || rc1 == CAIRN_IOERR, "ENOSPC on %s: commit returned %d (%s), want CAIRN_FULL or "
-                                                       "CAIRN_IOERR",
+        CHECK(rc1 == CAIRN_FULL || rc1 == CAIRN_IOERR,
+              "ENOSPC on %s: commit returned %d (%s), want CAIRN_FULL or "
+              "CAIRN_IOERR",
               op_name[h.op], rc1, cairn_strerror(rc1));
     if (h.fired && (h.kind == K_EIO || h.kind == K_EIO_LATE))
         CHECK(rc1 == CAIRN_IOERR, "%s on %s: commit returned %d (%s), want CAIRN_IOERR", kind_name[h.kind],
               op_name[h.op], rc1, cairn_strerror(rc1));
     if (h.benign)
-        CHECK(rc1 == 0, "%s on %s (a retry absorbs it): commit returned %d (%s)", kind_name[h.kind], op_name[h.op],
-              rc1, cairn_strerror(rc1));
+        CHECK(rc1 == 0, "%s on %s (a retry absorbs it): commit returned %d (%s)", kind_name[h.kind], op_name[h.op], rc1,
+              cairn_strerror(rc1));
     if (h.fired && h.kind == K_EINTR && !h.benign)
         CHECK(rc1 == 0 || rc1 == CAIRN_IOERR, "EINTR on %s: commit returned %d (%s)", op_name[h.op], rc1,
               cairn_strerror(rc1));
@@ -1310,12 +1310,12 @@ static void check_ckpt_rc(int rc, const struct hitinfo *h, const char *what, boo
             CHECK(rc == CAIRN_FULL, "map full for good: %s returned %d (%s), want CAIRN_FULL", what, rc,
                   cairn_strerror(rc));
         else
-            CHECK(rc == 0, "one MDB_MAP_FULL (the map grows and the write is retried): %s returned %d (%s)", what,
-                  rc, cairn_strerror(rc));
+            CHECK(rc == 0, "one MDB_MAP_FULL (the map grows and the write is retried): %s returned %d (%s)", what, rc,
+                  cairn_strerror(rc));
     }
     if (h->benign)
-        CHECK(rc == 0, "%s on %s (a retry absorbs it): %s returned %d (%s)", kind_name[h->kind], op_name[h->op],
-              what, rc, cairn_strerror(rc));
+        CHECK(rc == 0, "%s on %s (a retry absorbs it): %s returned %d (%s)", kind_name[h->kind], op_name[h->op], what,
+              rc, cairn_strerror(rc));
 }
 
 static void run_checkpoint(const void *arg, const struct plan *pl, struct report *rep_out)
@@ -1506,16 +1506,14 @@ static void run_register(const void *arg, const struct plan *pl, struct report *
     *rep_out = rep;
     check_report(pl, &rep, g_baseline_seq);
     struct hitinfo h = hit_of(pl, &rep);
-    CHECK(rc == 0 || error_code(rc), "type_register returned %d (%s): not an I/O error code", rc,
-          cairn_strerror(rc));
+    CHECK(rc == 0 || error_code(rc), "type_register returned %d (%s): not an I/O error code", rc, cairn_strerror(rc));
     if (!h.fired)
         CHECK(rc == 0, "type_register without injection returned %d (%s)", rc, cairn_strerror(rc));
     if (h.hard)
-        CHECK(rc != 0, "type_register returned CAIRN_OK although %s failed with %s", op_name[h.op],
-              kind_name[h.kind]);
+        CHECK(rc != 0, "type_register returned CAIRN_OK although %s failed with %s", op_name[h.op], kind_name[h.kind]);
     if (h.fired && h.kind == K_MAPFULL && !h.persistent)
-        CHECK(rc == 0, "one MDB_MAP_FULL (the map grows and the write is retried): type_register returned %d (%s)",
-              rc, cairn_strerror(rc));
+        CHECK(rc == 0, "one MDB_MAP_FULL (the map grows and the write is retried): type_register returned %d (%s)", rc,
+              cairn_strerror(rc));
 
     /* Without injection: registration works again (it is not covered by
      * the sticky policy), ids stay distinct, the types can be used. */
@@ -1589,8 +1587,8 @@ static void check_open_rc(int rc, cairn_store *s, cairn_store *sentinel, const s
     if (h->hard)
         CHECK(rc != 0, "open returned CAIRN_OK although %s failed with %s", op_name[h->op], kind_name[h->kind]);
     if (h->benign)
-        CHECK(rc == 0, "%s on %s (a retry absorbs it): open returned %d (%s)", kind_name[h->kind], op_name[h->op],
-              rc, cairn_strerror(rc));
+        CHECK(rc == 0, "%s on %s (a retry absorbs it): open returned %d (%s)", kind_name[h->kind], op_name[h->op], rc,
+              cairn_strerror(rc));
     if (h->fired && h->kind == K_MAPFULL && !h->persistent && map_grows)
         CHECK(rc == 0, "one MDB_MAP_FULL (the map grows and the write is retried): open returned %d (%s)", rc,
               cairn_strerror(rc));
@@ -1677,8 +1675,8 @@ static bool build_template(struct open_scen *sc)
         phase_begin(&pl);
         rc = cairn_checkpoint(s);
         struct report rep = phase_end();
-        ok = CHECK(rep.fired == 1 && rc != 0, "template: failing the log reset did not work (rc %d, fired %ld)",
-                   rc, rep.fired);
+        ok = CHECK(rep.fired == 1 && rc != 0, "template: failing the log reset did not work (rc %d, fired %ld)", rc,
+                   rep.fired);
     }
     if (ok) {
         sc->template_dir = snapshot(dir);
@@ -1797,8 +1795,9 @@ static bool run_case(case_fn fn, const void *scen, const struct plan *pl, struct
         CHECK(false, "the case crashed: signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
               shm->done ? " after it finished (at exit)" : "");
     else if (WEXITSTATUS(status) != 0)
-        CHECK(false, "the case's process exited with status %d: a sanitizer reported (see above: LeakSanitizer "
-                     "or AddressSanitizer exit with 1, ThreadSanitizer with 66)",
+        CHECK(false,
+              "the case's process exited with status %d: a sanitizer reported (see above: LeakSanitizer "
+              "or AddressSanitizer exit with 1, ThreadSanitizer with 66)",
               WEXITSTATUS(status));
     else if (!shm->done)
         CHECK(false, "the case's process exited without finishing");
@@ -1874,7 +1873,8 @@ static void summarize(const char *phase, const struct tally *t)
     printf("== %s: injected-error cases per kind (once / persistent), failed in parentheses\n", phase);
     for (int k = 0; k < K_N; k++) {
         printf("   %-9s %4ld (%ld) / %4ld (%ld)%s\n", kind_name[k], t->cases[k][0], t->failed[k][0], t->cases[k][1],
-               t->failed[k][1], t->cases[k][0] + t->cases[k][1] || filter ? "" : "   n/a: no operation of this phase fails so");
+               t->failed[k][1],
+               t->cases[k][0] + t->cases[k][1] || filter ? "" : "   n/a: no operation of this phase fails so");
         cases += t->cases[k][0] + t->cases[k][1];
         failed += t->failed[k][0] + t->failed[k][1];
     }

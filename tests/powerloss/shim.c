@@ -106,19 +106,19 @@ enum { OP_WRITE = 1, OP_TRUNC };
 
 struct op {
     int kind;
-    int durable;          /* O_DSYNC write: always survives */
-    uint64_t off, len;    /* write: range; trunc: off = new size */
-    uint64_t old_size;    /* file size before the operation */
-    unsigned char *old;   /* bytes it replaced (those that existed) */
-    uint64_t old_len;     /* write: bytes of [off, off+len) below old_size; trunc: old_size - off if shrinking */
-    unsigned char *data;  /* write: the new bytes */
+    int durable;         /* O_DSYNC write: always survives */
+    uint64_t off, len;   /* write: range; trunc: off = new size */
+    uint64_t old_size;   /* file size before the operation */
+    unsigned char *old;  /* bytes it replaced (those that existed) */
+    uint64_t old_len;    /* write: bytes of [off, off+len) below old_size; trunc: old_size - off if shrinking */
+    unsigned char *data; /* write: the new bytes */
 };
 
 struct inode {
     dev_t dev;
     ino_t ino;
-    int priv;             /* our O_RDWR descriptor of the inode */
-    char name[64];        /* last name it was opened by, for reports */
+    int priv;      /* our O_RDWR descriptor of the inode */
+    char name[64]; /* last name it was opened by, for reports */
     struct op *ops;
     size_t nops, cap;
     struct inode *next;
@@ -128,9 +128,9 @@ enum { DOP_CREATE = 1, DOP_RENAME, DOP_UNLINK, DOP_LINK, DOP_MKDIR, DOP_RMDIR };
 
 struct dirop {
     int kind;
-    char *a, *b;          /* absolute paths: created name; rename src, dst; unlink name; link new name;
-                             made or removed directory */
-    char *hidden;         /* absolute path of the hidden link to the replaced/removed inode, or NULL */
+    char *a, *b;  /* absolute paths: created name; rename src, dst; unlink name; link new name;
+                     made or removed directory */
+    char *hidden; /* absolute path of the hidden link to the replaced/removed inode, or NULL */
 };
 
 struct fdinfo {
@@ -735,7 +735,10 @@ static void damage(struct inode *in, const struct op *o, int mode, size_t idx)
         return;
     }
     uint64_t end = o->off + o->len;
-    int choice = o->durable ? 0 : mode == 0 ? 3 : mode == 1 ? 0 : (int)rnd(10); /* 0-2 keep, 3-5 drop, 6-8 tear, 9 scatter */
+    int choice = o->durable  ? 0
+                 : mode == 0 ? 3
+                 : mode == 1 ? 0
+                             : (int)rnd(10); /* 0-2 keep, 3-5 drop, 6-8 tear, 9 scatter */
     char what[96];
     if (choice <= 2) { /* keep */
         pwrite_all(in->priv, o->data, o->len, o->off);
@@ -748,7 +751,10 @@ static void damage(struct inode *in, const struct op *o, int mode, size_t idx)
         uint64_t c = cut_point(o, g);
         if (c > o->off)
             pwrite_all(in->priv, o->data, c - o->off, o->off);
-        snprintf(what, sizeof what, "torn (%s): first %llu of %llu bytes", g == 1 ? "any byte" : g == 512 ? "512" : "4096",
+        snprintf(what, sizeof what, "torn (%s): first %llu of %llu bytes",
+                 g == 1     ? "any byte"
+                 : g == 512 ? "512"
+                            : "4096",
                  (unsigned long long)(c - o->off), (unsigned long long)o->len);
     } else { /* scatter */
         uint64_t g = rnd(2) ? 4096 : 512;
@@ -772,7 +778,10 @@ static void power_loss(const char *what, const char *name)
         for (size_t i = 0; i < in->nops; i++)
             pending += !in->ops[i].durable;
     report("crash at sync point %ld (%s %s), seed %llu (%s): %zu unsynced file operations, %zu directory operations",
-           crash_at, what, name, (unsigned long long)seed, mode == 0 ? "drop all" : mode == 1 ? "keep all" : "random",
+           crash_at, what, name, (unsigned long long)seed,
+           mode == 0   ? "drop all"
+           : mode == 1 ? "keep all"
+                       : "random",
            pending, ndops);
     report("pending %zu", pending + ndops);
     for (struct inode *in = inodes; in; in = in->next) {
@@ -792,8 +801,8 @@ static void power_loss(const char *what, const char *name)
         dops[i].hidden = NULL;
     }
     for (size_t i = 0; i < keep; i++) {
-        report("  dir op %zu: %s %s%s%s: kept", i, dop_name(dops[i].kind), rel_name(dops[i].a),
-               dops[i].b ? " -> " : "", dops[i].b ? rel_name(dops[i].b) : "");
+        report("  dir op %zu: %s %s%s%s: kept", i, dop_name(dops[i].kind), rel_name(dops[i].a), dops[i].b ? " -> " : "",
+               dops[i].b ? rel_name(dops[i].b) : "");
         drop_hidden(dops[i].hidden);
         dops[i].hidden = NULL;
     }
@@ -863,10 +872,10 @@ __attribute__((destructor)) static void shim_fini(void)
     pthread_mutex_unlock(&mu);
 }
 
-#define ENSURE(name)                                                                                              \
-    do {                                                                                                          \
-        if (!real_##name)                                                                                         \
-            load_real();                                                                                          \
+#define SHIM_ENSURE(name)                                                                                              \
+    do {                                                                                                               \
+        if (!real_##name)                                                                                              \
+            load_real();                                                                                               \
     } while (0)
 
 /* ---- open / close / dup ---- */
@@ -956,7 +965,7 @@ int open(const char *path, int flags, ...)
     int h, fd = track_open(AT_FDCWD, path, flags, mode, &h);
     if (h)
         return fd;
-    ENSURE(open);
+    SHIM_ENSURE(open);
     return real_open(path, flags, mode);
 }
 
@@ -969,7 +978,7 @@ int open64(const char *path, int flags, ...)
     int h, fd = track_open(AT_FDCWD, path, flags, mode, &h);
     if (h)
         return fd;
-    ENSURE(open64);
+    SHIM_ENSURE(open64);
     return real_open64(path, flags, mode);
 }
 
@@ -982,7 +991,7 @@ int openat(int dirfd, const char *path, int flags, ...)
     int h, fd = track_open(dirfd, path, flags, mode, &h);
     if (h)
         return fd;
-    ENSURE(openat);
+    SHIM_ENSURE(openat);
     return real_openat(dirfd, path, flags, mode);
 }
 
@@ -995,7 +1004,7 @@ int openat64(int dirfd, const char *path, int flags, ...)
     int h, fd = track_open(dirfd, path, flags, mode, &h);
     if (h)
         return fd;
-    ENSURE(openat64);
+    SHIM_ENSURE(openat64);
     return real_openat64(dirfd, path, flags, mode);
 }
 
@@ -1004,7 +1013,7 @@ int __open_2(const char *path, int flags)
     int h, fd = track_open(AT_FDCWD, path, flags, 0, &h);
     if (h)
         return fd;
-    ENSURE(open_2);
+    SHIM_ENSURE(open_2);
     return real_open_2(path, flags);
 }
 
@@ -1013,7 +1022,7 @@ int __open64_2(const char *path, int flags)
     int h, fd = track_open(AT_FDCWD, path, flags, 0, &h);
     if (h)
         return fd;
-    ENSURE(open64_2);
+    SHIM_ENSURE(open64_2);
     return real_open64_2(path, flags);
 }
 
@@ -1022,7 +1031,7 @@ int __openat_2(int dirfd, const char *path, int flags)
     int h, fd = track_open(dirfd, path, flags, 0, &h);
     if (h)
         return fd;
-    ENSURE(openat_2);
+    SHIM_ENSURE(openat_2);
     return real_openat_2(dirfd, path, flags);
 }
 
@@ -1031,7 +1040,7 @@ int __openat64_2(int dirfd, const char *path, int flags)
     int h, fd = track_open(dirfd, path, flags, 0, &h);
     if (h)
         return fd;
-    ENSURE(openat64_2);
+    SHIM_ENSURE(openat64_2);
     return real_openat64_2(dirfd, path, flags);
 }
 
@@ -1040,7 +1049,7 @@ int creat(const char *path, mode_t mode)
     int h, fd = track_open(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, mode, &h);
     if (h)
         return fd;
-    ENSURE(creat);
+    SHIM_ENSURE(creat);
     return real_creat(path, mode);
 }
 
@@ -1049,13 +1058,13 @@ int creat64(const char *path, mode_t mode)
     int h, fd = track_open(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, mode, &h);
     if (h)
         return fd;
-    ENSURE(creat64);
+    SHIM_ENSURE(creat64);
     return real_creat64(path, mode);
 }
 
 int close(int fd)
 {
-    ENSURE(close);
+    SHIM_ENSURE(close);
     if (!tracked(fd))
         return real_close(fd);
     pthread_mutex_lock(&mu);
@@ -1087,7 +1096,7 @@ static void copy_fd(int from, int to, int cloexec_flags)
 
 int dup(int fd)
 {
-    ENSURE(dup);
+    SHIM_ENSURE(dup);
     int r = real_dup(fd);
     if (r >= 0 && tracked(fd))
         copy_fd(fd, r, 0);
@@ -1096,7 +1105,7 @@ int dup(int fd)
 
 int dup2(int fd, int fd2)
 {
-    ENSURE(dup2);
+    SHIM_ENSURE(dup2);
     int was = tracked(fd);
     int r = real_dup2(fd, fd2);
     if (r >= 0 && fd != fd2 && active && fd_ok(fd2)) {
@@ -1110,7 +1119,7 @@ int dup2(int fd, int fd2)
 
 int dup3(int fd, int fd2, int flags)
 {
-    ENSURE(dup3);
+    SHIM_ENSURE(dup3);
     int was = tracked(fd);
     int r = real_dup3(fd, fd2, flags);
     if (r >= 0 && active && fd_ok(fd2)) {
@@ -1136,7 +1145,7 @@ int fcntl(int fd, int cmd, ...)
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    ENSURE(fcntl);
+    SHIM_ENSURE(fcntl);
     return do_fcntl(real_fcntl, fd, cmd, arg);
 }
 
@@ -1146,7 +1155,7 @@ int fcntl64(int fd, int cmd, ...)
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    ENSURE(fcntl64);
+    SHIM_ENSURE(fcntl64);
     return do_fcntl(real_fcntl64 ? real_fcntl64 : real_fcntl, fd, cmd, arg);
 }
 
@@ -1238,7 +1247,7 @@ ssize_t write(int fd, const void *buf, size_t n)
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     if (!tracked(fd)) {
-        ENSURE(pwrite);
+        SHIM_ENSURE(pwrite);
         return real_pwrite(fd, buf, n, off);
     }
     if (off < 0) {
@@ -1252,7 +1261,7 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 {
     if (!tracked(fd)) {
-        ENSURE(pwrite64);
+        SHIM_ENSURE(pwrite64);
         return real_pwrite64(fd, buf, n, off);
     }
     if (off < 0) {
@@ -1266,7 +1275,7 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
     if (!tracked(fd)) {
-        ENSURE(writev);
+        SHIM_ENSURE(writev);
         return real_writev(fd, iov, cnt);
     }
     return tracked_write(fd, iov, cnt, -1, 0, 0);
@@ -1275,7 +1284,7 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt)
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
     if (!tracked(fd)) {
-        ENSURE(pwritev);
+        SHIM_ENSURE(pwritev);
         return real_pwritev(fd, iov, cnt, off);
     }
     if (off < 0) {
@@ -1288,7 +1297,7 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 {
     if (!tracked(fd)) {
-        ENSURE(pwritev64);
+        SHIM_ENSURE(pwritev64);
         return real_pwritev64(fd, iov, cnt, off);
     }
     if (off < 0) {
@@ -1301,7 +1310,7 @@ ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
 ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
     if (!tracked(fd)) {
-        ENSURE(pwritev2);
+        SHIM_ENSURE(pwritev2);
         return real_pwritev2(fd, iov, cnt, off, flags);
     }
     return tracked_write(fd, iov, cnt, off < 0 ? -1 : off, (flags & (RWF_DSYNC | RWF_SYNC)) != 0, flags);
@@ -1310,7 +1319,7 @@ ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
     if (!tracked(fd)) {
-        ENSURE(pwritev64v2);
+        SHIM_ENSURE(pwritev64v2);
         return real_pwritev64v2(fd, iov, cnt, off, flags);
     }
     return tracked_write(fd, iov, cnt, off < 0 ? -1 : off, (flags & (RWF_DSYNC | RWF_SYNC)) != 0, flags);
@@ -1344,7 +1353,7 @@ static int tracked_ftruncate(int fd, off_t len)
 int ftruncate(int fd, off_t len)
 {
     if (!tracked(fd)) {
-        ENSURE(ftruncate);
+        SHIM_ENSURE(ftruncate);
         return real_ftruncate(fd, len);
     }
     return tracked_ftruncate(fd, len);
@@ -1353,7 +1362,7 @@ int ftruncate(int fd, off_t len)
 int ftruncate64(int fd, off_t len)
 {
     if (!tracked(fd)) {
-        ENSURE(ftruncate64);
+        SHIM_ENSURE(ftruncate64);
         return real_ftruncate64(fd, len);
     }
     return tracked_ftruncate(fd, len);
@@ -1376,13 +1385,13 @@ static int path_truncate(const char *path, off_t len, int (*real)(const char *, 
 
 int truncate(const char *path, off_t len)
 {
-    ENSURE(truncate);
+    SHIM_ENSURE(truncate);
     return path_truncate(path, len, real_truncate);
 }
 
 int truncate64(const char *path, off_t len)
 {
-    ENSURE(truncate64);
+    SHIM_ENSURE(truncate64);
     return path_truncate(path, len, real_truncate64 ? real_truncate64 : real_truncate);
 }
 
@@ -1391,7 +1400,7 @@ int fallocate(int fd, int mode, off_t off, off_t len)
     /* Reserving blocks beyond nothing (FALLOC_FL_KEEP_SIZE alone) changes
      * neither the bytes nor the size: nothing to model. */
     if (!tracked(fd) || mode == FALLOC_FL_KEEP_SIZE) {
-        ENSURE(fallocate);
+        SHIM_ENSURE(fallocate);
         return real_fallocate(fd, mode, off, len);
     }
     die("fallocate on a watched file is not modelled");
@@ -1402,7 +1411,7 @@ int fallocate64(int fd, int mode, off_t off, off_t len)
     /* Reserving blocks beyond nothing (FALLOC_FL_KEEP_SIZE alone) changes
      * neither the bytes nor the size: nothing to model. */
     if (!tracked(fd) || mode == FALLOC_FL_KEEP_SIZE) {
-        ENSURE(fallocate64);
+        SHIM_ENSURE(fallocate64);
         return real_fallocate64(fd, mode, off, len);
     }
     die("fallocate on a watched file is not modelled");
@@ -1453,7 +1462,7 @@ static int do_sync(int fd, int data_only)
 int fsync(int fd)
 {
     if (!tracked(fd)) {
-        ENSURE(fsync);
+        SHIM_ENSURE(fsync);
         return real_fsync(fd);
     }
     return do_sync(fd, 0);
@@ -1462,7 +1471,7 @@ int fsync(int fd)
 int fdatasync(int fd)
 {
     if (!tracked(fd)) {
-        ENSURE(fdatasync);
+        SHIM_ENSURE(fdatasync);
         return real_fdatasync(fd);
     }
     return do_sync(fd, 1);
@@ -1478,7 +1487,7 @@ static void sync_everything(const char *what)
 
 int msync(void *addr, size_t len, int flags)
 {
-    ENSURE(msync);
+    SHIM_ENSURE(msync);
     if (active) {
         /* Writable shared mappings of watched files are refused at mmap, so
          * this syncs nothing watched; it is still a sync point. */
@@ -1491,7 +1500,7 @@ int msync(void *addr, size_t len, int flags)
 
 void sync(void)
 {
-    ENSURE(sync);
+    SHIM_ENSURE(sync);
     if (active) {
         pthread_mutex_lock(&mu);
         sync_everything("sync");
@@ -1503,7 +1512,7 @@ void sync(void)
 
 int syncfs(int fd)
 {
-    ENSURE(syncfs);
+    SHIM_ENSURE(syncfs);
     if (active) {
         pthread_mutex_lock(&mu);
         sync_everything("syncfs");
@@ -1526,10 +1535,10 @@ static int do_renameat2(int od, const char *op, int nd, const char *np, unsigned
     }
     if (!ka && !kb) {
         if (flags) {
-            ENSURE(renameat2);
+            SHIM_ENSURE(renameat2);
             return real_renameat2(od, op, nd, np, flags);
         }
-        ENSURE(renameat);
+        SHIM_ENSURE(renameat);
         return real_renameat(od, op, nd, np);
     }
     struct stat sst;
@@ -1598,7 +1607,7 @@ static int do_unlinkat(int dirfd, const char *path, int flags)
 {
     char a[PATH_MAX];
     if (!active || resolve(dirfd, path, a) != 0 || classify(a) != 1) {
-        ENSURE(unlinkat);
+        SHIM_ENSURE(unlinkat);
         return real_unlinkat(dirfd, path, flags);
     }
     if (flags & AT_REMOVEDIR)
@@ -1634,7 +1643,7 @@ static int do_mkdirat(int dirfd, const char *path, mode_t mode)
 {
     char a[PATH_MAX];
     if (!active || resolve(dirfd, path, a) != 0 || classify(a) != 1) {
-        ENSURE(mkdirat);
+        SHIM_ENSURE(mkdirat);
         return real_mkdirat(dirfd, path, mode);
     }
     pthread_mutex_lock(&mu);
@@ -1669,11 +1678,11 @@ static int do_linkat(int od, const char *op, int nd, const char *np, int flags)
 {
     char b[PATH_MAX];
     if (!active || resolve(nd, np, b) != 0 || classify(b) != 1) {
-        ENSURE(linkat);
+        SHIM_ENSURE(linkat);
         return real_linkat(od, op, nd, np, flags);
     }
     pthread_mutex_lock(&mu);
-    ENSURE(linkat);
+    SHIM_ENSURE(linkat);
     int rc = real_linkat(od, op, nd, np, flags);
     int e = errno;
     if (rc == 0) {
