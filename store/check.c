@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "snapshot.h"
 #include "heap.h"
 #include "store_internal.h"
 
@@ -39,7 +39,7 @@ struct checker {
     cairn_store *s;
     struct pager *p;       /* open store: resident extents are read from memory */
     struct snapshot *snap; /* or a snapshot: extents the log changed come from it */
-    const struct check_hooks *hooks;
+    const struct inspect_hooks *hooks;
     struct layout layout;
     cairn_check_report *r;
     MDB_txn *txn;
@@ -524,7 +524,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
 
 /* The snapshot is private to the caller and LMDB's read transaction is
  * stable, so no lock is needed. */
-int check_snapshot(struct snapshot *snap, cairn_check_report *r, const struct check_hooks *hooks)
+int check_snapshot(struct snapshot *snap, cairn_check_report *r, const struct inspect_hooks *hooks)
 {
     if (!snap || !r)
         return CAIRN_INVALID;

@@ -3,7 +3,7 @@
  *
  * Consistency.  A checkpoint commits its extents to LMDB together with
  * ckpt_lsn = C, and only afterwards replaces the log by one starting at
- * LSN C + 1 (wal/checkpoint.c, under the writer's log mutex).  So, with an
+ * LSN C + 1 (store/checkpoint.c, under the writer's log mutex).  So, with an
  * LMDB read transaction whose catalog says C, a log opened *after* that
  * transaction began is one of:
  *   - the log the checkpoint to C drained (all its records <= C, or, if
@@ -290,4 +290,29 @@ void snapshot_close(struct snapshot *sn)
     pthread_mutex_destroy(&s->err_mutex);
     free(s->path);
     free(sn);
+}
+
+const char *snapshot_errmsg(const struct snapshot *sn)
+{
+    return sn->st.errmsg;
+}
+
+void snapshot_info(const struct snapshot *sn, struct snapshot_info *out)
+{
+    const cairn_store *s = &sn->st;
+    memset(out, 0, sizeof *out);
+    out->path = s->path;
+    memcpy(out->store_id, s->store_id, 16);
+    out->format = STORE_FORMAT_VERSION;
+    out->page_bytes = PAGE_BYTES;
+    out->extent_pages = PAGES_PER_EXTENT;
+    out->pages = s->pages;
+    out->ckpt_lsn = s->ckpt_lsn;
+    out->last_lsn = sn->last_lsn;
+    out->log_txns = sn->log_txns;
+    out->log_bytes = sn->log_bytes;
+    out->log_generation = s->wal.generation;
+    out->log_start_lsn = s->wal.start_lsn;
+    out->extents_changed_by_log = sn->ov_used;
+    out->retries = sn->retries;
 }

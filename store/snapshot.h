@@ -1,7 +1,8 @@
 /*
- * snapshot.h - a store's committed state, read without opening the store.
+ * snapshot.h - a store's committed state, read without opening the store
+ * (the calls on it are in inspect.h; this is its inside).
  *
- * For the command-line tool: an LMDB read transaction (the checkpointed
+ * An LMDB read transaction (the checkpointed
  * extents and the catalog) plus the log's committed transactions after
  * that checkpoint, replayed in memory.  It takes no lock and writes
  * nothing, so it works while another process has the store open: LMDB
@@ -11,6 +12,7 @@
 #ifndef CAIRN_SNAPSHOT_H
 #define CAIRN_SNAPSHOT_H
 
+#include "inspect.h"
 #include "store_internal.h"
 
 struct snapshot {
@@ -28,16 +30,6 @@ struct snapshot {
     unsigned char **ov_imgs;
     size_t ov_cap, ov_used;
 };
-
-/*
- * Read the store in directory path.  On failure returns the code and puts
- * a message naming the file and the reason in err: ENOENT (no such
- * directory, or no data.mdb: not a store), CAIRN_CORRUPT (catalog, log
- * header or a log record damaged), CAIRN_BUSY (the store checkpointed
- * under us more times than we retry), errno values.
- */
-int snapshot_open(const char *path, struct snapshot **out, char *err, size_t errlen);
-void snapshot_close(struct snapshot *snap);
 
 /* The committed, unswizzled bytes of extent e (BYTES_PER_EXTENT) into raw.
  * CAIRN_CORRUPT if its LMDB value fails to decode (raw is then zero). */

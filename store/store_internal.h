@@ -138,7 +138,7 @@ int alloc_free(cairn_txn *t, void *obj);
 /* The object containing addr, for messages; 0 if none. */
 uintptr_t alloc_object_start(cairn_store *s, uintptr_t addr);
 
-/* wal/checkpoint.c */
+/* checkpoint.c */
 int checkpoint_run(cairn_store *s);
 int flusher_start(cairn_store *s);
 void flusher_stop(cairn_store *s);
@@ -149,7 +149,7 @@ typedef int (*extent_source_fn)(void *ctx, uint64_t e, void *raw);
 int checkpoint_write_extents(cairn_store *s, const uint64_t *ext, size_t n, extent_source_fn get, void *ctx,
                              uint64_t ckpt_lsn);
 
-/* wal/recover.c */
+/* recover.c */
 int recover_log(cairn_store *s, int *pending);
 
 /* Map an LMDB return code. */

@@ -143,6 +143,47 @@ void walk_fini(struct walk *w)
     w->seen = NULL;
 }
 
+int walk_open(struct snapshot *snap, struct walk **out)
+{
+    struct walk *w = malloc(sizeof *w);
+    if (!w)
+        return ENOMEM;
+    int rc = walk_init_snapshot(w, snap);
+    if (rc) {
+        walk_fini(w);
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+void walk_close(struct walk *w)
+{
+    if (w) {
+        walk_fini(w);
+        free(w);
+    }
+}
+
+int walk_read(struct walk *w, uint64_t off, void *buf, uint64_t len)
+{
+    unsigned char *to = buf;
+    for (uint64_t at = 0; at < len;) {
+        const unsigned char *pg;
+        uint64_t v = off + at;
+        int rc = walk_page(w, v / PAGE_BYTES, &pg);
+        if (rc)
+            return rc;
+        uint64_t chunk = PAGE_BYTES - v % PAGE_BYTES;
+        if (chunk > len - at)
+            chunk = len - at;
+        memcpy(to + at, pg + v % PAGE_BYTES, chunk);
+        at += chunk;
+    }
+    return 0;
+}
+
 const char *walk_type_name(struct walk *w, uint32_t t)
 {
     if (t == 0)
@@ -206,6 +247,7 @@ static void small_object(struct walk *w, uint64_t n, const struct page_desc *d, 
     o->off = n * PAGE_BYTES + slot * sz;
     o->bytes = sz;
     o->size_class = d->size_class;
+    o->class_bytes = (uint32_t)sz;
     infer_small_type(w, d, o);
 }
 
@@ -214,6 +256,7 @@ static void large_object(struct walk *w, uint64_t n, const struct page_desc *d, 
     o->off = n * PAGE_BYTES;
     o->bytes = d->obj_bytes;
     o->size_class = -1;
+    o->class_bytes = 0;
     o->type = d->type;
     o->type_known = walk_type_name(w, d->type) != NULL;
 }

@@ -1,5 +1,5 @@
 /*
- * test_checkpoint.c - writing committed pages back to LMDB (wal/checkpoint.c)
+ * test_checkpoint.c - writing committed pages back to LMDB (store/checkpoint.c)
  * and the background flusher.
  */
 #define _GNU_SOURCE

@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "walk.h"
 
 static const char dump_usage[] =
     "usage: cairn dump [--root NAME] [--depth K] [--max-bytes N] STORE\n"
@@ -58,18 +57,15 @@ static int print_word(void *arg, uint64_t at, uint64_t v, int is_pointer)
 static int print_hex(struct dump *d, const struct walk_object *o)
 {
     uint64_t len = d->max_bytes && d->max_bytes < o->bytes ? d->max_bytes : o->bytes;
+    unsigned char buf[4096];
     printf(",\"hex\":\"");
     for (uint64_t at = 0; at < len;) {
-        const unsigned char *pg;
-        uint64_t v = o->off + at;
-        int rc = walk_page(d->w, v / PAGE_BYTES, &pg);
+        uint64_t chunk = len - at < sizeof buf ? len - at : sizeof buf;
+        int rc = walk_read(d->w, o->off + at, buf, chunk);
         if (rc)
             return rc;
-        uint64_t chunk = PAGE_BYTES - v % PAGE_BYTES;
-        if (chunk > len - at)
-            chunk = len - at;
         for (uint64_t i = 0; i < chunk; i++)
-            printf("%02x", pg[v % PAGE_BYTES + i]);
+            printf("%02x", buf[i]);
         at += chunk;
     }
     printf("\"");
@@ -88,7 +84,7 @@ static int print_object(struct dump *d, const struct walk_object *o, long depth)
         printf("null");
     printf(",\"size\":%llu", (unsigned long long)o->bytes);
     if (o->size_class >= 0)
-        printf(",\"class\":%u", heap_class_size[o->size_class]);
+        printf(",\"class\":%u", o->class_bytes);
     if (depth >= 0)
         printf(",\"depth\":%ld", depth);
     int rc;
@@ -229,30 +225,30 @@ int cmd_dump(int argc, char **argv)
     int rc = cmd_snapshot("dump", path, &sn);
     if (rc)
         return cmd_exit_for(rc);
-    struct walk w;
-    d.w = &w;
-    rc = walk_init_snapshot(&w, sn);
+    struct walk *w = NULL;
+    rc = walk_open(sn, &w);
+    d.w = w;
     struct root_lookup r = {.name = root};
     if (rc == 0 && root) {
-        rc = walk_roots(&w, find_root, &r);
+        rc = walk_roots(w, find_root, &r);
         if (rc == 0 && !r.found) {
             cmd_error("dump", "%s: no root named \"%s\"", path, root);
-            walk_fini(&w);
+            walk_close(w);
             snapshot_close(sn);
             return CMD_FAIL;
         }
     }
     if (rc == 0)
-        rc = walk_roots(&w, print_root_line, (void *)root);
+        rc = walk_roots(w, print_root_line, (void *)root);
     if (rc == 0)
-        rc = root ? dump_from_root(&d, r.v, depth) : walk_objects(&w, dump_one, &d);
+        rc = root ? dump_from_root(&d, r.v, depth) : walk_objects(w, dump_one, &d);
     if (rc)
-        cmd_error("dump", "%s", sn->st.errmsg[0] ? sn->st.errmsg : cairn_strerror(rc));
+        cmd_error("dump", "%s", snapshot_errmsg(sn)[0] ? snapshot_errmsg(sn) : cairn_strerror(rc));
     if (fflush(stdout) != 0 && rc == 0) {
         cmd_error("dump", "writing the output failed");
         rc = EIO;
     }
-    walk_fini(&w);
+    walk_close(w);
     snapshot_close(sn);
     return rc ? CMD_FAIL : CMD_OK;
 }

@@ -1,5 +1,5 @@
 /*
- * cmd_compact.c - `cairn compact`: rewrite a store with every extent
+ * compact.c - rewrite a store (`cairn compact`) with every extent
  * recompressed (a higher zstd level than checkpoints use) into a fresh
  * LMDB file, so space LMDB kept for freed pages and all-zero extents are
  * dropped.  The content is the snapshot's: the LMDB extents with the
@@ -14,7 +14,7 @@
  * data.mdb with the old log, whose records are all at or below the new
  * checkpoint LSN and are skipped by recovery.
  *
- * --dict-estimate measures what a zstd dictionary trained on the store's
+ * snapshot_dict_estimate (`--dict-estimate`) measures what a zstd dictionary trained on the store's
  * own pages would gain.  It writes nothing: the format has no place for a
  * dictionary yet (it would need one in the catalog and its id in the
  * extent header, and the fault path would have to load it).
@@ -22,7 +22,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -30,23 +30,10 @@
 #include <unistd.h>
 #include <zdict.h>
 
-#include "cmd.h"
+#include "copy.h"
+#include "snapshot.h"
 
 #define COMPACT_BATCH 1024 /* extents per LMDB write transaction */
-
-static const char compact_usage[] = "usage: cairn compact [--level N] [--dict-estimate] STORE [DEST]\n"
-                                    "\n"
-                                    "Rewrite STORE with every extent recompressed at zstd level N (default 19)\n"
-                                    "into a fresh LMDB file, the log folded in.  With DEST (a new or empty\n"
-                                    "directory), STORE is only read and may be open elsewhere.  Without DEST,\n"
-                                    "STORE is replaced in place and must not be open anywhere (exit 2 if it is).\n"
-                                    "\n"
-                                    "  --level N         zstd level, 1..22 (checkpoints write level 1 unless the\n"
-                                    "                    application sets compression_level)\n"
-                                    "  --dict-estimate   only measure: train a zstd dictionary on half the\n"
-                                    "                    extents, compress the other half with and without it,\n"
-                                    "                    print the ratios.  Writes nothing.\n"
-                                    "  --help            this text\n";
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -137,12 +124,9 @@ static int copy_catalog(struct snapshot *sn, cairn_store *dst, MDB_txn *txn)
     return store_put_ckpt_lsn(dst, txn, sn->last_lsn);
 }
 
-struct compact_result {
-    uint64_t extents, zero_dropped, raw, zbytes;
-};
-
 /* Build the compacted LMDB environment in directory dir. */
-static int build_env(const char *sub, struct snapshot *sn, const char *dir, int level, struct compact_result *res)
+static int build_env(struct snapshot *sn, const char *dir, int level, struct compact_result *res,
+                     const struct inspect_hooks *hooks, char *err, size_t errlen)
 {
     cairn_store dst;
     memset(&dst, 0, sizeof dst);
@@ -166,14 +150,14 @@ static int build_env(const char *sub, struct snapshot *sn, const char *dir, int 
         rc = lmdb_dbi_open(txn, "extents", MDB_CREATE | MDB_INTEGERKEY, &dst.extents);
     if (rc == 0)
         rc = copy_catalog(sn, &dst, txn);
-    struct progress pr;
-    progress_begin(&pr, "compact");
     for (size_t i = 0; rc == 0 && i < n; i++) {
         uint64_t e = keys[i];
-        progress_show(&pr, i + 1, n);
+        if (hooks && hooks->progress)
+            hooks->progress(hooks->arg, "compact", i + 1, n);
         rc = snapshot_read_extent(sn, e, raw);
         if (rc) {
-            cmd_error(sub, "%s: extent %llu fails to decode; run cairn check", sn->st.path, (unsigned long long)e);
+            copy_error(err, errlen, "%s: extent %llu fails to decode; run cairn check", sn->st.path,
+                       (unsigned long long)e);
             break;
         }
         if (all_zero(raw)) {
@@ -195,7 +179,6 @@ static int build_env(const char *sub, struct snapshot *sn, const char *dir, int 
                 rc = mdb_txn_begin(env, NULL, 0, &txn);
         }
     }
-    progress_end(&pr);
     if (rc == 0) {
         rc = lmdb_txn_commit(txn);
         txn = NULL;
@@ -205,7 +188,7 @@ static int build_env(const char *sub, struct snapshot *sn, const char *dir, int 
     if (rc == 0)
         rc = mdb_env_sync(env, 1);
     if (rc && rc != CAIRN_CORRUPT)
-        cmd_error(sub, "%s: writing the compacted copy: %s", dir, rc > 0 ? strerror(rc) : mdb_strerror(rc));
+        copy_error(err, errlen, "%s: writing the compacted copy: %s", dir, rc > 0 ? strerror(rc) : mdb_strerror(rc));
     if (env)
         mdb_env_close(env);
     ZSTD_freeCCtx(cctx);
@@ -216,7 +199,8 @@ static int build_env(const char *sub, struct snapshot *sn, const char *dir, int 
 }
 
 /* A fresh log in dirfd continuing at last_lsn + 1. */
-static int new_log(const char *sub, int dirfd, const char *where, const uint8_t id[16], uint64_t last_lsn, int create)
+static int new_log(int dirfd, const char *where, const uint8_t id[16], uint64_t last_lsn, int create, char *err,
+                   size_t errlen)
 {
     struct wal w;
     int rc = wal_open(&w, dirfd, id, create, 0);
@@ -224,7 +208,7 @@ static int new_log(const char *sub, int dirfd, const char *where, const uint8_t 
         rc = wal_reset(&w, last_lsn + 1);
     wal_close(&w);
     if (rc)
-        cmd_error(sub, "%s/wal: starting the log: %s", where, rc > 0 ? strerror(rc) : cairn_strerror(rc));
+        copy_error(err, errlen, "%s/wal: starting the log: %s", where, rc > 0 ? strerror(rc) : cairn_strerror(rc));
     return rc;
 }
 
@@ -240,8 +224,9 @@ static void remove_staging(int dirfd, const char *staging)
 
 /* ---- the dictionary estimate ---- */
 
-static int dict_estimate(struct snapshot *sn, int level)
+int snapshot_dict_estimate(struct snapshot *sn, int level, struct dict_estimate *out)
 {
+    memset(out, 0, sizeof *out);
     uint64_t *keys;
     size_t n;
     int rc = list_extents(sn, &keys, &n);
@@ -252,7 +237,9 @@ static int dict_estimate(struct snapshot *sn, int level)
     unsigned char *train = malloc((take / 2 + 1) * BYTES_PER_EXTENT), *test = malloc((take / 2 + 1) * BYTES_PER_EXTENT);
     size_t *sizes = malloc((take / 2 + 1) * PAGES_PER_EXTENT * sizeof *sizes);
     size_t ntrain = 0, ntest = 0, nsamples = 0, tbytes = 0;
-    unsigned char *raw = malloc(BYTES_PER_EXTENT);
+    unsigned char *raw = malloc(BYTES_PER_EXTENT), *dict = NULL, *z = NULL;
+    ZSTD_CCtx *cctx = NULL;
+    ZSTD_CDict *cd1 = NULL, *cdl = NULL;
     if (!train || !test || !sizes || !raw) {
         rc = ENOMEM;
         goto out;
@@ -275,45 +262,46 @@ static int dict_estimate(struct snapshot *sn, int level)
             memcpy(test + ntest++ * BYTES_PER_EXTENT, raw, BYTES_PER_EXTENT);
         }
     }
+    out->trained_extents = ntrain;
+    out->trained_pages = nsamples;
+    out->measured_extents = ntest;
     if (ntrain < 4 || ntest < 1) {
-        printf("dictionary estimate: too few non-empty extents (%zu) to train and measure\n", ntrain + ntest);
+        out->why = "too few non-empty extents to train and measure";
         goto out;
     }
     size_t dict_cap = 112640;
-    unsigned char *dict = malloc(dict_cap);
+    dict = malloc(dict_cap);
     size_t dsize = dict ? ZDICT_trainFromBuffer(dict, dict_cap, train, sizes, (unsigned)nsamples) : 0;
     if (!dict || ZDICT_isError(dsize)) {
-        printf("dictionary estimate: training failed: %s\n", dict ? ZDICT_getErrorName(dsize) : "out of memory");
-        free(dict);
+        out->why = dict ? ZDICT_getErrorName(dsize) : "out of memory";
         goto out;
     }
-    ZSTD_CCtx *cctx = ZSTD_createCCtx();
-    ZSTD_CDict *cd1 = ZSTD_createCDict(dict, dsize, 1), *cdl = ZSTD_createCDict(dict, dsize, level);
+    cctx = ZSTD_createCCtx();
+    cd1 = ZSTD_createCDict(dict, dsize, 1), cdl = ZSTD_createCDict(dict, dsize, level);
     size_t bound = ZSTD_compressBound(BYTES_PER_EXTENT);
-    unsigned char *z = malloc(bound);
+    z = malloc(bound);
+    if (!cctx || !cd1 || !cdl || !z) {
+        rc = ENOMEM;
+        goto out;
+    }
     uint64_t sum[4] = {0};
-    for (size_t i = 0; cctx && cd1 && cdl && z && i < ntest; i++) {
+    for (size_t i = 0; i < ntest; i++) {
         const unsigned char *src = test + i * BYTES_PER_EXTENT;
         sum[0] += FMT_EXTENT_HEADER + ZSTD_compressCCtx(cctx, z, bound, src, BYTES_PER_EXTENT, 1);
         sum[1] += FMT_EXTENT_HEADER + ZSTD_compressCCtx(cctx, z, bound, src, BYTES_PER_EXTENT, level);
         sum[2] += FMT_EXTENT_HEADER + ZSTD_compress_usingCDict(cctx, z, bound, src, BYTES_PER_EXTENT, cd1);
         sum[3] += FMT_EXTENT_HEADER + ZSTD_compress_usingCDict(cctx, z, bound, src, BYTES_PER_EXTENT, cdl);
     }
-    double rawb = (double)ntest * BYTES_PER_EXTENT;
-    printf("dictionary estimate (nothing written: the format has no dictionary yet)\n");
-    printf("  trained on %zu extents (%zu pages), measured on %zu other extents (%.1f MiB)\n", ntrain, nsamples, ntest,
-           rawb / 1048576);
-    printf("  dictionary %zu bytes\n", dsize);
-    printf("  %-28s ratio %6.2f\n", "level 1 (checkpoint default)", rawb / (double)sum[0]);
-    printf("  level %-2d                     ratio %6.2f\n", level, rawb / (double)sum[1]);
-    printf("  %-28s ratio %6.2f\n", "level 1 + dictionary", rawb / (double)sum[2]);
-    printf("  level %-2d + dictionary        ratio %6.2f\n", level, rawb / (double)sum[3]);
+    out->measured_raw = (uint64_t)ntest * BYTES_PER_EXTENT;
+    for (int k = 0; k < 4; k++)
+        out->ratio[k] = (double)out->measured_raw / (double)sum[k];
+    out->dict_bytes = dsize;
+out:
     ZSTD_freeCDict(cd1);
     ZSTD_freeCDict(cdl);
     ZSTD_freeCCtx(cctx);
     free(z);
     free(dict);
-out:
     free(train);
     free(test);
     free(sizes);
@@ -328,84 +316,54 @@ static uint64_t file_size(int dirfd, const char *name)
     return fstatat(dirfd, name, &st, 0) == 0 ? (uint64_t)st.st_size : 0;
 }
 
-int cmd_compact(int argc, char **argv)
+int store_compact(const char *src, const char *dest, int level, const struct inspect_hooks *hooks,
+                  struct compact_result *res, char *err, size_t errlen)
 {
-    static const struct option opts[] = {{"level", required_argument, 0, 'l'},
-                                         {"dict-estimate", no_argument, 0, 'd'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0}};
-    uint64_t level = 19;
-    int estimate = 0, c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'l' && parse_u64(optarg, &level) == 0 && level >= 1 && level <= 22)
-            continue;
-        else if (c == 'd')
-            estimate = 1;
-        else if (c == 'h')
-            return fputs(compact_usage, stdout), CMD_OK;
-        else
-            return fputs(compact_usage, stderr), CMD_FAIL;
-    }
-    int nargs = argc - optind;
-    if (nargs < 1 || nargs > 2 || (estimate && nargs != 1))
-        return fputs(compact_usage, stderr), CMD_FAIL;
-    const char *src = argv[optind], *dest = nargs == 2 ? argv[optind + 1] : NULL;
+    memset(res, 0, sizeof *res);
     struct snapshot *sn = NULL;
-    int rc;
-
-    if (estimate) {
-        if ((rc = cmd_snapshot("compact", src, &sn)) != 0)
-            return cmd_exit_for(rc);
-        rc = dict_estimate(sn, (int)level);
-        if (rc)
-            cmd_error("compact", "%s: %s", src, cairn_strerror(rc));
-        snapshot_close(sn);
-        return rc ? cmd_exit_for(rc) : CMD_OK;
-    }
-
-    int lockfd = -1, dirfd;
+    int rc, lockfd = -1, dirfd;
     const char *staging;
     char *where = NULL;
     if (dest) {
-        if ((dirfd = dest_prepare("compact", dest)) < 0)
-            return CMD_FAIL;
+        if ((dirfd = dest_prepare(dest, err, errlen)) < 0)
+            return -dirfd;
         staging = "new.tmp";
     } else {
         /* In place: the store to ourselves, as a read-write opener would. */
         dirfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         lockfd = dirfd < 0 ? -1 : openat(dirfd, "lock", O_RDWR | O_CLOEXEC);
         if (lockfd < 0) {
-            cmd_error("compact", "%s%s: %s", src, dirfd < 0 ? "" : "/lock", strerror(errno));
+            rc = errno;
+            copy_error(err, errlen, "%s%s: %s", src, dirfd < 0 ? "" : "/lock", strerror(rc));
             if (dirfd >= 0)
                 close(dirfd);
-            return CMD_FAIL;
+            return rc;
         }
         if (flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
-            cmd_error("compact", "%s: %s (open in another process; compacting in place needs it to itself)", src,
-                      errno == EWOULDBLOCK ? cairn_strerror(CAIRN_BUSY) : strerror(errno));
+            rc = errno == EWOULDBLOCK ? CAIRN_BUSY : errno;
+            copy_error(err, errlen, "%s: %s (open in another process; compacting in place needs it to itself)", src,
+                       rc == CAIRN_BUSY ? cairn_strerror(CAIRN_BUSY) : strerror(rc));
             close(lockfd);
             close(dirfd);
-            return CMD_FAIL;
+            return rc;
         }
         staging = "compact.tmp";
     }
     remove_staging(dirfd, staging);
     if (asprintf(&where, "%s/%s", dest ? dest : src, staging) < 0)
         abort();
-    uint64_t before = 0;
-    if ((rc = cmd_snapshot("compact", src, &sn)) != 0)
+    if ((rc = snapshot_open(src, &sn, err, errlen)) != 0)
         goto fail;
-    before = file_size(sn->st.dirfd, "data.mdb") + sn->log_bytes;
+    res->bytes_before = file_size(sn->st.dirfd, "data.mdb") + sn->log_bytes;
     if (mkdirat(dirfd, staging, 0755) != 0) {
         rc = errno;
-        cmd_error("compact", "%s: %s", where, strerror(rc));
+        copy_error(err, errlen, "%s: %s", where, strerror(rc));
         goto fail;
     }
-    struct compact_result res = {0};
     uint8_t id[16];
     memcpy(id, sn->st.store_id, 16);
     uint64_t last = sn->last_lsn;
-    rc = build_env("compact", sn, where, (int)level, &res);
+    rc = build_env(sn, where, level, res, hooks, err, errlen);
     snapshot_close(sn);
     sn = NULL;
     if (rc)
@@ -413,18 +371,18 @@ int cmd_compact(int argc, char **argv)
     char staged[64];
     snprintf(staged, sizeof staged, "%s/data.mdb", staging);
     if (dest) {
-        rc = new_log("compact", dirfd, dest, id, last, 1);
-        if (rc == 0 && dest_finish("compact", dirfd, dest, staged) != 0)
-            rc = EIO;
+        rc = new_log(dirfd, dest, id, last, 1, err, errlen);
+        if (rc == 0)
+            rc = dest_finish(dirfd, dest, staged, err, errlen);
     } else {
         /* The swap: the old log's records are all <= last, so it stays
          * valid beside the new data.mdb until the new log replaces it. */
         if (renameat(dirfd, staged, dirfd, "data.mdb") != 0 || fsync(dirfd) != 0) {
             rc = errno;
-            cmd_error("compact", "%s/data.mdb: replacing it: %s", src, strerror(rc));
+            copy_error(err, errlen, "%s/data.mdb: replacing it: %s", src, strerror(rc));
         }
         if (rc == 0)
-            rc = new_log("compact", dirfd, src, id, last, 0);
+            rc = new_log(dirfd, src, id, last, 0, err, errlen);
         /* LMDB's lock file described the old data file. */
         if (rc == 0)
             unlinkat(dirfd, "lock.mdb", 0);
@@ -432,19 +390,12 @@ int cmd_compact(int argc, char **argv)
     if (rc)
         goto fail;
     remove_staging(dirfd, staging);
-    const char *out = dest ? dest : src;
-    uint64_t after = file_size(dirfd, "data.mdb") + file_size(dirfd, "wal");
-    char b1[32], b2[32], b3[32], b4[32];
-    printf("%s -> %s: %llu extents at level %llu (%llu all-zero dropped), %s raw -> %s, ratio %.2f\n", src, out,
-           (unsigned long long)res.extents, (unsigned long long)level, (unsigned long long)res.zero_dropped,
-           human_bytes(res.raw, b1), human_bytes(res.zbytes, b2),
-           res.zbytes ? (double)res.raw / (double)res.zbytes : 0.0);
-    printf("on disk %s -> %s (data.mdb + wal)\n", human_bytes(before, b3), human_bytes(after, b4));
+    res->bytes_after = file_size(dirfd, "data.mdb") + file_size(dirfd, "wal");
     free(where);
     close(dirfd);
     if (lockfd >= 0)
         close(lockfd);
-    return CMD_OK;
+    return 0;
 fail:
     snapshot_close(sn);
     remove_staging(dirfd, staging);
@@ -452,5 +403,5 @@ fail:
     close(dirfd);
     if (lockfd >= 0)
         close(lockfd);
-    return cmd_exit_for(rc);
+    return rc;
 }

@@ -26,7 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../store/store_internal.h"
+#include "store_internal.h"
 
 /* Extent images held before a batch is written: 256 MiB.  The environment
  * variable CAIRN_RECOVER_BATCH overrides it, so that tests can make every

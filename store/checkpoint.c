@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../store/store_internal.h"
+#include "store_internal.h"
 
 static int is_zero(const void *raw)
 {

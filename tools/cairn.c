@@ -2,8 +2,9 @@
  * cairn_cmd.c - the `cairn` command: main, what the subcommands share,
  * and the two small ones, stat and check.
  *
- * The read-only subcommands (stat, check, dump) and backup read a
- * snapshot (snapshot.c): the LMDB snapshot plus the log replayed in
+ * The command is a consumer of the library: the public header and
+ * inspect.h, nothing below them.  The read-only subcommands (stat, check,
+ * dump) and backup read a snapshot: the LMDB snapshot plus the log replayed in
  * memory.  They take no lock and write nothing, so they work on a store
  * another process has open, and on one whose log still holds committed
  * transactions.  gc and in-place compact change the store and need it to
@@ -20,9 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "cmd.h"
-#include "walk.h"
 
 /* ---- shared helpers ---- */
 
@@ -87,6 +86,18 @@ void progress_end(struct progress *pr)
     pr->last = 0;
 }
 
+void progress_hook(void *arg, const char *pass, uint64_t done, uint64_t total)
+{
+    struct progress *pr = arg;
+    pr->label = pass;
+    progress_show(pr, done, total);
+}
+
+struct inspect_hooks progress_hooks(struct progress *pr)
+{
+    return (struct inspect_hooks){.progress = progress_hook, .arg = pr};
+}
+
 void json_string(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -139,30 +150,6 @@ static const char stat_usage[] = "usage: cairn stat [--json] STORE\n"
                                  "  --json   one JSON object instead of text\n"
                                  "  --help   this text\n";
 
-struct stat_types {
-    struct walk *w;
-    uint64_t *count, *bytes; /* per type id */
-    uint64_t unknown[NCLASSES], unknown_bytes[NCLASSES];
-    uint64_t objects;
-    struct progress pr;
-};
-
-static int count_object(void *arg, const struct walk_object *o)
-{
-    struct stat_types *st = arg;
-    st->objects++;
-    if (o->type_known) {
-        st->count[o->type]++;
-        st->bytes[o->type] += o->bytes;
-    } else {
-        st->unknown[o->size_class]++;
-        st->unknown_bytes[o->size_class] += o->bytes;
-    }
-    if (st->objects % 65536 == 0)
-        progress_show(&st->pr, (o->off / PAGE_BYTES) - st->w->ds, st->w->np - st->w->ds);
-    return 0;
-}
-
 struct stat_roots {
     FILE *f;
     int json, n;
@@ -180,6 +167,89 @@ static int print_root(void *arg, const char *name, uint64_t v)
     }
     r->n++;
     return 0;
+}
+
+static void print_stat(const char *path, const struct snapshot_info *in, const struct store_stat *st, struct walk *w,
+                       int json)
+{
+    char id[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(id + 2 * i, 3, "%02x", in->store_id[i]);
+    uint64_t raw = st->extents_stored * in->extent_pages * in->page_bytes;
+    double ratio = st->compressed_bytes ? (double)raw / (double)st->compressed_bytes : 0;
+    time_t data_mtime = (time_t)st->data_mdb_mtime;
+    char b1[32], b2[32], b3[32], b4[32];
+    if (json) {
+        printf("{\"path\":");
+        json_string(stdout, path);
+        printf(",\"store_id\":\"%s\",\"format\":%d,\"page_size\":%llu,\"extent_pages\":%llu", id, in->format,
+               (unsigned long long)in->page_bytes, (unsigned long long)in->extent_pages);
+        printf(",\"pages\":{\"range\":%llu,\"data_start\":%llu,\"allocated\":%llu,\"free_runs\":%llu,"
+               "\"free_pages\":%llu}",
+               (unsigned long long)in->pages, (unsigned long long)st->data_start, (unsigned long long)st->allocated,
+               (unsigned long long)st->free_runs, (unsigned long long)st->free_pages);
+        printf(",\"logical_bytes\":%llu,\"live_objects\":%llu,\"live_bytes\":%llu",
+               (unsigned long long)(st->allocated * in->page_bytes), (unsigned long long)st->live_objects,
+               (unsigned long long)st->live_bytes);
+        printf(",\"on_disk\":{\"data_mdb\":%llu,\"wal\":%llu}", (unsigned long long)st->data_mdb_bytes,
+               (unsigned long long)in->log_bytes);
+        printf(",\"extents\":{\"stored\":%llu,\"compressed_bytes\":%llu,\"raw_bytes\":%llu,\"ratio\":%.3f,"
+               "\"changed_by_log\":%llu}",
+               (unsigned long long)st->extents_stored, (unsigned long long)st->compressed_bytes,
+               (unsigned long long)raw, ratio, (unsigned long long)in->extents_changed_by_log);
+        printf(",\"types\":[");
+        for (size_t i = 0; i < st->n_types; i++) {
+            const struct stat_type *t = &st->types[i];
+            printf("%s{\"id\":%u,\"name\":", i ? "," : "", t->id);
+            json_string(stdout, t->name);
+            printf(",\"size\":%llu,\"pointers\":%u,\"objects\":%llu,\"bytes\":%llu}", (unsigned long long)t->size,
+                   t->pointers, (unsigned long long)t->objects, (unsigned long long)t->bytes);
+        }
+        printf("],\"untyped_small\":[");
+        for (size_t k = 0; k < st->n_untyped; k++)
+            printf("%s{\"class\":%u,\"objects\":%llu}", k ? "," : "", st->untyped[k].class_bytes,
+                   (unsigned long long)st->untyped[k].objects);
+        printf("],\"roots\":[");
+        struct stat_roots r = {stdout, 1, 0};
+        walk_roots(w, print_root, &r);
+        printf("],\"log\":{\"bytes\":%llu,\"generation\":%llu,\"start_lsn\":%llu,\"transactions\":%llu,"
+               "\"last_lsn\":%llu}",
+               (unsigned long long)in->log_bytes, (unsigned long long)in->log_generation,
+               (unsigned long long)in->log_start_lsn, (unsigned long long)in->log_txns,
+               (unsigned long long)in->last_lsn);
+        printf(",\"checkpoint\":{\"lsn\":%llu,\"data_mdb_mtime\":%lld}}\n", (unsigned long long)in->ckpt_lsn,
+               (long long)data_mtime);
+        return;
+    }
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&data_mtime));
+    printf("store        %s\n", path);
+    printf("store id     %s (format %d)\n", id, in->format);
+    printf("logical      %s in %llu pages allocated (of %llu in the range; %llu free in %llu runs)\n",
+           human_bytes(st->allocated * in->page_bytes, b1), (unsigned long long)st->allocated,
+           (unsigned long long)in->pages, (unsigned long long)st->free_pages, (unsigned long long)st->free_runs);
+    printf("live         %llu objects, %s\n", (unsigned long long)st->live_objects, human_bytes(st->live_bytes, b2));
+    printf("on disk      %s (data.mdb %s, wal %s)\n", human_bytes(st->data_mdb_bytes + in->log_bytes, b3),
+           human_bytes(st->data_mdb_bytes, b1), human_bytes(in->log_bytes, b4));
+    printf("extents      %llu stored, %s raw -> %s compressed, ratio %.2f; %llu changed by the log\n",
+           (unsigned long long)st->extents_stored, human_bytes(raw, b1), human_bytes(st->compressed_bytes, b2), ratio,
+           (unsigned long long)in->extents_changed_by_log);
+    printf("types        %-24s %12s %12s\n", "name", "objects", "bytes");
+    for (size_t i = 0; i < st->n_types; i++)
+        printf("             %-24s %12llu %12llu\n", st->types[i].name, (unsigned long long)st->types[i].objects,
+               (unsigned long long)st->types[i].bytes);
+    for (size_t k = 0; k < st->n_untyped; k++)
+        printf("             %-24s %12llu %12llu\n", "(small, type unknown)",
+               (unsigned long long)st->untyped[k].objects, (unsigned long long)st->untyped[k].bytes);
+    printf("roots\n");
+    struct stat_roots r = {stdout, 0, 0};
+    walk_roots(w, print_root, &r);
+    if (r.n == 0)
+        printf("  (none)\n");
+    printf("log          %s, generation %llu, %llu committed transactions after the checkpoint\n",
+           human_bytes(in->log_bytes, b1), (unsigned long long)in->log_generation, (unsigned long long)in->log_txns);
+    printf("checkpoint   LSN %llu (data.mdb written %s); last committed LSN %llu\n", (unsigned long long)in->ckpt_lsn,
+           when, (unsigned long long)in->last_lsn);
 }
 
 static int cmd_stat(int argc, char **argv)
@@ -201,146 +271,26 @@ static int cmd_stat(int argc, char **argv)
     int rc = cmd_snapshot("stat", path, &sn);
     if (rc)
         return cmd_exit_for(rc);
-    cairn_store *s = &sn->st;
-
-    /* Extents as stored: count and compressed bytes, without decoding. */
-    uint64_t stored = 0, zbytes = 0;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    rc = mdb_cursor_open(sn->txn, s->extents, &cur);
-    if (rc == 0) {
-        for (rc = lmdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &k, &v, MDB_NEXT))
-            stored++, zbytes += v.mv_size;
-        mdb_cursor_close(cur);
-    }
-    struct stat fs;
-    uint64_t data_bytes = fstatat(s->dirfd, "data.mdb", &fs, 0) == 0 ? (uint64_t)fs.st_size : 0;
-    time_t data_mtime = fs.st_mtime;
-
-    struct walk w;
-    struct stat_types st = {.w = &w};
-    rc = walk_init_snapshot(&w, sn);
-    if (rc == 0) {
-        st.count = calloc(s->n_types + 1, sizeof *st.count);
-        st.bytes = calloc(s->n_types + 1, sizeof *st.bytes);
-        rc = st.count && st.bytes ? 0 : ENOMEM;
-    }
-    progress_begin(&st.pr, "stat");
+    struct snapshot_info in;
+    snapshot_info(sn, &in);
+    struct store_stat st;
+    struct progress pr;
+    progress_begin(&pr, "stat");
+    struct inspect_hooks hooks = progress_hooks(&pr);
+    rc = snapshot_stat(sn, &st, &hooks);
+    progress_end(&pr);
+    struct walk *w = NULL;
     if (rc == 0)
-        rc = walk_objects(&w, count_object, &st);
-    progress_end(&st.pr);
-    /* Free runs, from their list (bounded: a damaged list cannot loop). */
-    uint64_t runs = 0, free_pages = 0;
-    for (uint64_t n = w.sb.free_runs; rc == 0 && n && runs <= w.np; runs++) {
-        struct page_desc d;
-        if (n < w.ds || n >= w.np || walk_desc(&w, n, &d) != 0 || d.kind != DESC_FREE_RUN)
-            break;
-        free_pages += d.npages;
-        n = d.next;
-    }
+        rc = walk_open(sn, &w);
     if (rc) {
-        cmd_error("stat", "%s", s->errmsg[0] ? s->errmsg : cairn_strerror(rc));
-        walk_fini(&w);
+        cmd_error("stat", "%s", snapshot_errmsg(sn)[0] ? snapshot_errmsg(sn) : cairn_strerror(rc));
+        store_stat_free(&st);
         snapshot_close(sn);
         return cmd_exit_for(rc);
     }
-
-    char id[33];
-    for (int i = 0; i < 16; i++)
-        snprintf(id + 2 * i, 3, "%02x", s->store_id[i]);
-    uint64_t allocated = w.np - w.ds, raw = stored * BYTES_PER_EXTENT;
-    double ratio = zbytes ? (double)raw / (double)zbytes : 0;
-    char b1[32], b2[32], b3[32], b4[32];
-    if (json) {
-        printf("{\"path\":");
-        json_string(stdout, path);
-        printf(",\"store_id\":\"%s\",\"format\":%d,\"page_size\":%llu,\"extent_pages\":%llu", id, STORE_FORMAT_VERSION,
-               (unsigned long long)PAGE_BYTES, (unsigned long long)PAGES_PER_EXTENT);
-        printf(",\"pages\":{\"range\":%llu,\"data_start\":%llu,\"allocated\":%llu,\"free_runs\":%llu,"
-               "\"free_pages\":%llu}",
-               (unsigned long long)s->pages, (unsigned long long)w.ds, (unsigned long long)allocated,
-               (unsigned long long)runs, (unsigned long long)free_pages);
-        printf(",\"logical_bytes\":%llu,\"live_objects\":%llu,\"live_bytes\":%llu",
-               (unsigned long long)(allocated * PAGE_BYTES), (unsigned long long)w.sb.live_objects,
-               (unsigned long long)w.sb.live_bytes);
-        printf(",\"on_disk\":{\"data_mdb\":%llu,\"wal\":%llu}", (unsigned long long)data_bytes,
-               (unsigned long long)sn->log_bytes);
-        printf(",\"extents\":{\"stored\":%llu,\"compressed_bytes\":%llu,\"raw_bytes\":%llu,\"ratio\":%.3f,"
-               "\"changed_by_log\":%llu}",
-               (unsigned long long)stored, (unsigned long long)zbytes, (unsigned long long)raw, ratio,
-               (unsigned long long)sn->ov_used);
-        printf(",\"types\":[");
-        int first = 1;
-        for (uint32_t t = 0; t < s->n_types || t == 0; t++) {
-            const char *name = walk_type_name(&w, t);
-            if (!name || (t == 0 && !st.count[0]))
-                continue;
-            printf("%s{\"id\":%u,\"name\":", first ? "" : ",", t);
-            json_string(stdout, name);
-            printf(",\"size\":%llu,\"pointers\":%u,\"objects\":%llu,\"bytes\":%llu}",
-                   (unsigned long long)(t ? s->types[t].size : 1), t ? s->types[t].n_ptrs : 0,
-                   (unsigned long long)st.count[t], (unsigned long long)st.bytes[t]);
-            first = 0;
-        }
-        printf("],\"untyped_small\":[");
-        first = 1;
-        for (int k = 0; k < NCLASSES; k++) {
-            if (!st.unknown[k])
-                continue;
-            printf("%s{\"class\":%u,\"objects\":%llu}", first ? "" : ",", heap_class_size[k],
-                   (unsigned long long)st.unknown[k]);
-            first = 0;
-        }
-        printf("],\"roots\":[");
-        struct stat_roots r = {stdout, 1, 0};
-        walk_roots(&w, print_root, &r);
-        printf("],\"log\":{\"bytes\":%llu,\"generation\":%llu,\"start_lsn\":%llu,\"transactions\":%llu,"
-               "\"last_lsn\":%llu}",
-               (unsigned long long)sn->log_bytes, (unsigned long long)s->wal.generation,
-               (unsigned long long)s->wal.start_lsn, (unsigned long long)sn->log_txns,
-               (unsigned long long)sn->last_lsn);
-        printf(",\"checkpoint\":{\"lsn\":%llu,\"data_mdb_mtime\":%lld}}\n", (unsigned long long)s->ckpt_lsn,
-               (long long)data_mtime);
-    } else {
-        char when[64];
-        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&data_mtime));
-        printf("store        %s\n", path);
-        printf("store id     %s (format %d)\n", id, STORE_FORMAT_VERSION);
-        printf("logical      %s in %llu pages allocated (of %llu in the range; %llu free in %llu runs)\n",
-               human_bytes(allocated * PAGE_BYTES, b1), (unsigned long long)allocated, (unsigned long long)s->pages,
-               (unsigned long long)free_pages, (unsigned long long)runs);
-        printf("live         %llu objects, %s\n", (unsigned long long)w.sb.live_objects,
-               human_bytes(w.sb.live_bytes, b2));
-        printf("on disk      %s (data.mdb %s, wal %s)\n", human_bytes(data_bytes + sn->log_bytes, b3),
-               human_bytes(data_bytes, b1), human_bytes(sn->log_bytes, b4));
-        printf("extents      %llu stored, %s raw -> %s compressed, ratio %.2f; %llu changed by the log\n",
-               (unsigned long long)stored, human_bytes(raw, b1), human_bytes(zbytes, b2), ratio,
-               (unsigned long long)sn->ov_used);
-        printf("types        %-24s %12s %12s\n", "name", "objects", "bytes");
-        for (uint32_t t = 0; t < s->n_types || t == 0; t++) {
-            const char *name = walk_type_name(&w, t);
-            if (!name || (t == 0 && !st.count[0]))
-                continue;
-            printf("             %-24s %12llu %12llu\n", name, (unsigned long long)st.count[t],
-                   (unsigned long long)st.bytes[t]);
-        }
-        for (int k = 0; k < NCLASSES; k++)
-            if (st.unknown[k])
-                printf("             %-24s %12llu %12llu\n", "(small, type unknown)", (unsigned long long)st.unknown[k],
-                       (unsigned long long)st.unknown_bytes[k]);
-        printf("roots\n");
-        struct stat_roots r = {stdout, 0, 0};
-        walk_roots(&w, print_root, &r);
-        if (r.n == 0)
-            printf("  (none)\n");
-        printf("log          %s, generation %llu, %llu committed transactions after the checkpoint\n",
-               human_bytes(sn->log_bytes, b1), (unsigned long long)s->wal.generation, (unsigned long long)sn->log_txns);
-        printf("checkpoint   LSN %llu (data.mdb written %s); last committed LSN %llu\n",
-               (unsigned long long)s->ckpt_lsn, when, (unsigned long long)sn->last_lsn);
-    }
-    free(st.count);
-    free(st.bytes);
-    walk_fini(&w);
+    print_stat(path, &in, &st, w, json);
+    store_stat_free(&st);
+    walk_close(w);
     snapshot_close(sn);
     return CMD_OK;
 }
@@ -427,7 +377,7 @@ static int cmd_check(int argc, char **argv)
         return CMD_FAIL;
     }
     cairn_check_report r;
-    struct check_hooks hooks = {check_problem, check_progress, &out};
+    struct inspect_hooks hooks = {check_problem, check_progress, &out};
     progress_begin(&out.pr, "check");
     if (out.json) {
         printf("{\"path\":");
@@ -436,6 +386,8 @@ static int cmd_check(int argc, char **argv)
     }
     rc = check_snapshot(sn, &r, &hooks);
     progress_end(&out.pr);
+    struct snapshot_info in;
+    snapshot_info(sn, &in);
     if (rc && rc != CAIRN_CORRUPT) {
         if (out.json)
             printf("],\"error\":\"%s\"}\n", cairn_strerror(rc));
@@ -451,7 +403,7 @@ static int cmd_check(int argc, char **argv)
                (unsigned long long)r.pages_checked, (unsigned long long)r.objects, (unsigned long long)r.pointers,
                (unsigned long long)r.problems, (unsigned long long)r.corrupt_extents,
                (unsigned long long)r.bad_pointers, (unsigned long long)r.alloc_errors,
-               (unsigned long long)r.type_errors, (unsigned long long)sn->log_txns);
+               (unsigned long long)r.type_errors, (unsigned long long)in.log_txns);
     } else {
         if (r.problems > out.max)
             printf("... %llu more problems not listed\n", (unsigned long long)(r.problems - out.max));
@@ -459,7 +411,7 @@ static int cmd_check(int argc, char **argv)
         printf("  %llu extents, %llu object pages, %llu objects, %llu pointers checked"
                " (%llu log transactions replayed)\n",
                (unsigned long long)r.extents_checked, (unsigned long long)r.pages_checked,
-               (unsigned long long)r.objects, (unsigned long long)r.pointers, (unsigned long long)sn->log_txns);
+               (unsigned long long)r.objects, (unsigned long long)r.pointers, (unsigned long long)in.log_txns);
         if (r.problems)
             printf("  %llu problems: %llu corrupt extents, %llu bad pointers, %llu allocator, %llu type\n",
                    (unsigned long long)r.problems, (unsigned long long)r.corrupt_extents,

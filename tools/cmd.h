@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "snapshot.h"
+#include "../store/inspect.h"
 
 /* Exit codes, documented in `cairn --help` and docs/TOOLS.md. */
 #define CMD_OK 0
@@ -35,6 +35,10 @@ struct progress {
 void progress_begin(struct progress *pr, const char *label);
 void progress_show(struct progress *pr, uint64_t done, uint64_t total);
 void progress_end(struct progress *pr);
+/* inspect_hooks.progress for a struct progress: the pass names the bar. */
+void progress_hook(void *arg, const char *pass, uint64_t done, uint64_t total);
+/* The hooks that draw pr. */
+struct inspect_hooks progress_hooks(struct progress *pr);
 
 /* JSON string, quoted and escaped. */
 void json_string(FILE *f, const char *s);
@@ -43,13 +47,6 @@ const char *human_bytes(uint64_t n, char buf[32]);
 
 /* Parse a non-negative decimal; 0 on success. */
 int parse_u64(const char *s, uint64_t *out);
-
-/* A destination directory for a new store (created if missing, refused if
- * it holds store files): its descriptor, or -1 after a message. */
-int dest_prepare(const char *sub, const char *dest);
-/* Make dirfd a store: lock file, then the staged LMDB file renamed to
- * data.mdb, synced.  The log must be in place.  0, or -1 after a message. */
-int dest_finish(const char *sub, int dirfd, const char *dest, const char *staged);
 
 int cmd_dump(int argc, char **argv);
 int cmd_gc(int argc, char **argv);

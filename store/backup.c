@@ -1,6 +1,7 @@
 /*
- * cmd_backup.c - `cairn backup STORE DEST`: a consistent copy, also while
- * another process has STORE open and commits.
+ * backup.c - a consistent copy of a store (`cairn backup`), also while
+ * another process has it open and commits; and the destination rules
+ * that backup and compact share.
  *
  * What is consistent.  The store's state is its LMDB extents at some
  * checkpoint C plus the log's committed transactions after C.  So:
@@ -23,56 +24,59 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
-#include "cmd.h"
+#include "copy.h"
+#include "snapshot.h"
 
 #define BACKUP_RETRIES 50
 
-static const char backup_usage[] = "usage: cairn backup [--check] STORE DEST\n"
-                                   "\n"
-                                   "Copy STORE to the new directory DEST (missing or empty): the LMDB snapshot\n"
-                                   "plus the part of the log that continues it.  Works while another process has\n"
-                                   "STORE open and commits; DEST holds the state after some committed transaction.\n"
-                                   "\n"
-                                   "  --check   run the integrity check on DEST afterwards (exit 1 on problems)\n"
-                                   "  --help    this text\n";
+void copy_error(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
 
-int dest_prepare(const char *sub, const char *dest)
+int dest_prepare(const char *dest, char *err, size_t errlen)
 {
     if (mkdir(dest, 0755) != 0 && errno != EEXIST) {
-        cmd_error(sub, "%s: cannot create: %s", dest, strerror(errno));
-        return -1;
+        int rc = errno;
+        copy_error(err, errlen, "%s: cannot create: %s", dest, strerror(rc));
+        return -rc;
     }
     int fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
-        cmd_error(sub, "%s: %s", dest, strerror(errno));
-        return -1;
+        int rc = errno;
+        copy_error(err, errlen, "%s: %s", dest, strerror(rc));
+        return -rc;
     }
     static const char *ours[] = {"data.mdb", "wal", "lock.mdb"};
     for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++) {
         if (faccessat(fd, ours[i], F_OK, 0) == 0) {
-            cmd_error(sub, "%s: already holds %s; refusing to overwrite", dest, ours[i]);
+            copy_error(err, errlen, "%s: already holds %s; refusing to overwrite", dest, ours[i]);
             close(fd);
-            return -1;
+            return -EEXIST;
         }
     }
     return fd;
 }
 
-int dest_finish(const char *sub, int dirfd, const char *dest, const char *staged)
+int dest_finish(int dirfd, const char *dest, const char *staged, char *err, size_t errlen)
 {
     int fd = openat(dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0)
         close(fd);
     if (fd < 0 || fsync(dirfd) != 0 || renameat(dirfd, staged, dirfd, "data.mdb") != 0 || fsync(dirfd) != 0) {
-        cmd_error(sub, "%s: finishing the store files: %s", dest, strerror(errno));
-        return -1;
+        int rc = errno;
+        copy_error(err, errlen, "%s: finishing the store files: %s", dest, strerror(rc));
+        return rc ? rc : EIO;
     }
     return 0;
 }
@@ -117,13 +121,15 @@ static int copied_catalog(const char *path, cairn_store *s)
     return rc;
 }
 
-/* Steps 3-4: copy the log if it continues checkpoint ckpt; 1 = retry. */
-static int copy_log(const char *sub, int srcdir, int dstdir, const cairn_store *copy, uint64_t *bytes)
+/* Steps 3-4: copy the log if it continues checkpoint ckpt: 0, 1 = retry,
+ * or an error (negated) with the message. */
+static int copy_log(int srcdir, int dstdir, const cairn_store *copy, uint64_t *bytes, char *err, size_t errlen)
 {
     int in = openat(srcdir, "wal", O_RDONLY | O_CLOEXEC);
     if (in < 0) {
-        cmd_error(sub, "wal: %s", strerror(errno));
-        return -1;
+        int rc = errno;
+        copy_error(err, errlen, "wal: %s", strerror(rc));
+        return -rc;
     }
     struct wal w;
     int rc = wal_open(&w, srcdir, copy->store_id, 0, 1); /* validates the header */
@@ -140,15 +146,16 @@ static int copy_log(const char *sub, int srcdir, int dstdir, const cairn_store *
     } else {
         /* A log is complete and synced before it is renamed into place, so
          * a bad header is damage, not a race. */
-        cmd_error(sub, "wal: %s", rc == CAIRN_CORRUPT ? "header damaged or from another store" : strerror(rc));
+        copy_error(err, errlen, "wal: %s", rc == CAIRN_CORRUPT ? "header damaged or from another store" : strerror(rc));
         close(in);
-        return -1;
+        return rc == CAIRN_CORRUPT ? -EIO : -rc;
     }
     int out = openat(dstdir, "wal", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (out < 0) {
-        cmd_error(sub, "wal in the destination: %s", strerror(errno));
+        rc = errno;
+        copy_error(err, errlen, "wal in the destination: %s", strerror(rc));
         close(in);
-        return -1;
+        return -rc;
     }
     static char buf[1 << 16];
     *bytes = 0;
@@ -157,81 +164,76 @@ static int copy_log(const char *sub, int srcdir, int dstdir, const cairn_store *
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 || (n > 0 && (rc = write_all(out, buf, (size_t)n)) != 0)) {
-            cmd_error(sub, "copying the log: %s", strerror(n < 0 ? errno : rc));
+            rc = n < 0 ? errno : rc;
+            copy_error(err, errlen, "copying the log: %s", strerror(rc));
             close(in), close(out);
-            return -1;
+            return -rc;
         }
         if (n == 0)
             break;
         *bytes += (uint64_t)n;
     }
     close(in);
-    rc = fsync(out);
+    rc = fsync(out) == 0 ? 0 : errno;
     close(out);
     if (rc) {
-        cmd_error(sub, "syncing the copied log: %s", strerror(errno));
-        return -1;
+        copy_error(err, errlen, "syncing the copied log: %s", strerror(rc));
+        return -rc;
     }
     return 0;
 }
 
-int cmd_backup(int argc, char **argv)
+static void shell_init(cairn_store *s, const char *path)
 {
-    static const struct option opts[] = {{"check", no_argument, 0, 'c'}, {"help", no_argument, 0, 'h'}, {0}};
-    int check = 0, c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'c')
-            check = 1;
-        else if (c == 'h')
-            return fputs(backup_usage, stdout), CMD_OK;
-        else
-            return fputs(backup_usage, stderr), CMD_FAIL;
-    }
-    if (optind != argc - 2)
-        return fputs(backup_usage, stderr), CMD_FAIL;
-    const char *src = argv[optind], *dest = argv[optind + 1];
+    memset(s, 0, sizeof *s);
+    cairn_options_init(&s->opt);
+    pthread_mutex_init(&s->err_mutex, NULL);
+    pthread_rwlock_init(&s->types_lock, NULL);
+    s->path = (char *)path;
+}
 
+int store_backup(const char *src, const char *dest, const struct inspect_hooks *hooks, struct backup_result *res,
+                 char *err, size_t errlen)
+{
+    memset(res, 0, sizeof *res);
     /* The source, read-only, without the store's lock: LMDB readers of
      * other processes coexist with the writer. */
     cairn_store st;
-    memset(&st, 0, sizeof st);
-    cairn_options_init(&st.opt);
-    pthread_mutex_init(&st.err_mutex, NULL);
-    pthread_rwlock_init(&st.types_lock, NULL);
-    st.path = (char *)src;
+    shell_init(&st, src);
     int srcdir = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (srcdir < 0 || faccessat(srcdir, "data.mdb", R_OK, 0) != 0) {
-        cmd_error("backup", "%s%s: %s", src, srcdir < 0 ? "" : "/data.mdb", strerror(errno));
+        int rc = errno;
+        copy_error(err, errlen, "%s%s: %s", src, srcdir < 0 ? "" : "/data.mdb", strerror(rc));
         if (srcdir >= 0)
             close(srcdir);
-        return CMD_FAIL;
+        return rc;
     }
     MDB_env *env;
     int rc = store_open_env(&st, src, MDB_RDONLY, 0, &env);
     if (rc) {
-        cmd_error("backup", "%s/data.mdb: LMDB cannot open it: %s", src, cairn_strerror(rc));
+        copy_error(err, errlen, "%s/data.mdb: LMDB cannot open it: %s", src, cairn_strerror(rc));
         close(srcdir);
-        return cmd_exit_for(rc);
+        return rc;
     }
-    int dstdir = dest_prepare("backup", dest);
+    int dstdir = dest_prepare(dest, err, errlen);
     if (dstdir < 0) {
         mdb_env_close(env);
         close(srcdir);
-        return CMD_FAIL;
+        return -dstdir;
     }
     char *staged_path;
     if (asprintf(&staged_path, "%s/data.mdb.tmp", dest) < 0)
         abort();
-    struct progress pr;
-    progress_begin(&pr, "backup");
-    int result = CMD_FAIL, attempt;
-    uint64_t log_bytes = 0;
+    int attempt;
+    rc = EIO;
     cairn_store copy;
     for (attempt = 0; attempt < BACKUP_RETRIES; attempt++) {
-        progress_show(&pr, (uint64_t)attempt, BACKUP_RETRIES);
+        if (hooks && hooks->progress)
+            hooks->progress(hooks->arg, "backup", (uint64_t)attempt, BACKUP_RETRIES);
         int fd = openat(dstdir, "data.mdb.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd < 0) {
-            cmd_error("backup", "%s: %s", staged_path, strerror(errno));
+            rc = errno;
+            copy_error(err, errlen, "%s: %s", staged_path, strerror(rc));
             break;
         }
         rc = lmdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
@@ -239,18 +241,14 @@ int cmd_backup(int argc, char **argv)
             rc = errno;
         close(fd);
         if (rc) {
-            cmd_error("backup", "copying %s/data.mdb: %s", src, mdb_strerror(rc));
+            copy_error(err, errlen, "copying %s/data.mdb: %s", src, mdb_strerror(rc));
+            rc = rc > 0 ? rc : EIO;
             break;
         }
-        memset(&copy, 0, sizeof copy);
-        cairn_options_init(&copy.opt);
-        pthread_mutex_init(&copy.err_mutex, NULL);
-        pthread_rwlock_init(&copy.types_lock, NULL);
-        copy.path = staged_path;
+        shell_init(&copy, staged_path);
         rc = copied_catalog(staged_path, &copy);
         if (rc) {
-            cmd_error("backup", "%s: %s", src, copy.errmsg[0] ? copy.errmsg : cairn_strerror(rc));
-            result = cmd_exit_for(rc);
+            copy_error(err, errlen, "%s: %s", src, copy.errmsg[0] ? copy.errmsg : cairn_strerror(rc));
             break;
         }
         /* Tests widen the window between the snapshot and the log so that
@@ -258,41 +256,27 @@ int cmd_backup(int argc, char **argv)
         const char *pause = getenv("CAIRN_TEST_BACKUP_PAUSE_MS");
         if (pause && attempt == 0)
             usleep((useconds_t)atoi(pause) * 1000u);
-        rc = copy_log("backup", srcdir, dstdir, &copy, &log_bytes);
-        if (rc < 0)
+        rc = copy_log(srcdir, dstdir, &copy, &res->log_bytes, err, errlen);
+        if (rc < 0) {
+            rc = -rc;
             break;
+        }
         if (rc == 0) {
-            result = dest_finish("backup", dstdir, dest, "data.mdb.tmp") == 0 ? CMD_OK : CMD_FAIL;
+            rc = dest_finish(dstdir, dest, "data.mdb.tmp", err, errlen);
             break;
         }
         usleep(1000u << (attempt < 6 ? attempt : 6));
     }
-    progress_end(&pr);
-    if (attempt == BACKUP_RETRIES)
-        cmd_error("backup", "%s: the store checkpointed during each of %d attempts", src, BACKUP_RETRIES);
-    if (result != CMD_OK)
+    res->retries = attempt;
+    if (attempt == BACKUP_RETRIES) {
+        copy_error(err, errlen, "%s: the store checkpointed during each of %d attempts", src, BACKUP_RETRIES);
+        rc = CAIRN_BUSY;
+    }
+    if (rc)
         unlinkat(dstdir, "data.mdb.tmp", 0);
     mdb_env_close(env);
     close(srcdir);
     close(dstdir);
     free(staged_path);
-    if (result != CMD_OK)
-        return result;
-
-    /* The copy must open: catalog, log header, replay. */
-    struct snapshot *sn;
-    rc = cmd_snapshot("backup", dest, &sn);
-    if (rc)
-        return cmd_exit_for(rc);
-    printf("%s -> %s: checkpoint LSN %llu, log %llu bytes (%llu transactions after it), %d retries\n", src, dest,
-           (unsigned long long)sn->st.ckpt_lsn, (unsigned long long)log_bytes, (unsigned long long)sn->log_txns,
-           attempt);
-    if (check) {
-        cairn_check_report r;
-        rc = check_snapshot(sn, &r, NULL);
-        printf("%s: %s%s\n", dest, rc == 0 ? "clean" : "PROBLEMS: ", rc == 0 ? "" : r.first_problem);
-        result = rc == 0 ? CMD_OK : cmd_exit_for(rc);
-    }
-    snapshot_close(sn);
-    return result;
+    return rc;
 }
