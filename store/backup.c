@@ -96,34 +96,31 @@ static int write_all(int fd, const void *buf, size_t len)
 }
 
 /* The catalog of the LMDB file at path (no lock file: nobody else has it). */
-static int copied_catalog(const char *path, cairn_store *s)
+static int copied_catalog(const char *path, struct catalog *c)
 {
     MDB_txn *txn;
-    int rc = mdb_env_create(&s->env);
+    int rc = mdb_env_create(&c->env);
     if (rc)
         return lmdb_to_cairn(rc);
-    mdb_env_set_maxdbs(s->env, 4);
-    rc = mdb_env_open(s->env, path, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK, 0644);
+    mdb_env_set_maxdbs(c->env, 4);
+    rc = mdb_env_open(c->env, path, MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK, 0644);
     if (rc == 0)
-        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-    if (rc == 0 && (rc = lmdb_file_check(s->env, NULL, NULL)) != 0)
+        rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0 && (rc = lmdb_file_check(c->env, NULL, NULL)) != 0)
         mdb_txn_abort(txn);
     if (rc) {
-        mdb_env_close(s->env);
-        s->env = NULL;
+        catalog_close_env(c);
         return lmdb_to_cairn(rc);
     }
-    rc = store_read_catalog(s, txn);
+    rc = catalog_read(c, txn);
     mdb_txn_abort(txn);
-    types_free(s);
-    mdb_env_close(s->env);
-    s->env = NULL;
+    catalog_close_env(c);
     return rc;
 }
 
 /* Steps 3-4: copy the log if it continues checkpoint ckpt: 0, 1 = retry,
  * or an error (negated) with the message. */
-static int copy_log(int srcdir, int dstdir, const cairn_store *copy, uint64_t *bytes, char *err, size_t errlen)
+static int copy_log(int srcdir, int dstdir, const struct catalog *copy, uint64_t *bytes, char *err, size_t errlen)
 {
     int in = openat(srcdir, "wal", O_RDONLY | O_CLOEXEC);
     if (in < 0) {
@@ -183,23 +180,15 @@ static int copy_log(int srcdir, int dstdir, const cairn_store *copy, uint64_t *b
     return 0;
 }
 
-static void shell_init(cairn_store *s, const char *path)
-{
-    memset(s, 0, sizeof *s);
-    cairn_options_init(&s->opt);
-    pthread_mutex_init(&s->err_mutex, NULL);
-    pthread_rwlock_init(&s->types_lock, NULL);
-    s->path = (char *)path;
-}
-
 int store_backup(const char *src, const char *dest, const struct inspect_hooks *hooks, struct backup_result *res,
                  char *err, size_t errlen)
 {
     memset(res, 0, sizeof *res);
     /* The source, read-only, without the store's lock: LMDB readers of
      * other processes coexist with the writer. */
-    cairn_store st;
-    shell_init(&st, src);
+    struct catalog_msg msg = {err, errlen};
+    struct catalog st = {.path = src, .error = catalog_msg_sink, .error_arg = &msg};
+    err[0] = 0;
     int srcdir = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (srcdir < 0 || faccessat(srcdir, "data.mdb", R_OK, 0) != 0) {
         int rc = errno;
@@ -208,16 +197,16 @@ int store_backup(const char *src, const char *dest, const struct inspect_hooks *
             close(srcdir);
         return rc;
     }
-    MDB_env *env;
-    int rc = store_open_env(&st, src, MDB_RDONLY, 0, &env);
+    int rc = catalog_open_env(&st, src, MDB_RDONLY, 0, STORE_DEFAULT_MAX_BYTES);
     if (rc) {
+        err[0] = 0;
         copy_error(err, errlen, "%s/data.mdb: LMDB cannot open it: %s", src, cairn_strerror(rc));
         close(srcdir);
         return rc;
     }
     int dstdir = dest_prepare(dest, err, errlen);
     if (dstdir < 0) {
-        mdb_env_close(env);
+        catalog_close_env(&st);
         close(srcdir);
         return -dstdir;
     }
@@ -226,7 +215,7 @@ int store_backup(const char *src, const char *dest, const struct inspect_hooks *
         abort();
     int attempt;
     rc = EIO;
-    cairn_store copy;
+    struct catalog copy;
     for (attempt = 0; attempt < BACKUP_RETRIES; attempt++) {
         if (hooks && hooks->progress)
             hooks->progress(hooks->arg, "backup", (uint64_t)attempt, BACKUP_RETRIES);
@@ -236,7 +225,7 @@ int store_backup(const char *src, const char *dest, const struct inspect_hooks *
             copy_error(err, errlen, "%s: %s", staged_path, strerror(rc));
             break;
         }
-        rc = lmdb_env_copyfd2(env, fd, MDB_CP_COMPACT);
+        rc = lmdb_env_copyfd2(st.env, fd, MDB_CP_COMPACT);
         if (rc == 0 && fsync(fd) != 0)
             rc = errno;
         close(fd);
@@ -245,10 +234,12 @@ int store_backup(const char *src, const char *dest, const struct inspect_hooks *
             rc = rc > 0 ? rc : EIO;
             break;
         }
-        shell_init(&copy, staged_path);
+        char why[512] = "";
+        struct catalog_msg copy_msg = {why, sizeof why};
+        copy = (struct catalog){.path = staged_path, .error = catalog_msg_sink, .error_arg = &copy_msg};
         rc = copied_catalog(staged_path, &copy);
         if (rc) {
-            copy_error(err, errlen, "%s: %s", src, copy.errmsg[0] ? copy.errmsg : cairn_strerror(rc));
+            copy_error(err, errlen, "%s: %s", src, why[0] ? why : cairn_strerror(rc));
             break;
         }
         /* Tests widen the window between the snapshot and the log so that
@@ -274,7 +265,7 @@ int store_backup(const char *src, const char *dest, const struct inspect_hooks *
     }
     if (rc)
         unlinkat(dstdir, "data.mdb.tmp", 0);
-    mdb_env_close(env);
+    catalog_close_env(&st);
     close(srcdir);
     close(dstdir);
     free(staged_path);

@@ -97,12 +97,12 @@ static int load_extent(struct checker *c, uint64_t e)
     }
     if (!in_memory) {
         MDB_val key = {sizeof e, &e}, val;
-        int rc = lmdb_get(c->txn, c->s->extents, &key, &val);
+        int rc = lmdb_get(c->txn, c->s->cat.extents, &key, &val);
         if (rc == MDB_NOTFOUND) {
             memset(c->raw, 0, BYTES_PER_EXTENT);
         } else if (rc) {
             return lmdb_to_cairn(rc);
-        } else if (extent_decode(c->raw, val.mv_data, val.mv_size, e, c->s->seed, c->s->dctx) != 0) {
+        } else if (extent_decode(c->raw, val.mv_data, val.mv_size, e, c->s->cat.seed, c->s->dctx) != 0) {
             /* Counted in pass 1; treat its pages as zero from here on. */
             memset(c->raw, 0, BYTES_PER_EXTENT);
         }
@@ -128,11 +128,11 @@ static int pass_lmdb_values(struct checker *c)
     else if (rc)
         return rc;
     MDB_cursor *cur;
-    rc = mdb_cursor_open(c->txn, c->s->extents, &cur);
+    rc = mdb_cursor_open(c->txn, c->s->cat.extents, &cur);
     if (rc)
         return lmdb_to_cairn(rc);
     MDB_stat ms;
-    uint64_t total = mdb_stat(c->txn, c->s->extents, &ms) == 0 ? ms.ms_entries : 0;
+    uint64_t total = mdb_stat(c->txn, c->s->cat.extents, &ms) == 0 ? ms.ms_entries : 0;
     const char *map = lmdb_map_base(mdb_txn_env(c->txn));
     MDB_val k, v;
     for (rc = lmdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -149,7 +149,7 @@ static int pass_lmdb_values(struct checker *c)
         else if (lmdb_value_check(c->txn, map, &v) != 0) /* a writer would refuse to replace it */
             problem(c, &c->r->corrupt_extents, "extent %llu: its LMDB overflow page header is damaged",
                     (unsigned long long)e);
-        else if (extent_decode(c->raw, v.mv_data, v.mv_size, e, c->s->seed, c->s->dctx) != 0)
+        else if (extent_decode(c->raw, v.mv_data, v.mv_size, e, c->s->cat.seed, c->s->dctx) != 0)
             problem(c, &c->r->corrupt_extents, "extent %llu fails to decode (header, zstd or checksum)",
                     (unsigned long long)e);
     }
@@ -503,7 +503,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     pthread_mutex_lock(&s->log_mutex);
 
     pthread_rwlock_rdlock(&s->lmdb_lock);
-    int rc = atomic_load(&s->pager->lmdb_dead) ? CAIRN_IOERR : store_txn_begin(s, s->env, MDB_RDONLY, &c.txn);
+    int rc = atomic_load(&s->pager->lmdb_dead) ? CAIRN_IOERR : catalog_txn_begin(&s->cat, MDB_RDONLY, &c.txn);
     if (rc == 0)
         rc = check_passes(&c);
     if (c.txn)

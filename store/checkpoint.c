@@ -39,13 +39,13 @@ static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, ext
     if (!raw)
         return ENOMEM;
     MDB_txn *txn;
-    int rc = store_txn_begin(s, s->env, 0, &txn);
+    int rc = catalog_txn_begin(&s->cat, 0, &txn);
     if (rc) {
         free(raw);
         return rc;
     }
     uint64_t zin = 0, zout = 0;
-    const char *map = lmdb_map_base(s->env); /* for lmdb_value_check */
+    const char *map = lmdb_map_base(s->cat.env); /* for lmdb_value_check */
     for (size_t i = 0; i < n && rc == 0; i++) {
         uint64_t e = ext[i];
         MDB_val key = {sizeof e, &e}, old;
@@ -53,7 +53,7 @@ static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, ext
         if (rc)
             break;
         /* LMDB frees the value it replaces by that value's own header. */
-        rc = lmdb_get(txn, s->extents, &key, &old);
+        rc = lmdb_get(txn, s->cat.extents, &key, &old);
         if (rc == 0 && lmdb_value_check(txn, map, &old) != 0) {
             store_set_error(s, "%s/data.mdb: extent %llu: its LMDB record is damaged", s->path, (unsigned long long)e);
             rc = CAIRN_CORRUPT;
@@ -63,22 +63,22 @@ static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, ext
         if (rc)
             break;
         if (is_zero(raw)) {
-            rc = lmdb_del(txn, s->extents, &key, NULL);
+            rc = lmdb_del(txn, s->cat.extents, &key, NULL);
             if (rc == MDB_NOTFOUND)
                 rc = 0;
             continue;
         }
         size_t len;
-        rc = extent_encode(s->zbuf, extent_bound(), &len, raw, e, s->seed, s->opt.compression_level, s->cctx);
+        rc = extent_encode(s->zbuf, extent_bound(), &len, raw, e, s->cat.seed, s->opt.compression_level, s->cctx);
         if (rc)
             break;
         MDB_val val = {len, s->zbuf};
-        rc = lmdb_put(txn, s->extents, &key, &val, 0);
+        rc = lmdb_put(txn, s->cat.extents, &key, &val, 0);
         zin += BYTES_PER_EXTENT;
         zout += len;
     }
     if (rc == 0)
-        rc = store_put_ckpt_lsn(s, txn, ckpt_lsn);
+        rc = catalog_put_ckpt_lsn(&s->cat, txn, ckpt_lsn);
     free(raw);
     if (rc) {
         mdb_txn_abort(txn);
@@ -167,7 +167,7 @@ static int checkpoint_locked(cairn_store *s)
         return CAIRN_FULL;
     }
     pager_flushed(p, n);
-    s->ckpt_lsn = lsn;
+    s->cat.ckpt_lsn = lsn;
     atomic_fetch_add(&s->checkpoints, 1);
     /* If the reset fails before its rename, the old log stays valid: its
      * records are all at or below the checkpoint and later commits still

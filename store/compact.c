@@ -48,7 +48,7 @@ static int list_extents(struct snapshot *sn, uint64_t **out, size_t *n)
     uint64_t *keys = malloc(cap * sizeof *keys);
     MDB_cursor *cur;
     MDB_val key, val;
-    int rc = keys ? mdb_cursor_open(sn->txn, sn->st.extents, &cur) : ENOMEM;
+    int rc = keys ? mdb_cursor_open(sn->txn, sn->st.cat.extents, &cur) : ENOMEM;
     if (rc) {
         free(keys);
         return lmdb_to_cairn(rc);
@@ -82,7 +82,7 @@ static int list_extents(struct snapshot *sn, uint64_t **out, size_t *n)
     qsort(keys, k, sizeof *keys, cmp_u64);
     size_t u = 0;
     for (size_t i = 0; i < k; i++)
-        if (keys[i] < sn->st.pages / PAGES_PER_EXTENT && (u == 0 || keys[u - 1] != keys[i]))
+        if (keys[i] < sn->st.cat.pages / PAGES_PER_EXTENT && (u == 0 || keys[u - 1] != keys[i]))
             keys[u++] = keys[i];
     *out = keys;
     *n = u;
@@ -98,58 +98,24 @@ static int all_zero(const unsigned char *raw)
     return 1;
 }
 
-/* Copy the catalog (every key but the checkpoint position, rewritten with
- * its checksum) from the snapshot into txn. */
-static int copy_catalog(struct snapshot *sn, cairn_store *dst, MDB_txn *txn)
-{
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(sn->txn, sn->st.meta, &cur);
-    if (rc)
-        return rc;
-    for (rc = lmdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((k.mv_size == 8 && memcmp(k.mv_data, "ckpt_lsn", 8) == 0) ||
-            (k.mv_size == 11 && memcmp(k.mv_data, "catalog_sum", 11) == 0))
-            continue;
-        if (v.mv_size > STORE_MAX_META_VALUE) { /* a damaged page's size: do not read past it */
-            rc = CAIRN_CORRUPT;
-            break;
-        }
-        if ((rc = lmdb_put(txn, dst->meta, &k, &v, 0)) != 0)
-            break;
-    }
-    mdb_cursor_close(cur);
-    if (rc != MDB_NOTFOUND && rc != 0)
-        return rc;
-    return store_put_ckpt_lsn(dst, txn, sn->last_lsn);
-}
-
 /* Build the compacted LMDB environment in directory dir. */
 static int build_env(struct snapshot *sn, const char *dir, int level, struct compact_result *res,
                      const struct inspect_hooks *hooks, char *err, size_t errlen)
 {
-    cairn_store dst;
-    memset(&dst, 0, sizeof dst);
-    cairn_options_init(&dst.opt);
-    memcpy(dst.store_id, sn->st.store_id, 16);
-    dst.pages = sn->st.pages;
+    struct catalog_msg msg = {err, errlen};
+    struct catalog dst = {.path = dir, .error = catalog_msg_sink, .error_arg = &msg};
     uint64_t *keys = NULL;
     size_t n = 0;
-    MDB_env *env = NULL;
     MDB_txn *txn = NULL;
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     unsigned char *raw = malloc(BYTES_PER_EXTENT), *z = malloc(extent_bound());
     int rc = cctx && raw && z ? list_extents(sn, &keys, &n) : ENOMEM;
     if (rc == 0)
-        rc = store_open_env(&dst, dir, 0, 1, &env);
+        rc = catalog_open_env(&dst, dir, 0, 1, sn->st.cat.pages * PAGE_BYTES);
     if (rc == 0)
-        rc = mdb_txn_begin(env, NULL, 0, &txn);
+        rc = catalog_txn_begin(&dst, 0, &txn);
     if (rc == 0)
-        rc = lmdb_dbi_open(txn, "meta", MDB_CREATE, &dst.meta);
-    if (rc == 0)
-        rc = lmdb_dbi_open(txn, "extents", MDB_CREATE | MDB_INTEGERKEY, &dst.extents);
-    if (rc == 0)
-        rc = copy_catalog(sn, &dst, txn);
+        rc = catalog_copy(&sn->st.cat, sn->txn, &dst, txn, sn->last_lsn);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         uint64_t e = keys[i];
         if (hooks && hooks->progress)
@@ -165,7 +131,7 @@ static int build_env(struct snapshot *sn, const char *dir, int level, struct com
             continue;
         }
         size_t len;
-        rc = extent_encode(z, extent_bound(), &len, raw, e, sn->st.seed, level, cctx);
+        rc = extent_encode(z, extent_bound(), &len, raw, e, sn->st.cat.seed, level, cctx);
         MDB_val key = {sizeof e, &e}, val = {len, z};
         if (rc == 0)
             rc = lmdb_put(txn, dst.extents, &key, &val, MDB_APPEND);
@@ -176,7 +142,7 @@ static int build_env(struct snapshot *sn, const char *dir, int level, struct com
             rc = lmdb_txn_commit(txn);
             txn = NULL;
             if (rc == 0)
-                rc = mdb_txn_begin(env, NULL, 0, &txn);
+                rc = catalog_txn_begin(&dst, 0, &txn);
         }
     }
     if (rc == 0) {
@@ -186,11 +152,10 @@ static int build_env(struct snapshot *sn, const char *dir, int level, struct com
     if (txn)
         mdb_txn_abort(txn);
     if (rc == 0)
-        rc = mdb_env_sync(env, 1);
+        rc = mdb_env_sync(dst.env, 1);
     if (rc && rc != CAIRN_CORRUPT)
         copy_error(err, errlen, "%s: writing the compacted copy: %s", dir, rc > 0 ? strerror(rc) : mdb_strerror(rc));
-    if (env)
-        mdb_env_close(env);
+    catalog_close_env(&dst);
     ZSTD_freeCCtx(cctx);
     free(raw);
     free(z);
@@ -361,7 +326,7 @@ int store_compact(const char *src, const char *dest, int level, const struct ins
         goto fail;
     }
     uint8_t id[16];
-    memcpy(id, sn->st.store_id, 16);
+    memcpy(id, sn->st.cat.store_id, 16);
     uint64_t last = sn->last_lsn;
     rc = build_env(sn, where, level, res, hooks, err, errlen);
     snapshot_close(sn);

@@ -62,7 +62,7 @@ static int find_garbage(cairn_store *s, struct gc_report *r, const struct inspec
     pthread_mutex_lock(&s->log_mutex);
     pthread_rwlock_rdlock(&s->lmdb_lock);
     MDB_txn *txn;
-    int rc = store_txn_begin(s, s->env, MDB_RDONLY, &txn);
+    int rc = catalog_txn_begin(&s->cat, MDB_RDONLY, &txn);
     struct walk w;
     struct garbage g = {.w = &w, .r = r, .hooks = hooks};
     if (rc == 0) {

@@ -40,7 +40,7 @@ static int stored_extents(struct snapshot *sn, uint64_t *n, uint64_t *bytes)
 {
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = mdb_cursor_open(sn->txn, sn->st.extents, &cur);
+    int rc = mdb_cursor_open(sn->txn, sn->st.cat.extents, &cur);
     if (rc)
         return lmdb_to_cairn(rc);
     for (rc = lmdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &k, &v, MDB_NEXT))

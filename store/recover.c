@@ -91,12 +91,12 @@ static int image_of(struct replay *r, uint64_t e, unsigned char **out)
     if (!img)
         return ENOMEM;
     MDB_val key = {sizeof e, &e}, val;
-    int rc = lmdb_get(r->txn, r->s->extents, &key, &val);
+    int rc = lmdb_get(r->txn, r->s->cat.extents, &key, &val);
     if (rc == MDB_NOTFOUND) {
         memset(img, 0, BYTES_PER_EXTENT);
         rc = 0;
     } else if (rc == 0) {
-        rc = extent_decode(img, val.mv_data, val.mv_size, e, r->s->seed, r->s->dctx);
+        rc = extent_decode(img, val.mv_data, val.mv_size, e, r->s->cat.seed, r->s->dctx);
         if (rc)
             store_set_error(r->s, "%s: extent %llu is corrupt", r->s->path, (unsigned long long)e);
     } else {
@@ -116,7 +116,7 @@ static int image_of(struct replay *r, uint64_t e, unsigned char **out)
 static int apply_change(void *ctx, const struct wal_page_change *c)
 {
     struct replay *r = ctx;
-    if (c->page >= r->s->pages) {
+    if (c->page >= r->s->cat.pages) {
         store_set_error(r->s, "%s: log names page %llu beyond the store", r->s->path, (unsigned long long)c->page);
         return CAIRN_CORRUPT;
     }
@@ -165,7 +165,7 @@ static int write_batch(struct replay *r, uint64_t lsn)
     free(ext);
     if (rc)
         return rc;
-    s->ckpt_lsn = lsn;
+    s->cat.ckpt_lsn = lsn;
     r->batches++;
     for (size_t i = 0; i < r->cap; i++) {
         free(r->imgs[i]);
@@ -173,7 +173,7 @@ static int write_batch(struct replay *r, uint64_t lsn)
         r->keys[i] = 0;
     }
     r->used = 0;
-    return store_txn_begin(s, s->env, MDB_RDONLY, &r->txn);
+    return catalog_txn_begin(&s->cat, MDB_RDONLY, &r->txn);
 }
 
 static int transaction_applied(void *ctx, uint64_t commit_lsn)
@@ -193,13 +193,13 @@ int recover_log(cairn_store *s, int *pending)
     uint64_t last = 0, txns = 0;
     /* The files must belong together before anything is applied: no
      * transaction between LMDB's checkpoint and the log's first record ... */
-    int rc = store_log_continues(s, s->ckpt_lsn, s->wal.start_lsn, UINT64_MAX);
+    int rc = store_log_continues(s, s->cat.ckpt_lsn, s->wal.start_lsn, UINT64_MAX);
     if (rc)
         return rc;
-    rc = store_txn_begin(s, s->env, MDB_RDONLY, &r.txn);
+    rc = catalog_txn_begin(&s->cat, MDB_RDONLY, &r.txn);
     if (rc)
         return rc;
-    rc = wal_replay(&s->wal, s->ckpt_lsn, apply_change, transaction_applied, &r, &last, &txns);
+    rc = wal_replay(&s->wal, s->cat.ckpt_lsn, apply_change, transaction_applied, &r, &last, &txns);
     if (r.txn)
         mdb_txn_abort(r.txn);
     *pending = txns > 0;
@@ -207,7 +207,7 @@ int recover_log(cairn_store *s, int *pending)
      * written: a batch is written only after a transaction past the
      * checkpoint was applied, and then the log reaches past it. */
     if (rc == 0)
-        rc = store_log_continues(s, s->ckpt_lsn, s->wal.start_lsn, last);
+        rc = store_log_continues(s, s->cat.ckpt_lsn, s->wal.start_lsn, last);
     if (rc)
         goto out;
     if (txns > 0 && s->readonly) {
@@ -221,7 +221,7 @@ int recover_log(cairn_store *s, int *pending)
     if (s->readonly)
         goto out;
     r.txn = NULL;
-    if (txns > 0 && (r.used > 0 || s->ckpt_lsn != last)) {
+    if (txns > 0 && (r.used > 0 || s->cat.ckpt_lsn != last)) {
         rc = write_batch(&r, last);
         if (r.txn)
             mdb_txn_abort(r.txn);
@@ -232,8 +232,8 @@ int recover_log(cairn_store *s, int *pending)
     /* Start clean whenever the log holds anything: replayed records, records
      * already checkpointed, or a torn tail. */
     off_t size = lseek(s->wal.fd, 0, SEEK_END);
-    if (size != WAL_HEADER_SIZE || s->wal.start_lsn <= s->ckpt_lsn) {
-        uint64_t next = (last > s->ckpt_lsn ? last : s->ckpt_lsn) + 1;
+    if (size != WAL_HEADER_SIZE || s->wal.start_lsn <= s->cat.ckpt_lsn) {
+        uint64_t next = (last > s->cat.ckpt_lsn ? last : s->cat.ckpt_lsn) + 1;
         rc = wal_reset(&s->wal, next);
     }
 out:

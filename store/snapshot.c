@@ -90,14 +90,14 @@ const unsigned char *snapshot_overlay(const struct snapshot *sn, uint64_t e)
 static int lmdb_extent(struct snapshot *sn, uint64_t e, void *raw)
 {
     MDB_val key = {sizeof e, &e}, val;
-    int rc = lmdb_get(sn->txn, sn->st.extents, &key, &val);
+    int rc = lmdb_get(sn->txn, sn->st.cat.extents, &key, &val);
     if (rc == MDB_NOTFOUND) {
         memset(raw, 0, BYTES_PER_EXTENT);
         return 0;
     }
     if (rc)
         return lmdb_to_cairn(rc);
-    rc = extent_decode(raw, val.mv_data, val.mv_size, e, sn->st.seed, sn->st.dctx);
+    rc = extent_decode(raw, val.mv_data, val.mv_size, e, sn->st.cat.seed, sn->st.dctx);
     if (rc)
         memset(raw, 0, BYTES_PER_EXTENT);
     return rc;
@@ -116,7 +116,7 @@ int snapshot_read_extent(struct snapshot *sn, uint64_t e, void *raw)
 static int apply_change(void *ctx, const struct wal_page_change *c)
 {
     struct snapshot *sn = ctx;
-    if (c->page >= sn->st.pages) {
+    if (c->page >= sn->st.cat.pages) {
         store_set_error(&sn->st, "%s/wal: record at LSN %llu names page %llu, beyond the store", sn->st.path,
                         (unsigned long long)c->lsn, (unsigned long long)c->page);
         return CAIRN_CORRUPT;
@@ -150,37 +150,36 @@ static int apply_change(void *ctx, const struct wal_page_change *c)
 static int read_once(struct snapshot *sn)
 {
     cairn_store *s = &sn->st;
-    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &sn->txn);
+    int rc = mdb_txn_begin(s->cat.env, NULL, MDB_RDONLY, &sn->txn);
     if (rc == MDB_MAP_RESIZED) {
         /* The writer grew the map: adopt its size and try again. */
-        mdb_env_set_mapsize(s->env, 0);
-        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &sn->txn);
+        mdb_env_set_mapsize(s->cat.env, 0);
+        rc = mdb_txn_begin(s->cat.env, NULL, MDB_RDONLY, &sn->txn);
     }
     if (rc) {
         sn->txn = NULL;
         store_set_error(s, "%s/data.mdb: cannot begin a read transaction (%s)", s->path, mdb_strerror(rc));
         return lmdb_to_cairn(rc);
     }
-    rc = store_check_lmdb_file(s, s->env, s->path);
+    rc = catalog_check_file(&s->cat);
     if (rc)
         return rc;
     rc = store_read_catalog(s, sn->txn);
     if (rc)
         return rc;
-    s->seed = XXH3_64bits(s->store_id, 16);
-    layout_init(&sn->layout, s->pages);
+    layout_init(&sn->layout, s->cat.pages);
     rc = store_open_log(s, 1);
     if (rc)
         return rc;
-    if (s->wal.start_lsn > s->ckpt_lsn + 1)
+    if (s->wal.start_lsn > s->cat.ckpt_lsn + 1)
         return 1; /* a checkpoint ran after our LMDB snapshot, or the files do not belong together */
     struct stat st;
     sn->log_bytes = fstat(s->wal.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
     uint64_t last = 0;
-    rc = wal_replay(&s->wal, s->ckpt_lsn, apply_change, NULL, sn, &last, &sn->log_txns);
+    rc = wal_replay(&s->wal, s->cat.ckpt_lsn, apply_change, NULL, sn, &last, &sn->log_txns);
     if (rc == 0)
-        rc = store_log_continues(s, s->ckpt_lsn, s->wal.start_lsn, last);
-    sn->last_lsn = last > s->ckpt_lsn ? last : s->ckpt_lsn;
+        rc = store_log_continues(s, s->cat.ckpt_lsn, s->wal.start_lsn, last);
+    sn->last_lsn = last > s->cat.ckpt_lsn ? last : s->cat.ckpt_lsn;
     return rc;
 }
 
@@ -226,6 +225,9 @@ int snapshot_open(const char *path, struct snapshot **out, char *err, size_t err
     s->dctx = ZSTD_createDCtx();
     if (!s->path || !s->dctx)
         goto fail;
+    s->cat.path = s->path;
+    s->cat.error = store_catalog_error;
+    s->cat.error_arg = s;
     s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dirfd < 0) {
         rc = errno;
@@ -237,9 +239,9 @@ int snapshot_open(const char *path, struct snapshot **out, char *err, size_t err
         store_set_error(s, "%s/data.mdb: %s (not a cairn store?)", path, strerror(rc));
         goto fail;
     }
-    rc = store_open_env(s, path, MDB_RDONLY, 0, &s->env);
+    rc = catalog_open_env(&s->cat, path, MDB_RDONLY, 0, s->opt.max_bytes);
     if (rc) {
-        if (!s->errmsg[0]) /* store_open_env names what it found wrong */
+        if (!s->errmsg[0]) /* catalog_open_env names what it found wrong */
             store_set_error(s, "%s/data.mdb: LMDB cannot open it (%s)", path, cairn_strerror(rc));
         goto fail;
     }
@@ -250,7 +252,7 @@ int snapshot_open(const char *path, struct snapshot **out, char *err, size_t err
         /* Without a writer no checkpoint can have raced us: the files do
          * not belong together. */
         if (!writer_present(s)) {
-            rc = store_log_continues(s, s->ckpt_lsn, s->wal.start_lsn, UINT64_MAX);
+            rc = store_log_continues(s, s->cat.ckpt_lsn, s->wal.start_lsn, UINT64_MAX);
             break;
         }
         reset_attempt(sn);
@@ -258,7 +260,7 @@ int snapshot_open(const char *path, struct snapshot **out, char *err, size_t err
             store_set_error(s,
                             "%s: the log starts at LSN %llu, past the checkpoint at %llu + 1, in each of %d "
                             "attempts: checkpoints of the writer raced every attempt",
-                            path, (unsigned long long)s->wal.start_lsn, (unsigned long long)s->ckpt_lsn,
+                            path, (unsigned long long)s->wal.start_lsn, (unsigned long long)s->cat.ckpt_lsn,
                             SNAPSHOT_RETRIES);
             rc = CAIRN_BUSY;
             break;
@@ -281,8 +283,7 @@ void snapshot_close(struct snapshot *sn)
         return;
     cairn_store *s = &sn->st;
     reset_attempt(sn);
-    if (s->env)
-        mdb_env_close(s->env);
+    catalog_close_env(&s->cat);
     ZSTD_freeDCtx(s->dctx);
     if (s->dirfd >= 0)
         close(s->dirfd);
@@ -302,12 +303,12 @@ void snapshot_info(const struct snapshot *sn, struct snapshot_info *out)
     const cairn_store *s = &sn->st;
     memset(out, 0, sizeof *out);
     out->path = s->path;
-    memcpy(out->store_id, s->store_id, 16);
+    memcpy(out->store_id, s->cat.store_id, 16);
     out->format = STORE_FORMAT_VERSION;
     out->page_bytes = PAGE_BYTES;
     out->extent_pages = PAGES_PER_EXTENT;
-    out->pages = s->pages;
-    out->ckpt_lsn = s->ckpt_lsn;
+    out->pages = s->cat.pages;
+    out->ckpt_lsn = s->cat.ckpt_lsn;
     out->last_lsn = sn->last_lsn;
     out->log_txns = sn->log_txns;
     out->log_bytes = sn->log_bytes;

@@ -31,8 +31,8 @@
 
 #include "store_internal.h"
 
-#define DEFAULT_MAX_BYTES ((uint64_t)1 << 40)
 #define DEFAULT_CHECKPOINT_BYTES ((uint64_t)64 << 20)
+#define NEW_STORE_RESERVE (64 << 10) /* a new data.mdb is 5 LMDB pages */
 
 /* Stores open in this process, by directory identity: LMDB must not be
  * opened twice in one process, and a second opener must get CAIRN_BUSY.
@@ -131,7 +131,7 @@ void cairn_options_init(cairn_options *o)
     if (!o)
         return;
     memset(o, 0, sizeof *o);
-    o->max_bytes = DEFAULT_MAX_BYTES;
+    o->max_bytes = STORE_DEFAULT_MAX_BYTES;
     o->sync = CAIRN_SYNC_FULL;
     o->compression_level = 1;
     o->backend = CAIRN_BACKEND_AUTO;
@@ -151,188 +151,39 @@ void store_set_error(cairn_store *s, const char *fmt, ...)
 /* The detail of this thread's last failed cairn_open (cairn_errmsg(NULL)). */
 static __thread char open_errmsg[512];
 
+void store_catalog_error(void *s, const char *msg)
+{
+    store_set_error(s, "%s", msg);
+}
+
+int store_read_catalog(cairn_store *s, MDB_txn *txn)
+{
+    int rc = catalog_read(&s->cat, txn);
+    return rc ? rc : types_load(s, txn);
+}
+
+/* Read the catalog of an existing store, and its types. */
+static int open_catalog(cairn_store *s)
+{
+    MDB_txn *txn;
+    /* Read-only even for a writer: nothing is written to data.mdb before
+     * the log is found to belong with it (store_log_continues). */
+    int rc = catalog_txn_begin(&s->cat, MDB_RDONLY, &txn);
+    if (rc)
+        return rc;
+    rc = store_read_catalog(s, txn);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    /* Commit, not abort: the database handles opened here stay valid only
+     * if the transaction that opened them commits (a read-only one too). */
+    return lmdb_to_cairn(lmdb_txn_commit(txn));
+}
+
 const char *cairn_errmsg(cairn_store *s)
 {
     return s ? s->errmsg : open_errmsg;
-}
-
-int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v)
-{
-    MDB_val k = {strlen(key), (void *)key}, d = {8, &v};
-    return lmdb_put(txn, s->meta, &k, &d, 0);
-}
-
-/* LMDB has no checksums: the fixed catalog entries carry one of their own,
- * so that a damaged checkpoint position (which would make recovery skip
- * logged transactions) is refused instead of believed. */
-static uint64_t catalog_sum(const cairn_store *s, uint64_t ckpt_lsn)
-{
-    struct {
-        uint32_t format, page_size, extent_pages, zero;
-        uint8_t store_id[16];
-        uint64_t pages, ckpt_lsn;
-    } c = {STORE_FORMAT_VERSION, PAGE_BYTES, PAGES_PER_EXTENT, 0, {0}, s->pages, ckpt_lsn};
-    memcpy(c.store_id, s->store_id, 16);
-    return XXH3_64bits(&c, sizeof c);
-}
-
-int store_put_ckpt_lsn(cairn_store *s, MDB_txn *txn, uint64_t ckpt_lsn)
-{
-    int rc = store_meta_put_u64(s, txn, "ckpt_lsn", ckpt_lsn);
-    return rc ? rc : store_meta_put_u64(s, txn, "catalog_sum", catalog_sum(s, ckpt_lsn));
-}
-
-static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, void *out, size_t len)
-{
-    MDB_val k = {strlen(key), (void *)key}, d;
-    int rc = lmdb_get(txn, dbi, &k, &d);
-    if (rc)
-        return rc;
-    if (d.mv_size != len)
-        return MDB_CORRUPTED;
-    memcpy(out, d.mv_data, len);
-    return 0;
-}
-
-/* Report a data.mdb shorter than its meta page claims (lmdb_file_check). */
-int store_check_lmdb_file(cairn_store *s, MDB_env *env, const char *dir)
-{
-    uint64_t have = 0, need = 0;
-    int rc = lmdb_file_check(env, &have, &need);
-    if (rc == CAIRN_CORRUPT)
-        store_set_error(s, "%s/data.mdb: the file is %llu bytes, its LMDB meta page claims %llu (truncated?)", dir,
-                        (unsigned long long)have, (unsigned long long)need);
-    return rc;
-}
-
-int store_txn_begin(cairn_store *s, MDB_env *env, unsigned flags, MDB_txn **out)
-{
-    int rc = mdb_txn_begin(env, NULL, flags, out);
-    if (rc)
-        return lmdb_to_cairn(rc);
-    rc = store_check_lmdb_file(s, env, s->path);
-    if (rc) {
-        mdb_txn_abort(*out);
-        *out = NULL;
-    } else if (!(flags & MDB_RDONLY) && (rc = lmdb_file_pad(env)) != 0) {
-        store_set_error(s, "%s/data.mdb: cannot map the file: %s", s->path, cairn_strerror(rc));
-        mdb_txn_abort(*out);
-        *out = NULL;
-    }
-    return rc;
-}
-
-/*
- * LMDB sizes lock.mdb with ftruncate and then writes its reader table
- * through a shared map: on a full file system the first store to a page
- * that has no block is a SIGBUS inside mdb_env_open.  So the file's
- * blocks are reserved first (FALLOC_FL_KEEP_SIZE: its size stays what
- * LMDB made it, or 0 for LMDB to size), and a full disk is ENOSPC here.
- * Only where we may write (a read-only user's open leaves it to LMDB).
- */
-#define NEW_STORE_RESERVE (64 << 10) /* a new data.mdb is 5 LMDB pages */
-#define LMDB_LOCK_RESERVE (64 << 10) /* the table for 126 + PAGER_SLOTS readers is ~10 KiB */
-
-static int reserve_lmdb_lock_file(cairn_store *s, const char *dir)
-{
-    char *file;
-    if (asprintf(&file, "%s/lock.mdb", dir) < 0)
-        return ENOMEM;
-    int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    free(file);
-    int rc = 0;
-    if (fd < 0) {
-        /* Read-only media or permissions: LMDB opens what it may and
-         * reports what it meets.  Anything else is the file system's error. */
-        if (errno == EACCES || errno == EPERM || errno == EROFS)
-            return 0;
-        rc = errno;
-        store_set_error(s, "%s/lock.mdb: %s", dir, strerror(rc));
-        return rc;
-    }
-    struct stat st;
-    if (fstat(fd, &st) == 0) {
-        off_t len = st.st_size > LMDB_LOCK_RESERVE ? st.st_size : LMDB_LOCK_RESERVE;
-        if (fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, len) != 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
-            rc = errno;
-            store_set_error(s, "%s/lock.mdb: cannot reserve LMDB's lock file: %s", dir, strerror(rc));
-        }
-    }
-    close(fd);
-    return rc;
-}
-
-/* The environment in directory dir (LMDB's data.mdb and lock.mdb). */
-int store_open_env(cairn_store *s, const char *dir, unsigned flags, int create, MDB_env **out)
-{
-    MDB_env *env;
-    int rc = mdb_env_create(&env);
-    if (rc)
-        return lmdb_to_cairn(rc);
-    mdb_env_set_maxdbs(env, 4);
-    mdb_env_set_assert(env, lmdb_assert);
-    mdb_env_set_maxreaders(env, 126 + PAGER_SLOTS);
-    /* The map is address space only; the file grows with what is written. */
-    uint64_t map = s->opt.max_bytes * 2 + ((uint64_t)1 << 30);
-    if (map > ((uint64_t)1 << 44))
-        map = (uint64_t)1 << 44;
-    mdb_env_set_mapsize(env, map);
-    /* Kernel readahead stays on (no MDB_NORDAHEAD): extents are stored in
-     * allocation order, so a walk's next extent is usually in the pages the
-     * kernel reads ahead.  bench/compare, 200,000 nodes, cold full walk:
-     * 0.10 s with readahead, 0.8 s without (one synchronous 4 KiB read per
-     * LMDB page); a cold 1% random sample cost 0.056 s against 0.048 s. */
-    const char *ra = getenv("CAIRN_LMDB_READAHEAD"); /* "0": for bench/readahead only */
-    if (ra && strcmp(ra, "0") == 0)
-        flags |= MDB_NORDAHEAD;
-    rc = reserve_lmdb_lock_file(s, dir);
-    if (rc) {
-        mdb_env_close(env);
-        return rc;
-    }
-    /* An empty data.mdb is a new environment to LMDB, which would write a
-     * fresh one over it: for cairn it is a damaged store. */
-    char *file;
-    struct stat st;
-    if (asprintf(&file, "%s/data.mdb", dir) < 0) {
-        mdb_env_close(env);
-        return ENOMEM;
-    }
-    rc = !create && stat(file, &st) == 0 && st.st_size == 0;
-    if (rc)
-        store_set_error(s, "%s/data.mdb: the file is empty", dir);
-    else if ((rc = lmdb_file_precheck(file)) != 0)
-        store_set_error(s, "%s/data.mdb: a meta page holds a damaged page size", dir);
-    free(file);
-    if (rc) {
-        mdb_env_close(env);
-        return CAIRN_CORRUPT;
-    }
-    rc = mdb_env_open(env, dir, MDB_NOTLS | flags, 0644);
-    if (rc) {
-        if (lmdb_to_cairn(rc) == CAIRN_CORRUPT)
-            store_set_error(s, "%s/data.mdb: not an LMDB file, or its meta pages are damaged (%s)", dir,
-                            mdb_strerror(rc));
-        mdb_env_close(env);
-        return lmdb_to_cairn(rc);
-    }
-    /* LMDB opens its other files close-on-exec but leaves data.mdb's
-     * descriptor inheritable (programs may want it); ours must not leak
-     * into what the application execs.  (A fork+exec on another thread
-     * between LMDB's open and this line can still inherit it.) */
-    int fd;
-    if (mdb_env_get_fd(env, &fd) == 0)
-        fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
-    rc = store_check_lmdb_file(s, env, dir);
-    if (rc == 0)
-        rc = fault_install(); /* the handler that turns LMDB's faults on damage into errors */
-    if (rc) {
-        mdb_env_close(env);
-        return rc;
-    }
-    lmdb_file_guard(env);
-    *out = env;
-    return 0;
 }
 
 static void remove_staging(cairn_store *s)
@@ -340,41 +191,6 @@ static void remove_staging(cairn_store *s)
     unlinkat(s->dirfd, "new.tmp/data.mdb", 0);
     unlinkat(s->dirfd, "new.tmp/lock.mdb", 0);
     unlinkat(s->dirfd, "new.tmp", AT_REMOVEDIR);
-}
-
-static int write_new_catalog(cairn_store *s, MDB_env *env)
-{
-    MDB_txn *txn;
-    MDB_dbi meta, extents;
-    int rc = store_txn_begin(s, env, 0, &txn);
-    if (rc)
-        return rc;
-    rc = lmdb_dbi_open(txn, "meta", MDB_CREATE, &meta);
-    if (rc == 0)
-        rc = lmdb_dbi_open(txn, "extents", MDB_CREATE | MDB_INTEGERKEY, &extents);
-    s->meta = meta;
-    uint32_t format = STORE_FORMAT_VERSION, page_size = PAGE_BYTES, extent_pages = PAGES_PER_EXTENT;
-    MDB_val k, d;
-    k = (MDB_val){6, "format"}, d = (MDB_val){4, &format};
-    rc = rc ? rc : lmdb_put(txn, meta, &k, &d, 0);
-    k = (MDB_val){8, "store_id"}, d = (MDB_val){16, s->store_id};
-    rc = rc ? rc : lmdb_put(txn, meta, &k, &d, 0);
-    k = (MDB_val){9, "page_size"}, d = (MDB_val){4, &page_size};
-    rc = rc ? rc : lmdb_put(txn, meta, &k, &d, 0);
-    k = (MDB_val){12, "extent_pages"}, d = (MDB_val){4, &extent_pages};
-    rc = rc ? rc : lmdb_put(txn, meta, &k, &d, 0);
-    rc = rc ? rc : store_meta_put_u64(s, txn, "pages", s->pages);
-    rc = rc ? rc : store_put_ckpt_lsn(s, txn, 0);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return lmdb_to_cairn(rc);
-    }
-    rc = lmdb_txn_commit(txn);
-    /* LMDB writes its first meta pages without a sync: make the whole file
-     * durable before it becomes the store. */
-    if (rc == 0)
-        rc = mdb_env_sync(env, 1);
-    return lmdb_to_cairn(rc);
 }
 
 /*
@@ -457,9 +273,9 @@ static int create_store(cairn_store *s)
         store_set_error(s, "max_bytes must be between 16 MiB and 16 TiB");
         return CAIRN_INVALID;
     }
-    s->pages = pages;
-    s->ckpt_lsn = 0;
-    if (getrandom(s->store_id, 16, 0) != 16)
+    s->cat.pages = pages;
+    s->cat.ckpt_lsn = 0;
+    if (getrandom(s->cat.store_id, 16, 0) != 16)
         return errno;
     s->made_store = 1; /* from here undo_creation removes what is made */
     remove_staging(s);
@@ -481,78 +297,21 @@ static int create_store(cairn_store *s)
                  ? errno
                  : 0;
     close(fd);
-    MDB_env *env = NULL;
+    struct catalog fresh = s->cat; /* the store's id and size, a new environment */
     if (rc == 0)
-        rc = store_open_env(s, staging, 0, 1, &env);
+        rc = catalog_open_env(&fresh, staging, 0, 1, s->opt.max_bytes);
     free(staging);
     if (rc == 0)
-        rc = write_new_catalog(s, env);
-    if (env)
-        mdb_env_close(env);
+        rc = catalog_create(&fresh);
+    catalog_close_env(&fresh);
     if (rc == 0)
-        rc = wal_open(&s->wal, s->dirfd, s->store_id, 1, 0);
+        rc = wal_open(&s->wal, s->dirfd, s->cat.store_id, 1, 0);
     if (rc == 0 && renameat(s->dirfd, "new.tmp/data.mdb", s->dirfd, "data.mdb") != 0)
         rc = errno;
     if (rc == 0 && fsync(s->dirfd) != 0)
         rc = errno;
     remove_staging(s);
     return rc;
-}
-
-/* Read and validate the catalog of an existing store inside txn: database
- * handles, store id, size, checkpoint position (against the catalog
- * checksum), registered types.  The handles stay valid only if txn
- * commits, or for as long as a read-only txn stays open. */
-int store_read_catalog(cairn_store *s, MDB_txn *txn)
-{
-    int rc = lmdb_dbi_open(txn, "meta", 0, &s->meta);
-    if (rc == 0)
-        rc = lmdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &s->extents);
-    if (rc == MDB_NOTFOUND) {
-        store_set_error(s, "%s is not a cairn store (no catalog)", s->path);
-        return CAIRN_CORRUPT;
-    }
-    if (rc)
-        goto fail;
-    /* LMDB takes a database's flags from its record, not from the call: a
-     * damaged record could make "extents" a DUPSORT database, on which
-     * LMDB asserts. */
-    unsigned main_flags = 0, meta_flags = 0, extents_flags = 0;
-    mdb_dbi_flags(txn, 1, &main_flags); /* LMDB's MAIN_DBI, holding the two */
-    mdb_dbi_flags(txn, s->meta, &meta_flags);
-    mdb_dbi_flags(txn, s->extents, &extents_flags);
-    if (main_flags != 0 || meta_flags != 0 || extents_flags != MDB_INTEGERKEY) {
-        store_set_error(s, "%s/data.mdb: the catalog's databases have flags %#x and %#x, not 0 and %#x", s->path,
-                        meta_flags, extents_flags, MDB_INTEGERKEY);
-        return CAIRN_CORRUPT;
-    }
-    uint32_t format = 0, page_size = 0, extent_pages = 0;
-    rc = meta_get(txn, s->meta, "format", &format, 4);
-    if (rc == 0 && format != STORE_FORMAT_VERSION) {
-        store_set_error(s, "%s: catalog format %u, this library reads %u", s->path, format, STORE_FORMAT_VERSION);
-        return CAIRN_CORRUPT;
-    }
-    rc = rc ? rc : meta_get(txn, s->meta, "store_id", s->store_id, 16);
-    rc = rc ? rc : meta_get(txn, s->meta, "page_size", &page_size, 4);
-    rc = rc ? rc : meta_get(txn, s->meta, "extent_pages", &extent_pages, 4);
-    rc = rc ? rc : meta_get(txn, s->meta, "pages", &s->pages, 8);
-    rc = rc ? rc : meta_get(txn, s->meta, "ckpt_lsn", &s->ckpt_lsn, 8);
-    uint64_t sum = 0;
-    rc = rc ? rc : meta_get(txn, s->meta, "catalog_sum", &sum, 8);
-    if (rc == 0 && sum != catalog_sum(s, s->ckpt_lsn))
-        rc = MDB_CORRUPTED;
-    if (rc == 0 && (page_size != PAGE_BYTES || extent_pages != PAGES_PER_EXTENT || s->pages < LAYOUT_MIN_PAGES ||
-                    s->pages > LAYOUT_MAX_PAGES || (s->pages % PAGES_PER_EXTENT)))
-        rc = MDB_CORRUPTED;
-    if (rc == MDB_NOTFOUND)
-        rc = MDB_CORRUPTED;
-    if (rc)
-        goto fail;
-    return types_load(s, txn);
-fail:
-    if (lmdb_to_cairn(rc) == CAIRN_CORRUPT)
-        store_set_error(s, "%s: catalog damaged (%s)", s->path, mdb_strerror(rc));
-    return lmdb_to_cairn(rc);
 }
 
 static void hex_id(const uint8_t id[16], char out[33])
@@ -605,14 +364,14 @@ int store_log_continues(cairn_store *s, uint64_t ckpt_lsn, uint64_t start_lsn, u
 
 int store_open_log(cairn_store *s, int readonly)
 {
-    int rc = wal_open(&s->wal, s->dirfd, s->store_id, 0, readonly);
+    int rc = wal_open(&s->wal, s->dirfd, s->cat.store_id, 0, readonly);
     if (rc == ENOENT) {
         store_set_error(s, "%s/wal: the log is missing", s->path);
         rc = CAIRN_CORRUPT;
     } else if (rc == CAIRN_CORRUPT && s->wal.foreign) {
         char a[33], b[33];
         hex_id(s->wal.store_id, a);
-        hex_id(s->store_id, b);
+        hex_id(s->cat.store_id, b);
         store_set_error(s, "%s: data.mdb and wal do not belong together: the log is of store %s, data.mdb of store %s",
                         s->path, a, b);
     } else if (rc == CAIRN_CORRUPT) {
@@ -621,41 +380,6 @@ int store_open_log(cairn_store *s, int readonly)
         store_set_error(s, "%s/wal: %s", s->path, strerror(rc));
     }
     return rc;
-}
-
-/* A writer's LMDB trusts the pages it changes; check them first
- * (pager/lmdb_verify.c).  Reads the trees' pages, not the extents. */
-static int verify_lmdb(cairn_store *s)
-{
-    MDB_txn *txn;
-    int rc = store_txn_begin(s, s->env, MDB_RDONLY, &txn);
-    if (rc)
-        return rc;
-    char why[200] = "";
-    rc = lmdb_verify(txn, why, sizeof why);
-    mdb_txn_abort(txn);
-    if (rc == CAIRN_CORRUPT)
-        store_set_error(s, "%s/data.mdb: %s: LMDB's pages are damaged", s->path, why);
-    return rc;
-}
-
-/* Read the catalog of an existing store. */
-static int open_catalog(cairn_store *s)
-{
-    MDB_txn *txn;
-    /* Read-only even for a writer: nothing is written to data.mdb before
-     * the log is found to belong with it (store_log_continues). */
-    int rc = store_txn_begin(s, s->env, MDB_RDONLY, &txn);
-    if (rc)
-        return rc;
-    rc = store_read_catalog(s, txn);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    /* Commit, not abort: the database handles opened here stay valid only
-     * if the transaction that opened them commits (a read-only one too). */
-    return lmdb_to_cairn(lmdb_txn_commit(txn));
 }
 
 #define MAX_MAP ((size_t)1 << 46)
@@ -667,7 +391,7 @@ int store_grow_map(cairn_store *s)
     pthread_rwlock_wrlock(&s->lmdb_lock);
     if (s->pager)
         pager_lmdb_quiesce(s->pager);
-    mdb_env_info(s->env, &info);
+    mdb_env_info(s->cat.env, &info);
     size_t next = info.me_mapsize * 2;
     if (next > MAX_MAP)
         next = MAX_MAP;
@@ -684,7 +408,7 @@ int store_grow_map(cairn_store *s)
         if (next - info.me_mapsize < ((size_t)64 << 20))
             next = info.me_mapsize; /* not even 64 MiB more: full */
     }
-    rc = next > info.me_mapsize ? mdb_env_set_mapsize(s->env, next) : MDB_MAP_FULL;
+    rc = next > info.me_mapsize ? mdb_env_set_mapsize(s->cat.env, next) : MDB_MAP_FULL;
     if (rc && rc != MDB_MAP_FULL) {
         /* Lost the map anyway: nothing may touch this environment again. */
         s->failed = 1;
@@ -701,11 +425,11 @@ int store_grow_map(cairn_store *s)
 
 static int open_lmdb(cairn_store *s)
 {
-    int rc = store_open_env(s, s->path, s->readonly ? MDB_RDONLY : 0, 0, &s->env);
+    int rc = catalog_open_env(&s->cat, s->path, s->readonly ? MDB_RDONLY : 0, 0, s->opt.max_bytes);
     if (rc)
         return rc;
     int dead;
-    mdb_reader_check(s->env, &dead);
+    mdb_reader_check(s->cat.env, &dead);
     return 0;
 }
 
@@ -714,8 +438,8 @@ static void store_free(cairn_store *s)
     if (s->pager)
         pager_close(s->pager);
     wal_close(&s->wal);
-    if (s->env)
-        mdb_env_close(s->env);
+    if (s->cat.env)
+        mdb_env_close(s->cat.env);
     types_free(s);
     ZSTD_freeCCtx(s->cctx);
     ZSTD_freeDCtx(s->dctx);
@@ -790,7 +514,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     if (o) {
         s->opt = *o;
         if (!s->opt.max_bytes)
-            s->opt.max_bytes = DEFAULT_MAX_BYTES;
+            s->opt.max_bytes = STORE_DEFAULT_MAX_BYTES;
         if (!s->opt.checkpoint_bytes)
             s->opt.checkpoint_bytes = DEFAULT_CHECKPOINT_BYTES;
     }
@@ -805,6 +529,9 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         rc = ENOMEM;
         goto fail;
     }
+    s->cat.path = s->path;
+    s->cat.error = store_catalog_error;
+    s->cat.error_arg = s;
 
     if (!s->readonly) {
         if (mkdir(path, 0755) == 0) {
@@ -874,10 +601,9 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         goto fail;
     rc = open_catalog(s);
     if (rc == 0 && !s->readonly)
-        rc = verify_lmdb(s);
+        rc = catalog_verify(&s->cat);
     if (rc)
         goto fail;
-    s->seed = XXH3_64bits(s->store_id, 16);
     if (!created) {
         rc = store_open_log(s, s->readonly);
         if (rc)
@@ -897,12 +623,12 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         goto fail;
 
     struct pager_config pc = {
-        .pages = s->pages,
+        .pages = s->cat.pages,
         .cache_bytes = s->opt.cache_bytes,
         .backend = s->opt.backend,
-        .env = s->env,
-        .extents = s->extents,
-        .checksum_seed = s->seed,
+        .env = s->cat.env,
+        .extents = s->cat.extents,
+        .checksum_seed = s->cat.seed,
         .store = s,
         .fault_error = s->opt.fault_error,
         .fault_error_arg = s->opt.fault_error_arg,
@@ -922,9 +648,9 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     return 0;
 fail:
     snprintf(open_errmsg, sizeof open_errmsg, "%s", s->errmsg[0] ? s->errmsg : cairn_strerror(rc));
-    if (s->env) { /* LMDB's files must be closed before they are removed */
-        mdb_env_close(s->env);
-        s->env = NULL;
+    if (s->cat.env) { /* LMDB's files must be closed before they are removed */
+        mdb_env_close(s->cat.env);
+        s->cat.env = NULL;
     }
     wal_close(&s->wal);
     undo_creation(s);

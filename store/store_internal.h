@@ -14,13 +14,9 @@
 #include "cairn.h"
 #include "../pager/pager.h"
 #include "../wal/wal.h"
+#include "catalog.h"
 
-#define STORE_FORMAT_VERSION 1
 #define STORE_MAX_TYPE_NAME 200
-/* The largest catalog value: a type record with 65,536 pointer offsets
- * (types.c).  Less than LMDB_FILE_SLACK, so reading one from a damaged
- * page stays inside the zeros past data.mdb's pages. */
-#define STORE_MAX_META_VALUE (16 + 8 * 65536)
 
 struct type_info {
     char *name;
@@ -45,11 +41,9 @@ struct cairn_store {
     /* What this open made, removed again if it fails (cairn_open). */
     int made_dir, made_lock, made_store;
 
-    MDB_env *env;
-    MDB_dbi extents, meta;
-    uint8_t store_id[16];
-    uint64_t seed; /* from store_id, seeds extent checksums */
-    uint64_t pages;
+    /* Environment, databases, store id, size; cat.ckpt_lsn is guarded by
+     * log_mutex. */
+    struct catalog cat;
 
     struct pager *pager;
     struct wal wal;
@@ -63,9 +57,8 @@ struct cairn_store {
     cairn_txn *txn;
     uint64_t next_txn_id;
 
-    pthread_mutex_t log_mutex; /* commit, checkpoint, failed, ckpt_lsn */
+    pthread_mutex_t log_mutex; /* commit, checkpoint, failed, cat.ckpt_lsn */
     _Atomic int failed;        /* sticky: a log or LMDB write failed */
-    uint64_t ckpt_lsn;
 
     pthread_mutex_t alloc_mutex;
 
@@ -98,21 +91,9 @@ struct cairn_store {
 /* Is s the parent's handle, seen in a forked child? */
 int store_foreign(const cairn_store *s);
 void store_set_error(cairn_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int store_meta_put_u64(cairn_store *s, MDB_txn *txn, const char *key, uint64_t v);
-/* Write the checkpoint position with the catalog checksum. */
-int store_put_ckpt_lsn(cairn_store *s, MDB_txn *txn, uint64_t ckpt_lsn);
-
-/* The LMDB environment in directory dir, as the store opens it; create:
- * a new environment is being made (else an empty data.mdb is damage). */
-int store_open_env(cairn_store *s, const char *dir, unsigned flags, int create, MDB_env **out);
-/* mdb_txn_begin, then refuse (CAIRN_CORRUPT, message set) a data.mdb
- * shorter than its meta page claims, before anything reads it.  Every LMDB
- * transaction outside the fault path begins here. */
-int store_txn_begin(cairn_store *s, MDB_env *env, unsigned flags, MDB_txn **out);
-/* The same check alone, for a transaction begun elsewhere (lmdb_file_check,
- * with the message); dir names the store in it. */
-int store_check_lmdb_file(cairn_store *s, MDB_env *env, const char *dir);
-/* Read and validate the catalog inside txn (see store.c). */
+/* The catalog's error sink for a store: store_set_error. */
+void store_catalog_error(void *s, const char *msg);
+/* Read the catalog and the types inside txn. */
 int store_read_catalog(cairn_store *s, MDB_txn *txn);
 
 /* The rule binding data.mdb (checkpoint ckpt_lsn) to its log (records

@@ -14,7 +14,6 @@
 
 #include "store_internal.h"
 
-#define TYPE_PREFIX "type/"
 #define TYPES_MAX 65536 /* ids are below this: bounds the in-memory table */
 #define TYPES_MAX_PTRS 65536
 
@@ -53,13 +52,13 @@ static int type_put(cairn_store *s, uint32_t id, const char *name, uint64_t size
 int types_load(cairn_store *s, MDB_txn *txn)
 {
     MDB_cursor *c;
-    int rc = mdb_cursor_open(txn, s->meta, &c);
+    int rc = mdb_cursor_open(txn, s->cat.meta, &c);
     if (rc)
         return lmdb_to_cairn(rc);
-    MDB_val k = {strlen(TYPE_PREFIX), TYPE_PREFIX}, d;
+    MDB_val k = {strlen(CATALOG_TYPE_PREFIX), CATALOG_TYPE_PREFIX}, d;
     for (rc = lmdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0; rc = lmdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-        size_t pl = strlen(TYPE_PREFIX);
-        if (k.mv_size < pl || memcmp(k.mv_data, TYPE_PREFIX, pl) != 0)
+        size_t pl = strlen(CATALOG_TYPE_PREFIX);
+        if (k.mv_size < pl || memcmp(k.mv_data, CATALOG_TYPE_PREFIX, pl) != 0)
             break;
         struct type_record r;
         if (d.mv_size < sizeof r || k.mv_size - pl > STORE_MAX_TYPE_NAME || k.mv_size == pl) {
@@ -68,7 +67,7 @@ int types_load(cairn_store *s, MDB_txn *txn)
         }
         memcpy(&r, d.mv_data, sizeof r);
         if (r.id == 0 || r.id >= TYPES_MAX || r.n_ptrs > TYPES_MAX_PTRS ||
-            d.mv_size != sizeof r + (size_t)r.n_ptrs * 8 || r.size == 0 || r.size > s->pages * PAGE_BYTES ||
+            d.mv_size != sizeof r + (size_t)r.n_ptrs * 8 || r.size == 0 || r.size > s->cat.pages * PAGE_BYTES ||
             (r.n_ptrs && (r.size & 7)) || (r.id < s->n_types && s->types[r.id].name)) {
             rc = CAIRN_CORRUPT;
             goto out;
@@ -146,11 +145,11 @@ static int register_in_lmdb(cairn_store *s, const char *key, unsigned char *val,
 {
     MDB_txn *txn;
     pthread_rwlock_rdlock(&s->lmdb_lock);
-    int rc = store_txn_begin(s, s->env, 0, &txn);
+    int rc = catalog_txn_begin(&s->cat, 0, &txn);
     if (rc)
         goto out;
     MDB_val k = {strlen(key), (void *)key}, d;
-    rc = lmdb_get(txn, s->meta, &k, &d);
+    rc = lmdb_get(txn, s->cat.meta, &k, &d);
     if (rc == 0) {
         struct type_record r;
         if (d.mv_size == sizeof r + (size_t)n_ptrs * 8) {
@@ -171,8 +170,8 @@ static int register_in_lmdb(cairn_store *s, const char *key, unsigned char *val,
         goto out;
     }
     uint32_t next = 1;
-    MDB_val nk = {10, "types_next"}, nd;
-    rc = lmdb_get(txn, s->meta, &nk, &nd);
+    MDB_val nk = {strlen(CATALOG_TYPES_NEXT), CATALOG_TYPES_NEXT}, nd;
+    rc = lmdb_get(txn, s->cat.meta, &nk, &nd);
     if (rc == 0 && nd.mv_size == 4)
         memcpy(&next, nd.mv_data, 4);
     /* Never below what memory knows of (a store from before the counter). */
@@ -189,9 +188,9 @@ static int register_in_lmdb(cairn_store *s, const char *key, unsigned char *val,
     d = (MDB_val){vlen, val};
     uint32_t after = next + 1;
     nd = (MDB_val){4, &after};
-    rc = lmdb_put(txn, s->meta, &k, &d, MDB_NOOVERWRITE);
+    rc = lmdb_put(txn, s->cat.meta, &k, &d, MDB_NOOVERWRITE);
     if (rc == 0)
-        rc = lmdb_put(txn, s->meta, &nk, &nd, 0);
+        rc = lmdb_put(txn, s->cat.meta, &nk, &nd, 0);
     if (rc == 0)
         rc = lmdb_txn_commit(txn);
     else
@@ -212,9 +211,9 @@ int cairn_type_register(cairn_store *s, const char *name, size_t size, const siz
     if (nl == 0 || nl > STORE_MAX_TYPE_NAME)
         return CAIRN_INVALID;
     /* No object of a type larger than the store's range could exist. */
-    if (size > s->pages * PAGE_BYTES) {
+    if (size > s->cat.pages * PAGE_BYTES) {
         store_set_error(s, "type \"%.64s\": size %zu is larger than the store (%llu bytes)", name, size,
-                        (unsigned long long)(s->pages * PAGE_BYTES));
+                        (unsigned long long)(s->cat.pages * PAGE_BYTES));
         return CAIRN_INVALID;
     }
     /* Pointer fields must be whole aligned words; with any, the stride of
@@ -265,14 +264,14 @@ int cairn_type_register(cairn_store *s, const char *name, size_t size, const siz
     }
     size_t vlen = sizeof(struct type_record) + n_ptrs * 8;
     unsigned char *val = malloc(vlen);
-    char *key = malloc(strlen(TYPE_PREFIX) + nl + 1);
+    char *key = malloc(strlen(CATALOG_TYPE_PREFIX) + nl + 1);
     if (!val || !key) {
         free(val);
         free(key);
         rc = ENOMEM;
         goto out;
     }
-    strcpy(key, TYPE_PREFIX);
+    strcpy(key, CATALOG_TYPE_PREFIX);
     strcat(key, name);
     uint32_t id = 0;
     for (int attempt = 0;; attempt++) {

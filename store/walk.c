@@ -43,14 +43,14 @@ static int read_extent(struct walk *w, uint64_t e, unsigned char *raw)
     if (in_memory)
         return 0;
     MDB_val key = {sizeof e, &e}, val;
-    int rc = lmdb_get(w->txn, w->s->extents, &key, &val);
+    int rc = lmdb_get(w->txn, w->s->cat.extents, &key, &val);
     if (rc == MDB_NOTFOUND) {
         memset(raw, 0, BYTES_PER_EXTENT);
         return 0;
     }
     if (rc)
         return lmdb_to_cairn(rc);
-    return extent_decode(raw, val.mv_data, val.mv_size, e, w->s->seed, w->s->dctx);
+    return extent_decode(raw, val.mv_data, val.mv_size, e, w->s->cat.seed, w->s->dctx);
 }
 
 int walk_page(struct walk *w, uint64_t n, const unsigned char **out)

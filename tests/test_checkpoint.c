@@ -185,9 +185,9 @@ static void checkpoint_grows_a_full_map(void **state)
     cairn_txn *t;
     assert_cairn_ok(cairn_open(dir, &o, &s));
     /* Shrink the map to what is in use (LMDB clamps it up to that). */
-    assert_int_equal(mdb_env_set_mapsize(s->env, 65536), 0);
+    assert_int_equal(mdb_env_set_mapsize(s->cat.env, 65536), 0);
     MDB_envinfo before, after;
-    mdb_env_info(s->env, &before);
+    mdb_env_info(s->cat.env, &before);
     uint64_t *big;
     size_t words = (8u << 20) / 8;
     assert_cairn_ok(cairn_txn_begin(s, &t));
@@ -200,7 +200,7 @@ static void checkpoint_grows_a_full_map(void **state)
     assert_cairn_ok(cairn_root_set(t, "big", big));
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_checkpoint(s));
-    mdb_env_info(s->env, &after);
+    mdb_env_info(s->cat.env, &after);
     assert_true(after.me_mapsize > before.me_mapsize);
     assert_true(after.me_mapsize >= (8u << 20));
     assert_cairn_ok(cairn_close(s));
