@@ -6,11 +6,13 @@
  *
  * Policy: a clock (second chance) over extents [0, ext_hwm).  An extent
  * gets XS_REF when it is loaded and whenever it is touched after the
- * hand passed it.  The hand clears XS_REF and unmaps the extent from the
- * client view without freeing it (MADV_DONTNEED on the shared mapping;
- * userfaultfd only, see sample()), so the next touch is a cheap minor
- * fault that sets XS_REF again; an extent the hand finds without XS_REF is evicted:
- * punched out of the memfd, so the next touch loads it from LMDB.
+ * hand passed it.  The hand clears XS_REF and lets the backend sample the
+ * extent (p->ops->sample): userfaultfd unmaps it from the client view
+ * without freeing it, so the next touch is a cheap minor fault that sets
+ * XS_REF again; mprotect does nothing, so there the clock is FIFO with a
+ * second chance for recently loaded extents.  An extent the hand finds
+ * without XS_REF is evicted: punched out of the memfd, so the next touch
+ * loads it from LMDB.
  *
  * Never evicted: the extent whose load made room necessary (the loader
  * is about to use it), extents 0 and 1 (superblock and roots), extents with a
@@ -24,8 +26,10 @@
  *      (pager_hold_page) or taking a before-image holds its lock, so after
  *      this nobody is in the middle of such a copy.  A page that became
  *      DIRTY before we got its lock makes us back off (state RESIDENT).
- *   3. mprotect only: PROT_NONE first, so that no access can reach the
- *      hole and read zeros.
+ *   3. p->ops->before_punch: make sure no access can reach the hole and
+ *      read zeros (mprotect: PROT_NONE first; userfaultfd: nothing, the
+ *      punch drops the page-table entries and an access without one
+ *      traps).  If it fails, back off.
  *   4. Punch the 16 pages out of the memfd: every mapping of them goes.
  *   5. Unlock, store ABSENT.  A thread that faulted meanwhile waited at
  *      EVICTING and now loads the extent again, from LMDB, which holds its
@@ -33,21 +37,10 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <sys/mman.h>
 
 #include "pager.h"
 
 #define NEVER_EVICT 2 /* extents 0 and 1: superblock and roots */
-
-/* Under mprotect the hand does not unmap (PROT_NONE islands would split
- * the mapping once per resident extent and run into vm.max_map_count), so
- * there XS_REF is only set by loads: the clock degrades to FIFO with a
- * second chance for recently loaded extents. */
-static void sample(struct pager *p, uint64_t e)
-{
-    if (p->backend == CAIRN_BACKEND_UFFD)
-        madvise(p->base + e * PAGES_PER_EXTENT * PAGE_BYTES, BYTES_PER_EXTENT, MADV_DONTNEED);
-}
 
 static int busy(struct pager *p, uint64_t first)
 {
@@ -67,7 +60,7 @@ static int clock_step(struct pager *p, uint64_t e, uint64_t keep)
         return 0;
     if ((st & XS_REF) && !p->evict_random) {
         if (atomic_compare_exchange_strong(&p->ext_state[e], &st, st & ~XS_REF))
-            sample(p, e);
+            p->ops->sample(p, e);
         return 0;
     }
     if (!atomic_compare_exchange_strong(&p->ext_state[e], &st, XS_EVICTING))
@@ -75,8 +68,8 @@ static int clock_step(struct pager *p, uint64_t e, uint64_t keep)
     for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
         pager_lock_page(p, first + i);
     int ok = !busy(p, first) && !atomic_load(&p->ext_pins[e]);
-    if (ok && p->backend == CAIRN_BACKEND_MPROTECT)
-        ok = mprot_set(p, first, PAGES_PER_EXTENT, PROT_NONE) == 0;
+    if (ok)
+        ok = p->ops->before_punch(p, e) == 0;
     if (ok)
         ok = fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * PAGE_BYTES),
                        (off_t)BYTES_PER_EXTENT) == 0;

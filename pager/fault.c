@@ -9,11 +9,15 @@
  * interrupted code may hold.  What is used:
  *   - atomics on the per-extent and per-page state bytes;
  *   - the load slots (an LMDB read transaction kept reset, renewed here
- *     without LMDB's reader mutex because its reader slot is kept, and a
- *     zstd decompression context), prepared at open;
- *   - syscalls: ioctl on the userfaultfd, mprotect, fallocate, sched_yield.
- * Nothing here touches the client view (no nested faults): pages are
- * written through the private view and the shadow view only.
+ *     without LMDB's reader mutex because its reader slot is kept, a zstd
+ *     decompression context and a one-extent buffer), prepared at open;
+ *   - the backend's signal-safe ops (p->ops: ioctl on the userfaultfd,
+ *     or mprotect);
+ *   - syscalls: pwrite and fallocate on the memfd, sched_yield.
+ * Nothing here touches the client view (no nested faults): an extent is
+ * decoded and swizzled in a load slot's buffer and written into the memfd
+ * with pwrite; before-images are copied from the private view to the
+ * shadow.
  *
  * Waiting.  A thread that finds an extent LOADING or a page LOCKed spins
  * and yields.  That is safe because every holder runs a bounded step that
@@ -26,18 +30,17 @@
  *
  * Interleaving that the publish order prevents: thread A loads extent E
  * and thread B touches E meanwhile.  B sees LOADING and waits; A prepares
- * all of E in the private view, publishes it read-only in one ioctl (or
- * one mprotect), and only then stores RESIDENT.  B returns from its
- * handler, its load retries and sees the complete page.  No thread ever
- * observes a half-prepared page, because the client view has no mapping
- * for E until the publish.
+ * all of E in the memfd, publishes it read-only (p->ops->publish: one
+ * ioctl or one mprotect), and only then stores RESIDENT.  B returns from
+ * its handler, its load retries and sees the complete page.  No thread
+ * ever observes a half-prepared page, because the client view has no
+ * mapping for E until the publish.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "pager.h"
@@ -217,20 +220,16 @@ static int prepare_extent(struct pager *p, uint64_t e)
     return rc;
 }
 
-static int load_owned_extent(struct pager *p, uint64_t e)
+/* Load extent e, which the caller moved to LOADING.  touched: the page
+ * whose fault caused the load, or UINT64_MAX. */
+static int load_owned_extent(struct pager *p, uint64_t e, uint64_t touched)
 {
     uint64_t first = e * PAGES_PER_EXTENT;
     /* prepare_extent loads the descriptor extent first when it needs it:
      * descriptor extents have no pointers, so that goes one level deep. */
     int rc = prepare_extent(p, e);
-    if (rc == 0) {
-        if (p->backend == CAIRN_BACKEND_UFFD && !p->publish_page_only)
-            rc = uffd_publish(p, first, PAGES_PER_EXTENT, 0);
-        else if (p->backend == CAIRN_BACKEND_UFFD)
-            rc = 0; /* the faulting page is mapped by pager_fault */
-        else
-            rc = mprot_set(p, first, PAGES_PER_EXTENT, PROT_READ);
-    }
+    if (rc == 0)
+        rc = p->ops->publish(p, e, touched);
     if (rc) {
         /* Nothing of a page that failed is ever shown: drop what was prepared. */
         fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(first * PAGE_BYTES),
@@ -245,14 +244,14 @@ static int load_owned_extent(struct pager *p, uint64_t e)
     return 0;
 }
 
-int pager_load_extent(struct pager *p, uint64_t e)
+static int load_extent(struct pager *p, uint64_t e, uint64_t touched)
 {
     unsigned spins = 0;
     for (;;) {
         uint8_t st = atomic_load_explicit(&p->ext_state[e], memory_order_acquire);
-        if ((st & 0x0f) == XS_RESIDENT)
+        if (XS_STATE(st) == XS_RESIDENT)
             return 0;
-        if ((st & 0x0f) == XS_ABSENT) {
+        if (XS_STATE(st) == XS_ABSENT) {
             if (atomic_compare_exchange_weak_explicit(&p->ext_state[e], &st, XS_LOADING, memory_order_acquire,
                                                       memory_order_relaxed))
                 break;
@@ -260,11 +259,16 @@ int pager_load_extent(struct pager *p, uint64_t e)
         }
         pager_relax(&spins);
     }
-    int rc = load_owned_extent(p, e);
+    int rc = load_owned_extent(p, e, touched);
     atomic_store_explicit(&p->ext_state[e], rc ? XS_ABSENT : XS_RESIDENT | XS_REF, memory_order_release);
     if (rc == 0 && p->budget_extents)
         pager_evict_for_room(p, e);
     return rc;
+}
+
+int pager_load_extent(struct pager *p, uint64_t e)
+{
+    return load_extent(p, e, UINT64_MAX);
 }
 
 int pager_hold_page(struct pager *p, uint64_t n)
@@ -283,9 +287,8 @@ int pager_hold_page(struct pager *p, uint64_t n)
     }
 }
 
-/* Save the before-image of page n once per transaction. Caller holds no
- * lock.  Once DIRTY, the extent can no longer be evicted. */
-static int snapshot_page(struct pager *p, uint64_t n)
+/* Caller holds no lock.  Once DIRTY, the extent can no longer be evicted. */
+int pager_snapshot_page(struct pager *p, uint64_t n)
 {
     int rc = pager_hold_page(p, n);
     if (rc)
@@ -302,29 +305,11 @@ static int snapshot_page(struct pager *p, uint64_t n)
     return 0;
 }
 
+/* The backend decides how much becomes writable (a page, or the extent)
+ * and takes the before-images of all of it first. */
 int pager_make_writable(struct pager *p, uint64_t n)
 {
-    uint64_t e = n / PAGES_PER_EXTENT;
-    int rc;
-    if (p->backend == CAIRN_BACKEND_UFFD) {
-        rc = snapshot_page(p, n);
-        return rc ? rc : uffd_publish(p, n, 1, 1);
-    }
-    /* mprotect works per extent so that the number of mappings stays
-     * bounded by extents written, not pages: every page of the extent
-     * gets its before-image before any of them becomes writable. */
-    uint64_t first = e * PAGES_PER_EXTENT;
-    if (atomic_load_explicit(&p->ext_state[e], memory_order_acquire) & XS_WRITABLE)
-        return mprot_set(p, first, PAGES_PER_EXTENT, PROT_READ | PROT_WRITE); /* raced with another writer */
-    for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++) {
-        rc = snapshot_page(p, first + i);
-        if (rc)
-            return rc;
-    }
-    rc = mprot_set(p, first, PAGES_PER_EXTENT, PROT_READ | PROT_WRITE);
-    if (rc == 0)
-        atomic_fetch_or_explicit(&p->ext_state[e], XS_WRITABLE, memory_order_release);
-    return rc;
+    return p->ops->make_writable(p, n);
 }
 
 int pager_fault(struct pager *p, uintptr_t addr, int is_write)
@@ -338,32 +323,20 @@ int pager_fault(struct pager *p, uintptr_t addr, int is_write)
     }
     uint8_t st = atomic_load_explicit(&p->ext_state[e], memory_order_acquire);
     if (XS_STATE(st) == XS_RESIDENT) {
-        /* Already loaded: another thread published it after our trap, the
-         * clock hand unmapped it to sample use, or (userfaultfd) the kernel
-         * dropped the page-table entry.  Map it again, with the protection
-         * it should have, under the page lock so it cannot be evicted
-         * meanwhile. */
+        /* Already loaded, but this page is not mapped (or not readable) in
+         * the client view: another thread published it after our trap, the
+         * clock hand unmapped it to sample use, the backend published only
+         * part of the extent, or the kernel dropped the page-table entry.
+         * Map it again, with the protection it should have, under the page
+         * lock so it cannot be evicted meanwhile. */
         atomic_fetch_or(&p->ext_state[e], XS_REF);
         int rc = pager_hold_page(p, n);
         if (rc)
             return rc;
-        st = atomic_load(&p->ext_state[e]);
-        if (p->backend == CAIRN_BACKEND_UFFD)
-            rc = uffd_publish(p, n, 1, atomic_load(&p->page_state[n]) & PS_DIRTY);
-        else
-            rc = mprot_set(p, e * PAGES_PER_EXTENT, PAGES_PER_EXTENT,
-                           (st & XS_WRITABLE) ? PROT_READ | PROT_WRITE : PROT_READ);
+        rc = p->ops->remap(p, n);
         pager_unlock_page(p, n);
         return rc;
     }
     atomic_fetch_add_explicit(&p->faults_read, 1, memory_order_relaxed);
-    int rc = pager_load_extent(p, e);
-    if (rc == 0 && p->publish_page_only && p->backend == CAIRN_BACKEND_UFFD) {
-        rc = pager_hold_page(p, n);
-        if (rc == 0) {
-            rc = uffd_publish(p, n, 1, 0);
-            pager_unlock_page(p, n);
-        }
-    }
-    return rc;
+    return load_extent(p, e, n);
 }

@@ -4,31 +4,44 @@
  * Design note
  * -----------
  * Memory.  All pages of a store live in one memfd of P pages, mapped
- * three ways:
+ * twice, plus a second memfd:
  *   client view   the address range the application sees, placed with
  *                 MAP_FIXED over our own PROT_NONE reservation (the Linux
  *                 form of replacing a placeholder: the range is never free
- *                 for another mapping to take).  Under userfaultfd it is
- *                 registered MISSING|MINOR|WP; under mprotect it starts
- *                 PROT_NONE.
- *   private view  the same memfd, read-write, never registered: pages are
- *                 decompressed and swizzled here, then published to the
- *                 client view in one step (UFFDIO_CONTINUE or mprotect).
+ *                 for another mapping to take).  It is mapped PROT_NONE;
+ *                 the fault backend's setup makes every access trap
+ *                 (userfaultfd: read-write, registered MISSING|MINOR|WP;
+ *                 mprotect: left PROT_NONE).
+ *   private view  the same memfd, read-write, never registered: the
+ *                 library's own reads and writes of pages (pointer maps,
+ *                 before-images, commit, abort, checkpoint) go through
+ *                 here, so they never fault.
  *   shadow        a second memfd holding, for each page written in the
  *                 open transaction, its before-image at the same offset.
  * Page n is at base + n*4096 in the client view, priv + n*4096 in the
  * private view and shadow + n*4096 in the shadow.  All three are marked
  * MADV_DONTFORK: a forked child has none of them.
  *
+ * Loading (fault.c) decodes and swizzles an extent in a load slot's
+ * buffer and pwrites it into the memfd (not through the private view: the
+ * pages then count once in RSS); only then does the backend publish it in
+ * the client view.  How pages are published and protected is the
+ * backend's: p->ops (pager.h) is one of two tables, chosen in pager_open,
+ * and no other code asks which.
+ *
  * States.  Per extent (ext_state, one byte):
  *
- *      ABSENT --pager_load_extent (CAS)--> LOADING --publish--> RESIDENT
- *         ^                                   |
- *         +------------ load failed ----------+
+ *   ABSENT --load_extent (CAS)--> LOADING --ops->publish--> RESIDENT
+ *     ^ ^                            |                       |   ^
+ *     | +------- load failed --------+      clock_step (CAS) |   | busy, pinned,
+ *     |                                                      v   | or no punch
+ *     +----- punched, all page locks held (clock_step) --- EVICTING
  *
- * (eviction, RESIDENT -> ABSENT, is not part of this version.)
+ * Flags beside the state: XS_REF (loaded or touched since the clock hand
+ * passed; clock_step clears it and calls ops->sample), XS_WRITABLE
+ * (mprotect backend only: the extent is mapped read-write).
  * Per page (page_state, one byte of flags):
- *      clean --first write (pager_make_writable)--> DIRTY
+ *      clean --first write (ops->make_writable)--> DIRTY
  *      DIRTY --commit (pager_txn_committed)--> UNFLUSHED, write-protected
  *      DIRTY --abort (pager_txn_rolled_back)--> previous flags, bytes restored
  *      UNFLUSHED --checkpoint (pager_flushed)--> clean
@@ -38,7 +51,8 @@
  *
  * Invariants.
  *  1. A page is visible in the client view only when its extent is
- *     RESIDENT, and then it holds the complete, swizzled page.
+ *     RESIDENT (or EVICTING, until the punch), and then it holds the
+ *     complete, swizzled page.
  *  2. A page is writable in the client view only if it is DIRTY (under
  *     mprotect: only if its extent has XS_WRITABLE, and then every page
  *     of the extent is DIRTY).
@@ -46,7 +60,12 @@
  *     became writable.
  *  4. The bytes of a page that is not DIRTY in the private view are its
  *     committed state.
- *  5. An UNFLUSHED or DIRTY page is never dropped from memory.
+ *  5. An UNFLUSHED or DIRTY page is never dropped from memory; neither is
+ *     an extent pinned by cairn_prefault, nor extents 0 and 1.
+ *  6. Whoever reads a page through the private view holds its page lock
+ *     with its extent RESIDENT or EVICTING (pager_hold_page); the evictor
+ *     punches only with all of the extent's page locks held, so no reader
+ *     copies a hole.
  *
  * Locks.  The fault path takes none (see fault.c).  The functions below
  * that run at commit, abort and checkpoint are called with the store's
@@ -73,25 +92,41 @@ static void *map_anon(size_t len)
     return m;
 }
 
-static int choose_backend(int requested)
+/* The fault backend: cairn_options.backend if not AUTO, else
+ * CAIRN_FAULT_BACKEND=uffd|mprotect, else userfaultfd if the kernel grants
+ * it, else mprotect.  An explicit userfaultfd that fails is
+ * CAIRN_UNSUPPORTED, not a fallback. */
+static int open_backend(struct pager *p, int requested)
 {
-    if (requested != CAIRN_BACKEND_AUTO)
-        return requested;
     const char *env = getenv("CAIRN_FAULT_BACKEND");
-    if (env && strcmp(env, "uffd") == 0)
-        return CAIRN_BACKEND_UFFD;
-    if (env && strcmp(env, "mprotect") == 0)
-        return CAIRN_BACKEND_MPROTECT;
-    return CAIRN_BACKEND_AUTO;
+    if (requested == CAIRN_BACKEND_AUTO && env && strcmp(env, "uffd") == 0)
+        requested = CAIRN_BACKEND_UFFD;
+    else if (requested == CAIRN_BACKEND_AUTO && env && strcmp(env, "mprotect") == 0)
+        requested = CAIRN_BACKEND_MPROTECT;
+    int rc;
+    if (requested != CAIRN_BACKEND_MPROTECT) {
+        rc = pager_backend_uffd.setup(p);
+        if (rc == 0) {
+            p->ops = &pager_backend_uffd;
+            return 0;
+        }
+        if (requested == CAIRN_BACKEND_UFFD)
+            return CAIRN_UNSUPPORTED;
+    }
+    rc = pager_backend_mprotect.setup(p);
+    if (rc == 0)
+        p->ops = &pager_backend_mprotect;
+    return rc;
 }
 
-static int map_views(struct pager *p, int prot)
+/* The client view, PROT_NONE until the backend's setup. */
+static int map_client_view(struct pager *p)
 {
     /* Reserve, then replace the reservation in place with the memfd. */
     void *res = mmap(NULL, p->bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (res == MAP_FAILED)
         return errno;
-    void *client = mmap(res, p->bytes, prot, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, p->memfd, 0);
+    void *client = mmap(res, p->bytes, PROT_NONE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, p->memfd, 0);
     if (client == MAP_FAILED) {
         int rc = errno;
         munmap(res, p->bytes);
@@ -138,12 +173,10 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
 
     p->ext_state = map_anon(cfg->pages / PAGES_PER_EXTENT);
     p->ext_pins = map_anon(cfg->pages / PAGES_PER_EXTENT * sizeof(uint32_t));
-    /* Two knobs kept only so that bench/evict_policy and bench/readahead
-     * can measure the choices made against their alternatives. */
+    /* Kept only so that bench/evict_policy can measure the clock against
+     * its alternative. */
     const char *policy = getenv("CAIRN_EVICT_POLICY");
     p->evict_random = policy && strcmp(policy, "random") == 0;
-    const char *publish = getenv("CAIRN_PUBLISH");
-    p->publish_page_only = publish && strcmp(publish, "page") == 0; /* userfaultfd only */
     if (cfg->cache_bytes) {
         /* At least 8 extents besides the two never evicted. */
         p->budget_extents = cfg->cache_bytes / BYTES_PER_EXTENT;
@@ -173,29 +206,12 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
     }
     p->slots_free = PAGER_SLOTS == 32 ? 0xffffffffu : (1u << PAGER_SLOTS) - 1;
 
-    int backend = choose_backend(cfg->backend);
-    if (backend != CAIRN_BACKEND_MPROTECT) {
-        rc = map_views(p, PROT_READ | PROT_WRITE);
-        if (rc)
-            goto fail;
-        rc = uffd_setup(p);
-        if (rc == 0) {
-            p->backend = CAIRN_BACKEND_UFFD;
-        } else if (backend == CAIRN_BACKEND_UFFD) {
-            rc = CAIRN_UNSUPPORTED;
-            goto fail;
-        } else if (mprotect(p->base, p->bytes, PROT_NONE) != 0) {
-            rc = errno;
-            goto fail;
-        } else {
-            p->backend = CAIRN_BACKEND_MPROTECT;
-        }
-    } else {
-        rc = map_views(p, PROT_NONE);
-        if (rc)
-            goto fail;
-        p->backend = CAIRN_BACKEND_MPROTECT;
-    }
+    rc = map_client_view(p);
+    if (rc)
+        goto fail;
+    rc = open_backend(p, cfg->backend);
+    if (rc)
+        goto fail;
 
     rc = fault_register(p);
     if (rc)
@@ -212,8 +228,8 @@ void pager_close(struct pager *p)
     if (!p)
         return;
     fault_unregister(p);
-    if (p->uffd >= 0)
-        close(p->uffd);
+    if (p->ops)
+        p->ops->teardown(p);
     if (p->base)
         munmap(p->base, p->bytes);
     if (p->priv && p->priv != MAP_FAILED)
@@ -242,10 +258,16 @@ void pager_close(struct pager *p)
     free(p);
 }
 
-int pager_ensure_loaded(struct pager *p, uint64_t e)
+int pager_backend(const struct pager *p)
+{
+    return p->ops->id;
+}
+
+/* Load extent e if absent, in the caller's (non-signal) context. */
+static int ensure_loaded(struct pager *p, uint64_t e)
 {
     uint8_t st = atomic_load_explicit(&p->ext_state[e], memory_order_acquire);
-    if ((st & 0x0f) == XS_RESIDENT)
+    if (XS_STATE(st) == XS_RESIDENT)
         return 0;
     atomic_fetch_add_explicit(&p->faults_read, 1, memory_order_relaxed);
     return pager_load_extent(p, e);
@@ -284,7 +306,7 @@ int pager_prefault(struct pager *p, const void *addr, size_t len, int for_write)
     for (uint64_t e = first / PAGES_PER_EXTENT; e <= last / PAGES_PER_EXTENT; e++)
         atomic_fetch_add(&p->ext_pins[e], 1);
     for (uint64_t n = first; n <= last; n++) {
-        rc = pager_ensure_loaded(p, n / PAGES_PER_EXTENT);
+        rc = ensure_loaded(p, n / PAGES_PER_EXTENT);
         if (rc == 0 && for_write)
             rc = pager_make_writable(p, n);
         if (rc) {
@@ -337,19 +359,10 @@ static int protect_dirty(struct pager *p)
     int rc = 0;
     for (uint64_t i = 0; i < nd;) {
         uint64_t n = p->dirty[i], run = 1;
-        if (p->backend == CAIRN_BACKEND_UFFD) {
-            while (i + run < nd && p->dirty[i + run] == n + run)
-                run++;
-            int r = uffd_set_writable(p, n, run, 0);
-            rc = rc ? rc : r;
-        } else {
-            uint64_t e = n / PAGES_PER_EXTENT;
-            if (atomic_load(&p->ext_state[e]) & XS_WRITABLE) {
-                int r = mprot_set(p, e * PAGES_PER_EXTENT, PAGES_PER_EXTENT, PROT_READ);
-                rc = rc ? rc : r;
-                atomic_fetch_and(&p->ext_state[e], (uint8_t)~XS_WRITABLE);
-            }
-        }
+        while (i + run < nd && p->dirty[i + run] == n + run)
+            run++;
+        int r = p->ops->write_protect(p, n, run);
+        rc = rc ? rc : r;
         i += run;
     }
     return rc;

@@ -9,7 +9,6 @@
 #define CAIRN_PAGER_H
 
 #include <lmdb.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +34,56 @@
 
 #define PAGER_SLOTS 32 /* concurrent loads; more faulting threads wait */
 
+struct pager;
+
+/*
+ * A fault backend: how the client view is made to trap, opened and
+ * protected again.  pager_open picks one of two tables (pager_backend_uffd
+ * in backend_uffd.c, pager_backend_mprotect in backend_mprotect.c) and
+ * stores it in p->ops; nothing else asks which backend it runs on.
+ *
+ * SIGNAL CONTEXT: publish, remap and make_writable are called by the fault
+ * path inside the SIGBUS/SIGSEGV handler, sample and before_punch by the
+ * evictor, which the fault path runs after a load.  They must be
+ * async-signal-safe: atomics, page-lock spins and syscalls only.
+ * write_protect runs at commit and abort with the log mutex held, never in
+ * a handler, and is signal-safe too.  setup and teardown run at open and
+ * close only.  No op reads or writes the client view's bytes (a nested
+ * fault): they change its mappings and protection only.
+ */
+struct fault_backend {
+    int id; /* CAIRN_BACKEND_UFFD or CAIRN_BACKEND_MPROTECT, for cairn_stats */
+    /* pager_open, with the client view mapped PROT_NONE: arrange that every
+     * access to a page not published traps.  0, or an error that leaves the
+     * view PROT_NONE (pager_open may then try the other backend). */
+    int (*setup)(struct pager *p);
+    /* pager_close, after a successful setup. */
+    void (*teardown)(struct pager *p);
+    /* Extent e is LOADING and its pages are in the memfd: make them visible
+     * read-only.  touched: the page whose fault caused the load, or
+     * UINT64_MAX for a load outside a fault. */
+    int (*publish)(struct pager *p, uint64_t e, uint64_t touched);
+    /* An access to page n trapped although its extent is RESIDENT; the
+     * caller holds n's page lock.  Map n again with the protection its
+     * state calls for. */
+    int (*remap)(struct pager *p, uint64_t n);
+    /* First write to page n in the open transaction: take the before-image
+     * (pager_snapshot_page) of every page this makes writable, then make
+     * them writable. */
+    int (*make_writable)(struct pager *p, uint64_t n);
+    /* Commit or abort: pages [first, first + count) were written in the
+     * closing transaction; write-protect them again. */
+    int (*write_protect)(struct pager *p, uint64_t first, uint64_t count);
+    /* The clock hand cleared XS_REF of resident extent e. */
+    void (*sample)(struct pager *p, uint64_t e);
+    /* The evictor holds all of e's page locks, e is EVICTING, and its pages
+     * are about to be punched out of the memfd: no access may read the
+     * hole.  Nonzero: do not punch (e goes back to RESIDENT). */
+    int (*before_punch)(struct pager *p, uint64_t e);
+};
+
+extern const struct fault_backend pager_backend_uffd, pager_backend_mprotect;
+
 struct load_slot {
     MDB_txn *txn; /* read transaction, kept reset between loads */
     ZSTD_DCtx *dctx;
@@ -44,12 +93,17 @@ struct load_slot {
 struct pager {
     /* Set at open, read-only afterwards. */
     struct layout layout;
-    int backend;  /* CAIRN_BACKEND_UFFD or CAIRN_BACKEND_MPROTECT */
+    /* The fault backend, chosen by pager_open. */
+    const struct fault_backend *ops;
     char *base;   /* client view: what the application sees */
-    char *priv;   /* private view of the same memfd: pages are prepared here */
+    char *priv;   /* private view of the same memfd */
     char *shadow; /* before-images of pages written in the open transaction */
     size_t bytes; /* pages * PAGE_BYTES */
-    int memfd, shadow_fd, uffd;
+    int memfd, shadow_fd;
+    /* userfaultfd backend: its descriptor, and CAIRN_PUBLISH=page (a load
+     * maps only the faulting page, for measuring against whole extents). */
+    int uffd;
+    int publish_page_only;
     pid_t pid;              /* the process that opened; a forked child is foreign */
     uint64_t checksum_seed; /* per store, mixed into extent checksums */
     cairn_store *store;     /* for the fault-error callback */
@@ -85,9 +139,7 @@ struct pager {
     /* Cache budget (0 = none): extents resident beyond it are evicted by a
      * clock over [0, ext_hwm), skipping pinned, dirty and unflushed ones. */
     uint64_t budget_extents;
-    int evict_random;      /* CAIRN_EVICT_POLICY=random: for measuring the clock against */
-    int publish_page_only; /* CAIRN_PUBLISH=page (userfaultfd): a load maps only the
-                              faulting page, for measuring against whole extents */
+    int evict_random; /* CAIRN_EVICT_POLICY=random: for measuring the clock against */
     _Atomic uint64_t clock_hand, ext_hwm;
     /* Resident count at which the last sweep found nothing more to evict
      * (0: it did not stall); see pager_evict_for_room. */
@@ -143,13 +195,16 @@ int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_
 /* Close the LMDB gate and wait until no load is inside LMDB; reopen it. */
 void pager_lmdb_quiesce(struct pager *p);
 void pager_lmdb_resume(struct pager *p);
-/* Load extent e if absent, in the caller's (non-signal) context. */
-int pager_ensure_loaded(struct pager *p, uint64_t e);
+/* CAIRN_BACKEND_UFFD or CAIRN_BACKEND_MPROTECT: the backend p runs on. */
+int pager_backend(const struct pager *p);
 
 /* fault.c: the fault path.  Every function here is async-signal-safe. */
 int pager_fault(struct pager *p, uintptr_t addr, int is_write);
 int pager_load_extent(struct pager *p, uint64_t e);
 int pager_make_writable(struct pager *p, uint64_t n);
+/* Save the before-image of page n in the shadow and mark it DIRTY, once per
+ * transaction; for the backends' make_writable.  Holds no lock on return. */
+int pager_snapshot_page(struct pager *p, uint64_t n);
 void pager_lock_page(struct pager *p, uint64_t n);
 void pager_unlock_page(struct pager *p, uint64_t n);
 /* Lock page n with its extent in memory (loading it if needed), so that
@@ -175,13 +230,6 @@ size_t extent_bound(void);
 int extent_encode(void *dst, size_t cap, size_t *len, const void *raw, uint64_t e, uint64_t seed, int level,
                   ZSTD_CCtx *cctx);
 int extent_decode(void *raw, const void *val, size_t len, uint64_t e, uint64_t seed, ZSTD_DCtx *dctx);
-
-/* backend_uffd.c / backend_mprotect.c */
-int uffd_setup(struct pager *p);
-int uffd_publish(struct pager *p, uint64_t first, uint64_t n, int writable);
-int uffd_set_writable(struct pager *p, uint64_t first, uint64_t n, int writable);
-int mprot_setup(struct pager *p);
-int mprot_set(struct pager *p, uint64_t first, uint64_t n, int prot);
 
 /* lmdb_file.c: 0 if data.mdb holds every page its newest meta page
  * claims (else CAIRN_CORRUPT, or an errno); *have and *need are the file's

@@ -740,7 +740,7 @@ int cairn_stats_get(cairn_store *s, cairn_stats *out)
     out->checkpoints = atomic_load(&s->checkpoints);
     out->bytes_compressed = atomic_load(&s->bytes_compressed);
     out->bytes_uncompressed = atomic_load(&s->bytes_uncompressed);
-    out->backend = p->backend;
+    out->backend = pager_backend(p);
     pthread_mutex_lock(&s->log_mutex);
     out->wal_bytes = s->wal.end;
     out->pages_unflushed = p->n_unflushed;
