@@ -128,14 +128,6 @@ void pager_lmdb_resume(struct pager *p)
     atomic_store(&p->lmdb_closed, 0);
 }
 
-/* Map LMDB's codes onto ours without calling mdb_strerror (not signal-safe). */
-static int lmdb_rc(int rc)
-{
-    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_BAD_VALSIZE || rc == MDB_INVALID)
-        return CAIRN_CORRUPT;
-    return rc > 0 ? rc : CAIRN_IOERR;
-}
-
 static const unsigned char zero_extent[BYTES_PER_EXTENT];
 
 /* Put a prepared extent into the memfd.  pwrite, not a store through the
@@ -202,11 +194,11 @@ static int prepare_extent(struct pager *p, uint64_t e)
         } else if (rc == 0) {
             rc = extent_decode(s->buf, val.mv_data, val.mv_size, e, p->checksum_seed, s->dctx);
         } else {
-            rc = lmdb_rc(rc);
+            rc = lmdb_to_cairn(rc);
         }
         mdb_txn_reset(s->txn);
     } else {
-        rc = lmdb_rc(rc);
+        rc = lmdb_to_cairn(rc);
     }
     atomic_fetch_sub(&p->lmdb_users, 1);
 

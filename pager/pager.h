@@ -274,6 +274,10 @@ int lmdb_txn_commit(MDB_txn *txn); /* aborts the transaction after a fault */
 void lmdb_guard_trap(void);
 void lmdb_assert(MDB_env *env, const char *msg); /* for mdb_env_set_assert */
 
+/* errcode.c: cairn_strerror (cairn.h) and this, both signal-safe.  Maps
+ * an LMDB return code onto cairn's; errnos and CAIRN_* codes pass. */
+int lmdb_to_cairn(int rc);
+
 /* signal.c: fault_install puts the SIGSEGV/SIGBUS handler in place (at
  * every store and environment open); fault_register also makes p's range
  * its own. */

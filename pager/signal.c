@@ -91,36 +91,8 @@ static size_t put_hex(char *buf, size_t at, size_t cap, uint64_t v)
     return put_str(buf, at, cap, tmp + i);
 }
 
-/* What a load error is, for die(): the pager's own table, since
- * cairn_strerror belongs to the store above.  Fixed strings only (strerror
- * is not async-signal-safe), in the same words as cairn_strerror, for the
- * codes and errno values a load on the fault path returns. */
-static const char *fault_error_name(int rc)
-{
-    switch (rc) {
-    case CAIRN_CORRUPT:
-        return "store data is corrupt";
-    case CAIRN_IOERR:
-        return "I/O error; reopen the store";
-    case ENOMEM:
-        return "out of memory (mprotect backend: vm.max_map_count reached?)";
-    case EIO:
-        return "input/output error";
-    case ENOSPC:
-        return "no space left on device";
-    case ENOENT:
-        return "no such file or directory";
-    case EACCES:
-        return "permission denied";
-    case EEXIST:
-        return "file exists";
-    case EINVAL:
-        return "invalid argument (system)";
-    default:
-        return rc > 0 ? "system error" : "unknown cairn error";
-    }
-}
-
+/* A fault that cannot be served and has no fault_error callback: say why
+ * on stderr and abort.  cairn_strerror (errcode.c) is signal-safe. */
 static void die(struct pager *p, uintptr_t addr, int rc)
 {
     char msg[512];
@@ -135,7 +107,7 @@ static void die(struct pager *p, uintptr_t addr, int rc)
         at = put_str(msg, at, sizeof msg, " at ");
         at = put_hex(msg, at, sizeof msg, addr);
         at = put_str(msg, at, sizeof msg, ": ");
-        at = put_str(msg, at, sizeof msg, fault_error_name(rc));
+        at = put_str(msg, at, sizeof msg, cairn_strerror(rc));
         at = put_str(msg, at, sizeof msg, " (store ");
     }
     at = put_str(msg, at, sizeof msg, p->name);

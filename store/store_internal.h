@@ -133,19 +133,4 @@ int checkpoint_write_extents(cairn_store *s, const uint64_t *ext, size_t n, exte
 /* recover.c */
 int recover_log(cairn_store *s, int *pending);
 
-/* Map an LMDB return code. */
-static inline int lmdb_to_cairn(int rc)
-{
-    if (rc == 0 || rc > 0 || (rc <= CAIRN_CORRUPT && rc >= CAIRN_CORRUPT - 99))
-        return rc; /* errno, or one of ours already */
-    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
-        return CAIRN_FULL;
-    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
-        rc == MDB_BAD_VALSIZE)
-        return CAIRN_CORRUPT;
-    if (rc > 0)
-        return rc;
-    return CAIRN_IOERR;
-}
-
 #endif
