@@ -54,7 +54,7 @@ static int list_extents(struct snapshot *sn, uint64_t **out, size_t *n)
         return lmdb_to_cairn(rc);
     }
     for (rc = lmdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (k + sn->ov_cap + 1 >= cap) {
+        if (k + sn->log.cap + 1 >= cap) {
             uint64_t *p = realloc(keys, (cap *= 2) * sizeof *p);
             if (!p) {
                 rc = ENOMEM;
@@ -70,15 +70,15 @@ static int list_extents(struct snapshot *sn, uint64_t **out, size_t *n)
         free(keys);
         return lmdb_to_cairn(rc);
     }
-    uint64_t *p = realloc(keys, (k + sn->ov_cap + 1) * sizeof *p);
+    uint64_t *p = realloc(keys, (k + sn->log.cap + 1) * sizeof *p);
     if (!p) {
         free(keys);
         return ENOMEM;
     }
     keys = p;
-    for (size_t i = 0; i < sn->ov_cap; i++)
-        if (sn->ov_keys[i])
-            keys[k++] = sn->ov_keys[i] - 1;
+    for (size_t i = 0; i < sn->log.cap; i++)
+        if (sn->log.keys[i])
+            keys[k++] = sn->log.keys[i] - 1;
     qsort(keys, k, sizeof *keys, cmp_u64);
     size_t u = 0;
     for (size_t i = 0; i < k; i++)

@@ -19,9 +19,9 @@
  * a transaction only when its commit record validates, so reading the log
  * while the writer appends to it yields a committed prefix.
  *
- * The replayed extents are held in memory (as recovery does), so memory
- * grows with the extents the log touches, at most checkpoint_bytes worth
- * of log.
+ * The replayed extents (replay.c) are held in memory for the snapshot's
+ * life, so memory grows with the extents the log touches: at most
+ * checkpoint_bytes worth of log.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,75 +32,14 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include "snapshot.h"
 
 #define SNAPSHOT_RETRIES 50
 
-static size_t ov_slot(const struct snapshot *sn, uint64_t e)
-{
-    size_t h = (size_t)((e + 1) * 0x9E3779B97F4A7C15ull) & (sn->ov_cap - 1);
-    while (sn->ov_keys[h] && sn->ov_keys[h] != e + 1)
-        h = (h + 1) & (sn->ov_cap - 1);
-    return h;
-}
-
-static int ov_grow(struct snapshot *sn)
-{
-    size_t cap = sn->ov_cap ? sn->ov_cap * 2 : 64;
-    uint64_t *keys = calloc(cap, sizeof *keys);
-    unsigned char **imgs = calloc(cap, sizeof *imgs);
-    if (!keys || !imgs) {
-        free(keys);
-        free(imgs);
-        return ENOMEM;
-    }
-    struct snapshot old = *sn;
-    sn->ov_keys = keys, sn->ov_imgs = imgs, sn->ov_cap = cap;
-    for (size_t i = 0; i < old.ov_cap; i++) {
-        if (!old.ov_keys[i])
-            continue;
-        size_t h = ov_slot(sn, old.ov_keys[i] - 1);
-        sn->ov_keys[h] = old.ov_keys[i];
-        sn->ov_imgs[h] = old.ov_imgs[i];
-    }
-    free(old.ov_keys);
-    free(old.ov_imgs);
-    return 0;
-}
-
-static void ov_free(struct snapshot *sn)
-{
-    for (size_t i = 0; i < sn->ov_cap; i++)
-        free(sn->ov_imgs[i]);
-    free(sn->ov_keys);
-    free(sn->ov_imgs);
-    sn->ov_keys = NULL, sn->ov_imgs = NULL, sn->ov_cap = sn->ov_used = 0;
-}
-
 const unsigned char *snapshot_overlay(const struct snapshot *sn, uint64_t e)
 {
-    if (sn->ov_cap == 0)
-        return NULL;
-    size_t h = ov_slot(sn, e);
-    return sn->ov_keys[h] ? sn->ov_imgs[h] : NULL;
-}
-
-static int lmdb_extent(struct snapshot *sn, uint64_t e, void *raw)
-{
-    MDB_val key = {sizeof e, &e}, val;
-    int rc = lmdb_get(sn->txn, sn->st.cat.extents, &key, &val);
-    if (rc == MDB_NOTFOUND) {
-        memset(raw, 0, BYTES_PER_EXTENT);
-        return 0;
-    }
-    if (rc)
-        return lmdb_to_cairn(rc);
-    rc = extent_decode(raw, val.mv_data, val.mv_size, e, sn->st.cat.seed, sn->st.dctx);
-    if (rc)
-        memset(raw, 0, BYTES_PER_EXTENT);
-    return rc;
+    return replay_image(&sn->log, e);
 }
 
 int snapshot_read_extent(struct snapshot *sn, uint64_t e, void *raw)
@@ -110,40 +49,7 @@ int snapshot_read_extent(struct snapshot *sn, uint64_t e, void *raw)
         memcpy(raw, img, BYTES_PER_EXTENT);
         return 0;
     }
-    return lmdb_extent(sn, e, raw);
-}
-
-static int apply_change(void *ctx, const struct wal_page_change *c)
-{
-    struct snapshot *sn = ctx;
-    if (c->page >= sn->st.cat.pages) {
-        store_set_error(&sn->st, "%s/wal: record at LSN %llu names page %llu, beyond the store", sn->st.path,
-                        (unsigned long long)c->lsn, (unsigned long long)c->page);
-        return CAIRN_CORRUPT;
-    }
-    uint64_t e = c->page / PAGES_PER_EXTENT;
-    unsigned char *img = (unsigned char *)snapshot_overlay(sn, e);
-    if (!img) {
-        if ((sn->ov_used + 1) * 2 > sn->ov_cap && ov_grow(sn) != 0)
-            return ENOMEM;
-        img = malloc(BYTES_PER_EXTENT);
-        if (!img)
-            return ENOMEM;
-        int rc = lmdb_extent(sn, e, img);
-        if (rc) {
-            free(img);
-            store_set_error(&sn->st, "%s/data.mdb: extent %llu fails to decode", sn->st.path, (unsigned long long)e);
-            return rc;
-        }
-        size_t h = ov_slot(sn, e);
-        sn->ov_keys[h] = e + 1;
-        sn->ov_imgs[h] = img;
-        sn->ov_used++;
-    }
-    int rc = wal_apply_ranges(img + (c->page % PAGES_PER_EXTENT) * PAGE_BYTES, c->payload, c->len);
-    if (rc)
-        store_set_error(&sn->st, "%s/wal: malformed record at LSN %llu", sn->st.path, (unsigned long long)c->lsn);
-    return rc;
+    return replay_lmdb_image(&sn->st.cat, sn->txn, sn->st.dctx, e, raw);
 }
 
 /* One attempt: LMDB snapshot, catalog, then the log.  1 = retry. */
@@ -175,8 +81,11 @@ static int read_once(struct snapshot *sn)
         return 1; /* a checkpoint ran after our LMDB snapshot, or the files do not belong together */
     struct stat st;
     sn->log_bytes = fstat(s->wal.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-    uint64_t last = 0;
-    rc = wal_replay(&s->wal, s->cat.ckpt_lsn, apply_change, NULL, sn, &last, &sn->log_txns);
+    /* The images stay for the snapshot's life: no flush. */
+    sn->log = (struct replay){.cat = &s->cat, .txn = sn->txn, .dctx = s->dctx};
+    rc = replay_log(&sn->log, &s->wal, s->cat.ckpt_lsn);
+    uint64_t last = sn->log.last_lsn;
+    sn->log_txns = sn->log.txns;
     if (rc == 0)
         rc = store_log_continues(s, s->cat.ckpt_lsn, s->wal.start_lsn, last);
     sn->last_lsn = last > s->cat.ckpt_lsn ? last : s->cat.ckpt_lsn;
@@ -202,7 +111,7 @@ static void reset_attempt(struct snapshot *sn)
     sn->txn = NULL;
     wal_close(&sn->st.wal);
     types_free(&sn->st);
-    ov_free(sn);
+    replay_free(&sn->log);
     sn->log_txns = 0;
 }
 
@@ -314,6 +223,6 @@ void snapshot_info(const struct snapshot *sn, struct snapshot_info *out)
     out->log_bytes = sn->log_bytes;
     out->log_generation = s->wal.generation;
     out->log_start_lsn = s->wal.start_lsn;
-    out->extents_changed_by_log = sn->ov_used;
+    out->extents_changed_by_log = sn->log.used;
     out->retries = sn->retries;
 }

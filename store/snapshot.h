@@ -13,7 +13,7 @@
 #define CAIRN_SNAPSHOT_H
 
 #include "inspect.h"
-#include "store_internal.h"
+#include "replay.h"
 
 struct snapshot {
     /* Catalog only: path, LMDB handles, store id, size, checkpoint LSN,
@@ -25,10 +25,8 @@ struct snapshot {
     uint64_t log_txns;  /* committed transactions replayed from the log */
     uint64_t log_bytes; /* size of the log when it was read */
     int retries;        /* times a checkpoint raced the open */
-    /* Extents changed by the log, unswizzled: open addressing on e + 1. */
-    uint64_t *ov_keys;
-    unsigned char **ov_imgs;
-    size_t ov_cap, ov_used;
+    /* Extents changed by the log, unswizzled. */
+    struct replay log;
 };
 
 /* The committed, unswizzled bytes of extent e (BYTES_PER_EXTENT) into raw.
