@@ -391,105 +391,187 @@ int wal_apply_ranges(void *page, const unsigned char *payload, size_t len)
     return at == len ? 0 : CAIRN_CORRUPT;
 }
 
+/*
+ * Reading the log back streams it: a window of WAL_SCAN_WINDOW bytes read
+ * with pread, never the whole file.  A transaction's page records are
+ * applied only once its commit record validates, so the scan remembers
+ * where they are (and their checksums) and reads them again, through a
+ * second window, when the commit is found.  The bytes cannot change in
+ * between: a writer only appends, overwriting at most what follows its
+ * last valid commit, and a reset renames a new file over "wal" without
+ * touching the one open here; the checksums are compared again anyway.
+ */
+#define WAL_SCAN_WINDOW (1u << 20)
+/* No valid record is longer (a page record with every word its own range
+ * is under 7 KiB); a longer one is damage and ends the valid log. */
+#define WAL_RECORD_MAX (64u << 10)
+
+struct scan {
+    int fd;
+    uint64_t size; /* of the file when the scan began */
+    unsigned char *buf;
+    uint64_t base; /* file offset of buf[0] */
+    size_t len;    /* bytes valid in buf */
+};
+
+/* Point *out at n bytes of the file at off: 0, 1 if the file ends first,
+ * or an errno.  n <= WAL_RECORD_MAX. */
+static int scan_at(struct scan *sc, uint64_t off, size_t n, unsigned char **out)
+{
+    if (off + n > sc->size)
+        return 1;
+    if (off < sc->base || off + n > sc->base + sc->len) {
+        size_t want = WAL_SCAN_WINDOW;
+        if (want > sc->size - off)
+            want = (size_t)(sc->size - off);
+        size_t got = 0;
+        while (got < want) {
+            ssize_t k = pread(sc->fd, sc->buf + got, want - got, (off_t)(off + got));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0)
+                return errno;
+            if (k == 0)
+                break;
+            got += (size_t)k;
+        }
+        sc->base = off;
+        sc->len = got;
+        if (got < n)
+            return 1;
+    }
+    *out = sc->buf + (off - sc->base);
+    return 0;
+}
+
+/* The record's checksum: over its header (checksum field zero) and
+ * payload, seeded with the previous record's. */
+static uint64_t record_sum(unsigned char *rec, size_t len, uint64_t chain)
+{
+    uint64_t sum;
+    memcpy(&sum, rec + offsetof(struct wal_record, checksum), 8);
+    memset(rec + offsetof(struct wal_record, checksum), 0, 8);
+    uint64_t want = XXH3_64bits_withSeed(rec, len, chain);
+    memcpy(rec + offsetof(struct wal_record, checksum), &sum, 8);
+    return want;
+}
+
+/* A page record of the transaction being read: where, and its chain. */
+struct pending {
+    uint64_t at, chain_before, sum;
+};
+
+/* Apply the page records of a transaction whose commit validated. */
+static int apply_pending(struct scan *sc, const struct pending *pend, size_t n, wal_apply_fn apply, void *ctx)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char *rec;
+        struct wal_record pr;
+        int rc = scan_at(sc, pend[i].at, WAL_RECORD_HEADER, &rec);
+        if (rc == 0) {
+            memcpy(&pr, rec, sizeof pr);
+            rc = pr.len <= WAL_RECORD_MAX - WAL_RECORD_HEADER
+                     ? scan_at(sc, pend[i].at, WAL_RECORD_HEADER + pr.len, &rec)
+                     : 1;
+        }
+        if (rc == 0 && record_sum(rec, WAL_RECORD_HEADER + pr.len, pend[i].chain_before) != pend[i].sum)
+            rc = 1;
+        if (rc)
+            return rc == 1 ? CAIRN_IOERR : rc; /* the file changed under us */
+        struct wal_page_change c = {.lsn = pr.lsn, .txn_id = pr.txn_id};
+        c.payload = rec + WAL_RECORD_HEADER;
+        c.len = pr.len;
+        memcpy(&c.page, c.payload, 8);
+        if ((rc = apply(ctx, &c)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn committed, void *ctx,
                uint64_t *last_lsn, uint64_t *txns)
 {
     struct stat st;
     if (fstat(w->fd, &st) != 0)
         return errno;
-    size_t size = (size_t)st.st_size;
-    if (size <= WAL_HEADER_SIZE)
-        size = 0; /* nothing after the header */
-    unsigned char *buf = size ? malloc(size) : NULL;
-    if (size && !buf)
-        return ENOMEM;
-    size_t got = 0;
-    while (got < size) {
-        ssize_t n = pread(w->fd, buf + got, size - got, (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            free(buf);
-            return n < 0 ? errno : EIO;
-        }
-        got += (size_t)n;
-    }
-
-    /* Offsets of the page records of the transaction being read. */
-    size_t *pending = NULL, npending = 0, cap = 0;
+    struct scan sc = {.fd = w->fd, .size = (uint64_t)st.st_size}, again = sc;
+    sc.buf = malloc(WAL_SCAN_WINDOW);
+    again.buf = malloc(WAL_SCAN_WINDOW);
+    struct pending *pend = NULL;
+    size_t npend = 0, cap = 0;
+    int rc = sc.buf && again.buf ? 0 : ENOMEM;
     uint64_t chain = w->chain, lsn = w->start_lsn, txn = 0;
     uint64_t good_end = WAL_HEADER_SIZE, good_chain = chain, good_lsn = lsn;
-    int rc = 0;
     *last_lsn = w->start_lsn - 1;
     *txns = 0;
-    size_t at = WAL_HEADER_SIZE;
-    while (at + WAL_RECORD_HEADER <= size) {
+    for (uint64_t at = WAL_HEADER_SIZE; rc == 0;) {
+        unsigned char *rec;
         struct wal_record r;
-        memcpy(&r, buf + at, sizeof r);
-        if ((r.kind != WAL_KIND_PAGE && r.kind != WAL_KIND_COMMIT) || r.len > size - at - WAL_RECORD_HEADER ||
+        int end = scan_at(&sc, at, WAL_RECORD_HEADER, &rec);
+        if (end) {
+            rc = end == 1 ? 0 : end;
+            break;
+        }
+        memcpy(&r, rec, sizeof r);
+        if ((r.kind != WAL_KIND_PAGE && r.kind != WAL_KIND_COMMIT) || r.len > WAL_RECORD_MAX - WAL_RECORD_HEADER ||
             r.lsn != lsn)
             break;
-        uint64_t sum = r.checksum;
-        memset(buf + at + 24, 0, 8);
-        uint64_t want = XXH3_64bits_withSeed(buf + at, WAL_RECORD_HEADER + r.len, chain);
-        memcpy(buf + at + 24, &sum, 8);
-        if (want != sum)
+        if ((end = scan_at(&sc, at, WAL_RECORD_HEADER + r.len, &rec)) != 0) {
+            rc = end == 1 ? 0 : end;
             break;
-        if (npending == 0)
+        }
+        uint64_t sum = record_sum(rec, WAL_RECORD_HEADER + r.len, chain);
+        if (sum != r.checksum)
+            break;
+        if (npend == 0)
             txn = r.txn_id;
         if (r.txn_id != txn)
             break;
-        chain = sum;
-        lsn++;
         if (r.kind == WAL_KIND_PAGE) {
             if (r.len < WAL_PAGE_HEAD)
                 break;
-            if (npending == cap) {
+            if (npend == cap) {
                 cap = cap ? cap * 2 : 256;
-                size_t *np = realloc(pending, cap * sizeof *np);
+                struct pending *np = realloc(pend, cap * sizeof *np);
                 if (!np) {
                     rc = ENOMEM;
-                    goto out;
+                    break;
                 }
-                pending = np;
+                pend = np;
             }
-            pending[npending++] = at;
+            pend[npend++] = (struct pending){at, chain, sum};
         } else {
             uint64_t count;
             if (r.len != 8)
                 break;
-            memcpy(&count, buf + at + WAL_RECORD_HEADER, 8);
-            if (count != npending)
+            memcpy(&count, rec + WAL_RECORD_HEADER, 8);
+            if (count != npend)
                 break;
             if (r.lsn > after) {
-                for (size_t i = 0; i < npending; i++) {
-                    struct wal_record pr;
-                    memcpy(&pr, buf + pending[i], sizeof pr);
-                    struct wal_page_change c = {.lsn = pr.lsn, .txn_id = pr.txn_id};
-                    c.payload = buf + pending[i] + WAL_RECORD_HEADER;
-                    c.len = pr.len;
-                    memcpy(&c.page, c.payload, 8);
-                    rc = apply(ctx, &c);
-                    if (rc)
-                        goto out;
-                }
-                if (committed && (rc = committed(ctx, r.lsn)) != 0)
-                    goto out;
+                rc = apply_pending(&again, pend, npend, apply, ctx);
+                if (rc == 0 && committed)
+                    rc = committed(ctx, r.lsn);
+                if (rc)
+                    break;
                 ++*txns;
             }
             *last_lsn = r.lsn;
-            npending = 0;
+            npend = 0;
             good_end = pad8(at + WAL_RECORD_HEADER + r.len);
-            good_chain = chain;
-            good_lsn = lsn;
+            good_chain = sum;
+            good_lsn = lsn + 1;
         }
+        chain = sum;
+        lsn++;
         at = pad8(at + WAL_RECORD_HEADER + r.len);
     }
-    w->end = good_end;
-    w->chain = good_chain;
-    w->next_lsn = good_lsn;
-out:
-    free(pending);
-    free(buf);
+    if (rc == 0) {
+        w->end = good_end;
+        w->chain = good_chain;
+        w->next_lsn = good_lsn;
+    }
+    free(pend);
+    free(sc.buf);
+    free(again.buf);
     return rc;
 }
