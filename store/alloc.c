@@ -316,22 +316,15 @@ out:
 uintptr_t alloc_object_start(cairn_store *s, uintptr_t addr)
 {
     struct pager *p = s->pager;
-    uintptr_t b = (uintptr_t)p->base, start = 0;
+    uintptr_t b = (uintptr_t)p->base;
     uint64_t n = (addr - b) / PAGE_BYTES, d = layout_desc_page(n);
     if (n < p->layout.data_start || n >= p->layout.pages || pager_hold_page(p, d) != 0)
         return 0;
     struct page_desc desc;
     memcpy(&desc, p->priv + d * PAGE_BYTES + layout_desc_offset(n), sizeof desc);
     pager_unlock_page(p, d);
-    if (desc.kind == DESC_SLAB && desc.size_class < NCLASSES) {
-        uint64_t sz = heap_class_size[desc.size_class];
-        start = b + n * PAGE_BYTES + ((addr - b) % PAGE_BYTES) / sz * sz;
-    } else if (desc.kind == DESC_LARGE_HEAD) {
-        start = b + n * PAGE_BYTES;
-    } else if (desc.kind == DESC_LARGE_TAIL) {
-        start = b + (uint64_t)desc.next * PAGE_BYTES;
-    }
-    return start;
+    uint64_t off = heap_object_start(&desc, addr - b);
+    return off ? b + off : 0;
 }
 
 /* ---- public entry points ---- */

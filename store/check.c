@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snapshot.h"
+#include "walk.h"
 #include "heap.h"
 #include "store_internal.h"
 
@@ -80,33 +80,13 @@ static int load_extent(struct checker *c, uint64_t e)
 {
     if (c->raw_extent == e)
         return 0;
-    struct pager *p = c->p;
     c->raw_extent = UINT64_MAX;
-    const unsigned char *img = c->snap ? snapshot_overlay(c->snap, e) : NULL;
-    if (img) {
-        memcpy(c->raw, img, BYTES_PER_EXTENT);
-        c->raw_extent = e;
-        return 0;
-    }
-    int in_memory = p && XS_STATE(atomic_load(&p->ext_state[e])) == XS_RESIDENT;
-    for (uint64_t i = 0; in_memory && i < PAGES_PER_EXTENT; i++) {
-        int rc = pager_read_committed(p, e * PAGES_PER_EXTENT + i, c->raw + i * PAGE_BYTES);
-        if (rc < 0)
-            return rc;
-        in_memory = rc == 0; /* evicted meanwhile: LMDB has the same bytes */
-    }
-    if (!in_memory) {
-        MDB_val key = {sizeof e, &e}, val;
-        int rc = lmdb_get(c->txn, c->s->cat.extents, &key, &val);
-        if (rc == MDB_NOTFOUND) {
-            memset(c->raw, 0, BYTES_PER_EXTENT);
-        } else if (rc) {
-            return lmdb_to_cairn(rc);
-        } else if (extent_decode(c->raw, val.mv_data, val.mv_size, e, c->s->cat.seed, c->s->dctx) != 0) {
-            /* Counted in pass 1; treat its pages as zero from here on. */
-            memset(c->raw, 0, BYTES_PER_EXTENT);
-        }
-    }
+    struct committed src = {.s = c->s, .p = c->p, .snap = c->snap, .txn = c->txn};
+    int rc = walk_committed_extent(&src, e, c->raw);
+    if (rc && rc != CAIRN_CORRUPT)
+        return rc;
+    /* A value that fails to decode is counted in pass 1; its pages read as
+     * zero from here on. */
     c->raw_extent = e;
     return 0;
 }

@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "../pager/layout.h"
+
 #define SUPER_MAGIC 0x3150484e52494143ull /* "CAIRNHP1" */
 #define SMALL_MAX 2048
 #define NCLASSES 21
@@ -22,5 +24,22 @@ struct superblock {
     uint64_t live_bytes;
     uint64_t partial[NCLASSES]; /* per class: slabs with a free slot */
 };
+
+/* Store offset where the object holding offset v starts, as the
+ * descriptor d of v's page says: its slot (slab), its page (large head),
+ * its head page (large tail); 0 for a page of any other kind.  Unchecked
+ * beyond the kind and class: the walker checks slots and runs, the
+ * allocator's messages only need a start. */
+static inline uint64_t heap_object_start(const struct page_desc *d, uint64_t v)
+{
+    uint64_t n = v / PAGE_BYTES;
+    if (d->kind == DESC_SLAB && d->size_class < NCLASSES)
+        return n * PAGE_BYTES + (v % PAGE_BYTES) / heap_class_size[d->size_class] * heap_class_size[d->size_class];
+    if (d->kind == DESC_LARGE_HEAD)
+        return n * PAGE_BYTES;
+    if (d->kind == DESC_LARGE_TAIL)
+        return (uint64_t)d->next * PAGE_BYTES;
+    return 0;
+}
 
 #endif

@@ -26,31 +26,21 @@ static int bit(const uint64_t *bits, uint64_t i)
     return (bits[i / 64] >> (i % 64)) & 1;
 }
 
-/* Committed bytes of extent e: for an open store from memory when resident
- * (as cairn_check reads them), else from LMDB. */
-static int read_extent(struct walk *w, uint64_t e, unsigned char *raw)
+int walk_committed_extent(const struct committed *src, uint64_t e, void *raw)
 {
-    if (w->snap)
-        return snapshot_read_extent(w->snap, e, raw);
-    struct pager *p = w->p;
-    int in_memory = XS_STATE(atomic_load(&p->ext_state[e])) == XS_RESIDENT;
+    if (src->snap)
+        return snapshot_read_extent(src->snap, e, raw);
+    struct pager *p = src->p;
+    int in_memory = p && XS_STATE(atomic_load(&p->ext_state[e])) == XS_RESIDENT;
     for (uint64_t i = 0; in_memory && i < PAGES_PER_EXTENT; i++) {
-        int rc = pager_read_committed(p, e * PAGES_PER_EXTENT + i, raw + i * PAGE_BYTES);
+        int rc = pager_read_committed(p, e * PAGES_PER_EXTENT + i, (unsigned char *)raw + i * PAGE_BYTES);
         if (rc < 0)
             return rc;
         in_memory = rc == 0; /* evicted meanwhile: LMDB has the same bytes */
     }
     if (in_memory)
         return 0;
-    MDB_val key = {sizeof e, &e}, val;
-    int rc = lmdb_get(w->txn, w->s->cat.extents, &key, &val);
-    if (rc == MDB_NOTFOUND) {
-        memset(raw, 0, BYTES_PER_EXTENT);
-        return 0;
-    }
-    if (rc)
-        return lmdb_to_cairn(rc);
-    return extent_decode(raw, val.mv_data, val.mv_size, e, w->s->cat.seed, w->s->dctx);
+    return replay_lmdb_image(&src->s->cat, src->txn, src->s->dctx, e, raw);
 }
 
 int walk_page(struct walk *w, uint64_t n, const unsigned char **out)
@@ -70,7 +60,7 @@ int walk_page(struct walk *w, uint64_t n, const unsigned char **out)
         if (!w->cache[slot].raw && !(w->cache[slot].raw = malloc(BYTES_PER_EXTENT)))
             return ENOMEM;
         w->cache[slot].e = 0;
-        int rc = read_extent(w, e, w->cache[slot].raw);
+        int rc = walk_committed_extent(&w->src, e, w->cache[slot].raw);
         if (rc) {
             store_set_error(w->s, "%s: extent %llu (pages %llu..%llu) cannot be read: %s", w->s->path,
                             (unsigned long long)e, (unsigned long long)(e * PAGES_PER_EXTENT),
@@ -121,6 +111,7 @@ int walk_init_snapshot(struct walk *w, struct snapshot *snap)
     w->s = &snap->st;
     w->snap = snap;
     w->txn = snap->txn;
+    w->src = (struct committed){.s = w->s, .snap = snap, .txn = snap->txn};
     w->layout = snap->layout;
     return walk_init(w);
 }
@@ -131,6 +122,7 @@ int walk_init_store(struct walk *w, cairn_store *s, MDB_txn *txn)
     w->s = s;
     w->p = s->pager;
     w->txn = txn;
+    w->src = (struct committed){.s = s, .p = s->pager, .txn = txn};
     w->layout = s->pager->layout;
     return walk_init(w);
 }
@@ -275,16 +267,16 @@ int walk_object_at(struct walk *w, uint64_t v, struct walk_object *o)
     int rc = walk_desc(w, n, &d);
     if (rc)
         return rc;
-    if (d.kind == DESC_SLAB && d.size_class < NCLASSES) {
-        uint64_t sz = heap_class_size[d.size_class], slot = (v % PAGE_BYTES) / sz;
-        if (slot >= PAGE_BYTES / sz || !bit(d.slot_bits, slot))
+    uint64_t start = heap_object_start(&d, v);
+    if (d.kind == DESC_SLAB && start) {
+        uint64_t slot = (start % PAGE_BYTES) / heap_class_size[d.size_class];
+        if (slot >= PAGE_BYTES / heap_class_size[d.size_class] || !bit(d.slot_bits, slot))
             return 0;
         small_object(w, n, &d, slot, o);
         return 1;
     }
-    uint64_t head = n;
+    uint64_t head = start / PAGE_BYTES;
     if (d.kind == DESC_LARGE_TAIL) {
-        head = d.next;
         if (head < w->ds || head >= n)
             return 0;
         if ((rc = walk_desc(w, head, &d)) != 0)
