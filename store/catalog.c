@@ -315,22 +315,6 @@ fail:
     return lmdb_to_cairn(rc);
 }
 
-int catalog_load(struct catalog *c)
-{
-    MDB_txn *txn;
-    int rc = catalog_txn_begin(c, MDB_RDONLY, &txn);
-    if (rc)
-        return rc;
-    rc = catalog_read(c, txn);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    /* Commit, not abort: the database handles opened here stay valid only
-     * if the transaction that opened them commits (a read-only one too). */
-    return lmdb_to_cairn(lmdb_txn_commit(txn));
-}
-
 int catalog_copy(struct catalog *from, MDB_txn *from_txn, struct catalog *to, MDB_txn *to_txn, uint64_t ckpt_lsn)
 {
     int rc = lmdb_dbi_open(to_txn, "meta", MDB_CREATE, &to->meta);

@@ -78,8 +78,6 @@ int catalog_create(struct catalog *c);
  * size, checkpoint position (against the catalog checksum).  The handles
  * stay valid only if txn commits, or while a read-only txn stays open. */
 int catalog_read(struct catalog *c, MDB_txn *txn);
-/* The same, in its own read-only transaction, committed. */
-int catalog_load(struct catalog *c);
 /* Copy every entry of from (read in from_txn) into to's fresh databases
  * (made in to_txn), with checkpoint position ckpt_lsn. */
 int catalog_copy(struct catalog *from, MDB_txn *from_txn, struct catalog *to, MDB_txn *to_txn, uint64_t ckpt_lsn);
