@@ -96,6 +96,23 @@
  *     (the handle's memory is simply not freed there).  The child may
  *     open the store itself with cairn_open, under the usual rules (after
  *     the parent closed it, or read-only when no writer holds it).
+ *
+ * Environment variables (read once at every cairn_open, and by the cairn
+ * command; nothing else in the library reads the environment):
+ *   CAIRN_FAULT_BACKEND=uffd|mprotect  the fault backend when
+ *                                      cairn_options.backend is AUTO
+ *   CAIRN_EVICT_POLICY=random          evict at random instead of by the
+ *                                      clock (for bench/evict_policy)
+ *   CAIRN_PUBLISH=page                 userfaultfd: a load maps only the
+ *                                      touched page (for bench/readahead)
+ *   CAIRN_LMDB_READAHEAD=0             open LMDB with MDB_NORDAHEAD (for
+ *                                      bench/readahead)
+ *   CAIRN_RECOVER_BATCH=N              recovery writes a batch every N
+ *                                      extent images (tests; default 4096)
+ *   CAIRN_TEST_BACKUP_PAUSE_MS=N       the command's backup sleeps N ms
+ *                                      between its LMDB copy and the log
+ *                                      (tests: makes a checkpoint race it)
+ *   CAIRN_NO_PROGRESS                  the command draws no progress bar
  */
 #ifndef CAIRN_H
 #define CAIRN_H

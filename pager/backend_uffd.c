@@ -80,8 +80,6 @@ static int uffd_setup(struct pager *p)
     p->uffd = fd;
     /* Kept only so that bench/readahead can measure whole-extent publishing
      * against its alternative. */
-    const char *publish = getenv("CAIRN_PUBLISH");
-    p->publish_page_only = publish && strcmp(publish, "page") == 0;
     return 0;
 out_protect:
     mprotect(p->base, p->bytes, PROT_NONE);

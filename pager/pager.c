@@ -93,16 +93,12 @@ static void *map_anon(size_t len)
 }
 
 /* The fault backend: cairn_options.backend if not AUTO, else
- * CAIRN_FAULT_BACKEND=uffd|mprotect, else userfaultfd if the kernel grants
+ * CAIRN_FAULT_BACKEND=uffd|mprotect (the store passes it as requested),
+ * else userfaultfd if the kernel grants
  * it, else mprotect.  An explicit userfaultfd that fails is
  * CAIRN_UNSUPPORTED, not a fallback. */
 static int open_backend(struct pager *p, int requested)
 {
-    const char *env = getenv("CAIRN_FAULT_BACKEND");
-    if (requested == CAIRN_BACKEND_AUTO && env && strcmp(env, "uffd") == 0)
-        requested = CAIRN_BACKEND_UFFD;
-    else if (requested == CAIRN_BACKEND_AUTO && env && strcmp(env, "mprotect") == 0)
-        requested = CAIRN_BACKEND_MPROTECT;
     int rc;
     if (requested != CAIRN_BACKEND_MPROTECT) {
         rc = pager_backend_uffd.setup(p);
@@ -175,8 +171,7 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
     p->ext_pins = map_anon(cfg->pages / PAGES_PER_EXTENT * sizeof(uint32_t));
     /* Kept only so that bench/evict_policy can measure the clock against
      * its alternative. */
-    const char *policy = getenv("CAIRN_EVICT_POLICY");
-    p->evict_random = policy && strcmp(policy, "random") == 0;
+    p->evict_random = cfg->evict_random;
     if (cfg->cache_bytes) {
         /* At least 8 extents besides the two never evicted. */
         p->budget_extents = cfg->cache_bytes / BYTES_PER_EXTENT;
@@ -209,6 +204,7 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
     rc = map_client_view(p);
     if (rc)
         goto fail;
+    p->publish_page_only = cfg->publish_page_only; /* read by the uffd backend's publish */
     rc = open_backend(p, cfg->backend);
     if (rc)
         goto fail;

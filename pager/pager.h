@@ -154,7 +154,9 @@ struct pager {
 struct pager_config {
     uint64_t pages;
     uint64_t cache_bytes;
-    int backend; /* CAIRN_BACKEND_AUTO, _UFFD or _MPROTECT */
+    int backend;           /* CAIRN_BACKEND_AUTO, _UFFD or _MPROTECT */
+    int evict_random;      /* evict at random, to measure the clock against */
+    int publish_page_only; /* userfaultfd: a load maps only the faulting page */
     MDB_env *env;
     MDB_dbi extents;
     uint64_t checksum_seed;

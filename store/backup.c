@@ -184,6 +184,8 @@ int store_backup(const char *src, const char *dest, const struct inspect_hooks *
                  char *err, size_t errlen)
 {
     memset(res, 0, sizeof *res);
+    struct knobs knobs;
+    knobs_read(&knobs);
     /* The source, read-only, without the store's lock: LMDB readers of
      * other processes coexist with the writer. */
     struct catalog_msg msg = {err, errlen};
@@ -244,9 +246,8 @@ int store_backup(const char *src, const char *dest, const struct inspect_hooks *
         }
         /* Tests widen the window between the snapshot and the log so that
          * a checkpoint lands in it and the retry is exercised. */
-        const char *pause = getenv("CAIRN_TEST_BACKUP_PAUSE_MS");
-        if (pause && attempt == 0)
-            usleep((useconds_t)atoi(pause) * 1000u);
+        if (knobs.backup_pause_ms && attempt == 0)
+            usleep(knobs.backup_pause_ms * 1000u);
         rc = copy_log(srcdir, dstdir, &copy, &res->log_bytes, err, errlen);
         if (rc < 0) {
             rc = -rc;

@@ -174,8 +174,7 @@ int catalog_open_env(struct catalog *c, const char *dir, unsigned flags, int cre
      * kernel reads ahead.  bench/compare, 200,000 nodes, cold full walk:
      * 0.10 s with readahead, 0.8 s without (one synchronous 4 KiB read per
      * LMDB page); a cold 1% random sample cost 0.056 s against 0.048 s. */
-    const char *ra = getenv("CAIRN_LMDB_READAHEAD"); /* "0": for bench/readahead only */
-    if (ra && strcmp(ra, "0") == 0)
+    if (c->no_readahead) /* for bench/readahead only */
         flags |= MDB_NORDAHEAD;
     rc = reserve_lmdb_lock_file(c, dir);
     if (rc) {

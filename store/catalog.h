@@ -40,6 +40,7 @@ struct catalog {
     uint64_t seed;     /* from store_id: seeds extent checksums */
     uint64_t pages;    /* the store's range */
     uint64_t ckpt_lsn; /* as read or last written */
+    int no_readahead;  /* open with MDB_NORDAHEAD (knobs.lmdb_no_readahead) */
     /* Where messages go: the first failure's detail ("dir/data.mdb: ..."). */
     void (*error)(void *arg, const char *msg);
     void *error_arg;

@@ -510,6 +510,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     pthread_mutex_init(&s->flush_mutex, NULL);
     pthread_cond_init(&s->flush_cond, NULL);
     pthread_mutex_init(&s->err_mutex, NULL);
+    knobs_read(&s->knobs);
     cairn_options_init(&s->opt);
     if (o) {
         s->opt = *o;
@@ -532,6 +533,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     s->cat.path = s->path;
     s->cat.error = store_catalog_error;
     s->cat.error_arg = s;
+    s->cat.no_readahead = s->knobs.lmdb_no_readahead;
 
     if (!s->readonly) {
         if (mkdir(path, 0755) == 0) {
@@ -625,7 +627,10 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     struct pager_config pc = {
         .pages = s->cat.pages,
         .cache_bytes = s->opt.cache_bytes,
-        .backend = s->opt.backend,
+        /* The option wins over the environment variable. */
+        .backend = s->opt.backend != CAIRN_BACKEND_AUTO ? s->opt.backend : s->knobs.backend,
+        .evict_random = s->knobs.evict_random,
+        .publish_page_only = s->knobs.publish_page_only,
         .env = s->cat.env,
         .extents = s->cat.extents,
         .checksum_seed = s->cat.seed,

@@ -18,6 +18,17 @@
 
 #define STORE_MAX_TYPE_NAME 200
 
+/* knobs.c: the tuning environment variables, read at open. */
+struct knobs {
+    int backend;              /* CAIRN_FAULT_BACKEND=uffd|mprotect, else AUTO */
+    int evict_random;         /* CAIRN_EVICT_POLICY=random (bench/evict_policy) */
+    int publish_page_only;    /* CAIRN_PUBLISH=page (bench/readahead) */
+    int lmdb_no_readahead;    /* CAIRN_LMDB_READAHEAD=0 (bench/readahead) */
+    size_t recover_batch;     /* CAIRN_RECOVER_BATCH=N images (tests), 0 = REPLAY_BATCH */
+    unsigned backup_pause_ms; /* CAIRN_TEST_BACKUP_PAUSE_MS=N (tests) */
+};
+void knobs_read(struct knobs *k);
+
 struct type_info {
     char *name;
     uint64_t size;
@@ -36,6 +47,7 @@ struct cairn_store {
     dev_t dev;
     ino_t ino;
     cairn_options opt;
+    struct knobs knobs;
     int readonly;
     pid_t owner; /* the opening process; a forked child's copy is dead */
     /* What this open made, removed again if it fails (cairn_open). */
