@@ -157,9 +157,8 @@ extern "C" {
  * CAIRN_RDONLY opens the store read-only: no transaction can begin, the
  * files are not written, types already registered can be looked up but no
  * new one registered.  Any number of read-only openers may share a store
- * while no read-write opener holds it.  For convenience the name
- * CAIRN_READONLY (which is also the error code) is accepted in flags with
- * the same meaning. */
+ * while no read-write opener holds it.  Any other bit is CAIRN_INVALID
+ * (CAIRN_READONLY is an error code, not a flag). */
 #define CAIRN_RDONLY 0x1u
 
 /** Fault backends for cairn_options.backend. */

@@ -139,8 +139,9 @@ static int cmp_u64(const void *a, const void *b)
 static int checkpoint_locked(cairn_store *s)
 {
     struct pager *p = s->pager;
-    if (s->failed)
-        return CAIRN_IOERR;
+    int rc = store_failed(s);
+    if (rc)
+        return rc;
     size_t n = p->n_unflushed;
     uint64_t lsn = s->wal.next_lsn - 1;
     if (n == 0 && s->wal.end == WAL_HEADER_SIZE)
@@ -155,13 +156,11 @@ static int checkpoint_locked(cairn_store *s)
     for (size_t i = 0; i < n; i++)
         if (ne == 0 || ext[ne - 1] != ext[i])
             ext[ne++] = ext[i];
-    int rc = checkpoint_write_extents(s, ext, ne, read_committed_extent, p, lsn);
+    rc = checkpoint_write_extents(s, ext, ne, read_committed_extent, p, lsn);
     free(ext);
     if (rc) {
         if (rc != CAIRN_FULL && rc != ENOSPC) {
-            s->failed = 1;
-            store_set_error(s, "checkpoint failed (%s); reopen the store", cairn_strerror(rc));
-            return CAIRN_IOERR;
+            return store_fail(s, CAIRN_IOERR, "checkpoint failed (%s); reopen the store", cairn_strerror(rc));
         }
         store_set_error(s, "checkpoint: disk or LMDB map full");
         return CAIRN_FULL;
@@ -175,9 +174,7 @@ static int checkpoint_locked(cairn_store *s)
      * crash: stop committing (LMDB holds everything, a reopen is clean). */
     rc = wal_reset(&s->wal, lsn + 1);
     if (rc == CAIRN_IOERR || (rc && rc != ENOSPC && rc != EDQUOT)) {
-        s->failed = 1;
-        store_set_error(s, "checkpoint: starting a new log failed; reopen the store");
-        return CAIRN_IOERR;
+        return store_fail(s, CAIRN_IOERR, "checkpoint: starting a new log failed; reopen the store");
     }
     if (rc) {
         store_set_error(s, "checkpoint: disk full starting a new log (the old one is kept)");

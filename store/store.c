@@ -148,6 +148,33 @@ void store_set_error(cairn_store *s, const char *fmt, ...)
     pthread_mutex_unlock(&s->err_mutex);
 }
 
+int store_fail(cairn_store *s, int code, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&s->err_mutex);
+    int first = 0;
+    if (atomic_compare_exchange_strong(&s->failed, &first, code)) {
+        va_start(ap, fmt);
+        vsnprintf(s->fail_msg, sizeof s->fail_msg, fmt, ap);
+        va_end(ap);
+    }
+    snprintf(s->errmsg, sizeof s->errmsg, "%s", s->fail_msg);
+    int rc = atomic_load(&s->failed);
+    pthread_mutex_unlock(&s->err_mutex);
+    return rc;
+}
+
+int store_failed(cairn_store *s)
+{
+    int rc = atomic_load(&s->failed);
+    if (rc) {
+        pthread_mutex_lock(&s->err_mutex);
+        snprintf(s->errmsg, sizeof s->errmsg, "%s", s->fail_msg);
+        pthread_mutex_unlock(&s->err_mutex);
+    }
+    return rc;
+}
+
 /* The detail of this thread's last failed cairn_open (cairn_errmsg(NULL)). */
 static __thread char open_errmsg[512];
 
@@ -411,11 +438,9 @@ int store_grow_map(cairn_store *s)
     rc = next > info.me_mapsize ? mdb_env_set_mapsize(s->cat.env, next) : MDB_MAP_FULL;
     if (rc && rc != MDB_MAP_FULL) {
         /* Lost the map anyway: nothing may touch this environment again. */
-        s->failed = 1;
         if (s->pager)
             atomic_store(&s->pager->lmdb_dead, 1);
-        store_set_error(s, "LMDB map lost while growing it (%d); reopen the store", rc);
-        rc = CAIRN_IOERR;
+        rc = store_fail(s, CAIRN_IOERR, "LMDB map lost while growing it (%d); reopen the store", rc);
     }
     if (s->pager)
         pager_lmdb_resume(s->pager);
@@ -519,9 +544,12 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         if (!s->opt.checkpoint_bytes)
             s->opt.checkpoint_bytes = DEFAULT_CHECKPOINT_BYTES;
     }
-    s->readonly =
-        (s->opt.flags & CAIRN_RDONLY) || (s->opt.flags & (unsigned)CAIRN_READONLY) == (unsigned)CAIRN_READONLY;
+    s->readonly = (s->opt.flags & CAIRN_RDONLY) != 0;
     int rc = CAIRN_INVALID;
+    if (s->opt.flags & ~CAIRN_RDONLY) {
+        store_set_error(s, "cairn_options.flags holds unknown bits %#x", s->opt.flags & ~CAIRN_RDONLY);
+        goto fail;
+    }
     if ((s->opt.sync != CAIRN_SYNC_FULL && s->opt.sync != CAIRN_SYNC_OFF) || s->opt.backend < CAIRN_BACKEND_AUTO ||
         s->opt.backend > CAIRN_BACKEND_MPROTECT || s->opt.compression_level < -7 || s->opt.compression_level > 22)
         goto fail;

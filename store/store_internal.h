@@ -69,8 +69,13 @@ struct cairn_store {
     cairn_txn *txn;
     uint64_t next_txn_id;
 
-    pthread_mutex_t log_mutex; /* commit, checkpoint, failed, cat.ckpt_lsn */
-    _Atomic int failed;        /* sticky: a log or LMDB write failed */
+    pthread_mutex_t log_mutex; /* commit, checkpoint, cat.ckpt_lsn */
+    /* Sticky: the first failure that leaves the store unusable (a log or
+     * LMDB write or sync that failed, the LMDB map lost), its code and,
+     * under err_mutex, its message.  Every later call that would write
+     * returns it (store_failed). */
+    _Atomic int failed;
+    char fail_msg[512];
 
     pthread_mutex_t alloc_mutex;
 
@@ -103,6 +108,12 @@ struct cairn_store {
 /* Is s the parent's handle, seen in a forked child? */
 int store_foreign(const cairn_store *s);
 void store_set_error(cairn_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The store cannot go on: record code and the message as its failure
+ * unless one is recorded already (the first cause wins, as SQLite's
+ * pager_error and LMDB's MDB_PANIC).  Returns the recorded code. */
+int store_fail(cairn_store *s, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* 0, or the recorded failure, its message put back in cairn_errmsg. */
+int store_failed(cairn_store *s);
 /* The catalog's error sink for a store: store_set_error. */
 void store_catalog_error(void *s, const char *msg);
 /* Read the catalog and the types inside txn. */

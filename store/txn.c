@@ -33,10 +33,11 @@ int cairn_txn_begin(cairn_store *s, cairn_txn **out)
     pthread_mutex_lock(&s->txn_mutex);
     while (s->txn)
         pthread_cond_wait(&s->txn_cond, &s->txn_mutex);
-    if (s->failed) {
+    int failed = store_failed(s);
+    if (failed) {
         pthread_mutex_unlock(&s->txn_mutex);
         free(t);
-        return CAIRN_IOERR;
+        return failed;
     }
     t->s = s;
     t->id = ++s->next_txn_id;
@@ -94,10 +95,8 @@ int cairn_txn_commit(cairn_txn *t)
         return ENOMEM;
     int rc;
     pthread_mutex_lock(&s->log_mutex);
-    if (s->failed) {
-        rc = CAIRN_IOERR;
+    if ((rc = store_failed(s)) != 0)
         goto out;
-    }
     rc = pager_reserve_unflushed(s->pager);
     if (rc)
         goto out;
@@ -113,9 +112,7 @@ int cairn_txn_commit(cairn_txn *t)
             store_set_error(s, "commit failed: disk full writing the log");
             rc = CAIRN_FULL;
         } else {
-            store_set_error(s, "commit failed: log write or sync error %d; reopen the store", rc);
-            s->failed = 1;
-            rc = CAIRN_IOERR;
+            rc = store_fail(s, CAIRN_IOERR, "commit failed: log write or sync error %d; reopen the store", rc);
         }
         goto out;
     }
@@ -123,8 +120,7 @@ int cairn_txn_commit(cairn_txn *t)
     if (rc) {
         /* The commit is durable, but pages could not be write-protected
          * again, so later writes would escape tracking: stop here. */
-        store_set_error(s, "commit: re-protecting pages failed (%d); reopen the store", rc);
-        s->failed = 1;
+        store_fail(s, CAIRN_IOERR, "commit: re-protecting pages failed (%d); reopen the store", rc);
         rc = 0;
     }
     atomic_fetch_add(&s->commits, 1);

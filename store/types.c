@@ -258,10 +258,8 @@ int cairn_type_register(cairn_store *s, const char *name, size_t size, const siz
         rc = CAIRN_READONLY;
         goto out;
     }
-    if (s->failed) {
-        rc = CAIRN_IOERR;
+    if ((rc = store_failed(s)) != 0)
         goto out;
-    }
     size_t vlen = sizeof(struct type_record) + n_ptrs * 8;
     unsigned char *val = malloc(vlen);
     char *key = malloc(strlen(CATALOG_TYPE_PREFIX) + nl + 1);
