@@ -22,20 +22,6 @@
 
 #include "pager.h"
 
-#define FMT_EXTENT_MAGIC 0x31545843u
-#define FMT_EXTENT_VERSION 1
-
-struct extent_header {
-    uint32_t magic;
-    uint16_t version;
-    uint16_t flags;
-    uint32_t pages;
-    uint32_t zlen;
-    uint64_t extent;
-    uint64_t checksum;
-};
-_Static_assert(sizeof(struct extent_header) == FMT_EXTENT_HEADER, "extent header");
-
 size_t extent_bound(void)
 {
     return FMT_EXTENT_HEADER + ZSTD_compressBound(BYTES_PER_EXTENT);

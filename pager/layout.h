@@ -32,6 +32,8 @@
 
 #include <stdint.h>
 
+#include "cairn_format.h"
+
 #define PAGE_BYTES_LOG2 12
 #define PAGE_BYTES ((uint64_t)1 << PAGE_BYTES_LOG2)
 #define PAGE_WORDS (PAGE_BYTES / 8)
@@ -47,8 +49,8 @@
 #define LAYOUT_SUPER_PAGE 1
 #define LAYOUT_ROOT_PAGE 2
 #define LAYOUT_ROOT_PAGES 16
-#define LAYOUT_ROOT_ENTRY 64
-#define LAYOUT_ROOT_NAME 56
+#define LAYOUT_ROOT_ENTRY sizeof(struct root_entry)
+#define LAYOUT_ROOT_NAME ROOT_NAME_BYTES
 #define LAYOUT_ROOTS (LAYOUT_ROOT_PAGES * PAGE_BYTES / LAYOUT_ROOT_ENTRY)
 #define LAYOUT_DESC_PAGE 32
 #define LAYOUT_DESC_SIZE 128
@@ -58,32 +60,6 @@
  * numbers must fit the 32-bit links in descriptors. */
 #define LAYOUT_MIN_PAGES ((uint64_t)4096)
 #define LAYOUT_MAX_PAGES ((uint64_t)1 << 32)
-
-/* Page descriptor kinds. Zero means never used. */
-enum desc_kind {
-    DESC_UNUSED = 0,
-    DESC_SLAB = 1,         /* page of equal slots, size class in size_class */
-    DESC_LARGE_HEAD = 2,   /* first page of a large object of npages pages */
-    DESC_LARGE_TAIL = 3,   /* other pages of it; next = head page */
-    DESC_FREE_RUN = 4,     /* first page of a free run of npages pages */
-    DESC_FREE_RUN_END = 5, /* last page of a free run longer than one; next = first */
-};
-
-/* One per page of the store, in the descriptor pages. 128 bytes. */
-struct page_desc {
-    uint64_t ptr_bits[PAGE_WORDS / 64]; /* bit w: word w of the page is a pointer */
-    uint64_t slot_bits[4];              /* slab: bit i = slot i allocated */
-    uint8_t kind;                       /* enum desc_kind */
-    uint8_t size_class;                 /* slab: index into the class table */
-    uint16_t reserved;
-    uint32_t type;      /* large head: type id of its objects */
-    uint32_t live;      /* slab: allocated slots */
-    uint32_t npages;    /* large head and free run: pages in the run */
-    uint32_t next;      /* list link (page number), or head page for a tail */
-    uint32_t prev;      /* list link */
-    uint64_t obj_bytes; /* large head: bytes requested */
-};
-_Static_assert(sizeof(struct page_desc) == LAYOUT_DESC_SIZE, "descriptor size");
 
 struct layout {
     uint64_t pages;      /* P */

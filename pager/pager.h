@@ -227,7 +227,6 @@ int unswizzle_page(uint64_t *dst, const uint64_t *src, const uint64_t *map, uint
                    unsigned *bad_word);
 
 /* extent.c: the extent record, the value stored in LMDB.  Format in FORMAT.md. */
-#define FMT_EXTENT_HEADER 32
 size_t extent_bound(void);
 int extent_encode(void *dst, size_t cap, size_t *len, const void *raw, uint64_t e, uint64_t seed, int level,
                   ZSTD_CCtx *cctx);

@@ -369,15 +369,16 @@ int cairn_free(cairn_txn *t, void *obj)
 
 /* ---- roots: pages 2..17, entries of name[56] + pointer ---- */
 
-struct root_entry {
+/* A root entry (cairn_format.h) as the client view shows it: swizzled. */
+struct root_slot {
     char name[LAYOUT_ROOT_NAME];
     void *ptr;
 };
-_Static_assert(sizeof(struct root_entry) == LAYOUT_ROOT_ENTRY, "root entry");
+_Static_assert(sizeof(struct root_slot) == sizeof(struct root_entry), "root entry");
 
-static struct root_entry *roots(struct pager *p)
+static struct root_slot *roots(struct pager *p)
 {
-    return (struct root_entry *)(p->base + LAYOUT_ROOT_PAGE * PAGE_BYTES);
+    return (struct root_slot *)(p->base + LAYOUT_ROOT_PAGE * PAGE_BYTES);
 }
 
 static int root_name_ok(const char *name)
@@ -400,7 +401,7 @@ int cairn_root_set(cairn_txn *t, const char *name, void *obj)
         store_set_error(s, "root \"%s\": %p is outside the store", name, obj);
         return CAIRN_EXTERNAL_POINTER;
     }
-    struct root_entry *r = roots(p), *slot = NULL;
+    struct root_slot *r = roots(p), *slot = NULL;
     rc = obj ? CAIRN_FULL : 0; /* removing a name that is not there: nothing to do */
     pthread_mutex_lock(&s->alloc_mutex);
     for (size_t i = 0; i < LAYOUT_ROOTS; i++) {
@@ -432,7 +433,7 @@ int cairn_root_get(cairn_store *s, const char *name, void **out)
 {
     if (!s || !out || !root_name_ok(name))
         return CAIRN_INVALID;
-    const struct root_entry *r = roots(s->pager);
+    const struct root_slot *r = roots(s->pager);
     for (size_t i = 0; i < LAYOUT_ROOTS; i++) {
         if (r[i].name[0] && strncmp(r[i].name, name, LAYOUT_ROOT_NAME) == 0) {
             *out = r[i].ptr;

@@ -49,11 +49,7 @@ int catalog_put_u64(struct catalog *c, MDB_txn *txn, const char *key, uint64_t v
 
 static uint64_t catalog_sum(const struct catalog *c, uint64_t ckpt_lsn)
 {
-    struct {
-        uint32_t format, page_size, extent_pages, zero;
-        uint8_t store_id[16];
-        uint64_t pages, ckpt_lsn;
-    } sum = {STORE_FORMAT_VERSION, PAGE_BYTES, PAGES_PER_EXTENT, 0, {0}, c->pages, ckpt_lsn};
+    struct catalog_sum_input sum = {STORE_FORMAT_VERSION, PAGE_BYTES, PAGES_PER_EXTENT, 0, {0}, c->pages, ckpt_lsn};
     memcpy(sum.store_id, c->store_id, 16);
     return XXH3_64bits(&sum, sizeof sum);
 }

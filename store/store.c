@@ -759,7 +759,7 @@ int cairn_stats_get(cairn_store *s, cairn_stats *out)
     if (rc)
         return rc;
     uint64_t next;
-    memcpy(&next, p->priv + LAYOUT_SUPER_PAGE * PAGE_BYTES + 8, 8);
+    memcpy(&next, p->priv + LAYOUT_SUPER_PAGE * PAGE_BYTES + offsetof(struct superblock, next_page), 8);
     pager_unlock_page(p, LAYOUT_SUPER_PAGE);
     memset(out, 0, sizeof *out);
     out->faults_read = atomic_load(&p->faults_read);

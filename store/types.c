@@ -17,12 +17,6 @@
 #define TYPES_MAX 65536 /* ids are below this: bounds the in-memory table */
 #define TYPES_MAX_PTRS 65536
 
-struct type_record {
-    uint32_t id;
-    uint32_t n_ptrs;
-    uint64_t size;
-};
-
 static int type_put(cairn_store *s, uint32_t id, const char *name, uint64_t size, const uint64_t *offs, uint32_t n)
 {
     if (id >= s->n_types) {

@@ -62,35 +62,6 @@
 #include "cairn.h"
 #include "wal.h"
 
-#define WAL_MAGIC "CAIRNWAL"
-#define WAL_VERSION 1
-#define WAL_KIND_PAGE 0xCA1E0001u
-#define WAL_KIND_COMMIT 0xCA1E0002u
-#define WAL_PAGE_SIZE 4096
-#define WAL_PAGE_HEAD 16
-#define RANGE_ZERO 0x8000u
-
-struct wal_header {
-    char magic[8];
-    uint32_t version;
-    uint32_t page_size;
-    uint8_t store_id[16];
-    uint64_t generation;
-    uint64_t start_lsn;
-    uint64_t salt;
-    uint64_t checksum;
-};
-_Static_assert(sizeof(struct wal_header) == WAL_HEADER_SIZE, "wal header");
-
-struct wal_record {
-    uint32_t kind;
-    uint32_t len;
-    uint64_t lsn;
-    uint64_t txn_id;
-    uint64_t checksum;
-};
-_Static_assert(sizeof(struct wal_record) == WAL_RECORD_HEADER, "wal record");
-
 static size_t pad8(size_t n)
 {
     return (n + 7) & ~(size_t)7;
@@ -294,7 +265,7 @@ int wal_batch_page(struct wal *w, uint64_t txn_id, uint64_t page, const void *cu
     const uint64_t *c = cur, *o = old;
     const size_t words = WAL_PAGE_SIZE / 8;
     /* Worst case: alternate words differ (256 ranges of 12 bytes) or the whole page. */
-    int rc = reserve(w, WAL_RECORD_HEADER + WAL_PAGE_HEAD + 4 + WAL_PAGE_SIZE + 8);
+    int rc = reserve(w, WAL_RECORD_HEADER + WAL_PAGE_HEAD + sizeof(struct wal_range) + WAL_PAGE_SIZE + 8);
     if (rc)
         return rc;
     size_t at = w->len;
@@ -309,12 +280,11 @@ int wal_batch_page(struct wal *w, uint64_t txn_id, uint64_t page, const void *cu
         size_t j = i + 1;
         while (j < words && c[j] != o[j])
             j++;
-        uint16_t off = (uint16_t)(i * 8), rl = (uint16_t)((j - i) * 8);
+        uint16_t rl = (uint16_t)((j - i) * 8);
         int zero = all_zero(c + i, j - i);
-        uint16_t lf = rl | (zero ? RANGE_ZERO : 0);
-        memcpy(p + len, &off, 2);
-        memcpy(p + len + 2, &lf, 2);
-        len += 4;
+        struct wal_range r = {.offset = (uint16_t)(i * 8), .len_flags = rl | (zero ? WAL_RANGE_ZERO : 0)};
+        memcpy(p + len, &r, sizeof r);
+        len += sizeof r;
         if (!zero) {
             memcpy(p + len, c + i, rl);
             len += rl;
@@ -324,9 +294,8 @@ int wal_batch_page(struct wal *w, uint64_t txn_id, uint64_t page, const void *cu
     }
     if (nranges == 0)
         return 0;
-    memset(p, 0, WAL_PAGE_HEAD);
-    memcpy(p, &page, 8);
-    memcpy(p + 8, &nranges, 2);
+    struct wal_page_head head = {.page = page, .nranges = nranges};
+    memcpy(p, &head, sizeof head);
     seal_record(w, at, WAL_KIND_PAGE, txn_id, len);
     w->batch_records++;
     return 0;
@@ -334,12 +303,12 @@ int wal_batch_page(struct wal *w, uint64_t txn_id, uint64_t page, const void *cu
 
 int wal_batch_commit(struct wal *w, uint64_t txn_id)
 {
-    int rc = reserve(w, WAL_RECORD_HEADER + 8);
+    struct wal_commit commit = {.records = w->batch_records};
+    int rc = reserve(w, WAL_RECORD_HEADER + sizeof commit);
     if (rc)
         return rc;
-    uint64_t n = w->batch_records;
-    memcpy(w->buf + w->len + WAL_RECORD_HEADER, &n, 8);
-    seal_record(w, w->len, WAL_KIND_COMMIT, txn_id, 8);
+    memcpy(w->buf + w->len + WAL_RECORD_HEADER, &commit, sizeof commit);
+    seal_record(w, w->len, WAL_KIND_COMMIT, txn_id, sizeof commit);
     return 0;
 }
 
@@ -364,22 +333,21 @@ int wal_batch_write(struct wal *w, int sync)
 
 int wal_apply_ranges(void *page, const unsigned char *payload, size_t len)
 {
-    uint16_t nranges;
-    if (len < WAL_PAGE_HEAD)
+    struct wal_page_head head;
+    if (len < sizeof head)
         return CAIRN_CORRUPT;
-    memcpy(&nranges, payload + 8, 2);
-    size_t at = WAL_PAGE_HEAD;
-    for (uint16_t r = 0; r < nranges; r++) {
-        uint16_t off, lf;
-        if (at + 4 > len)
+    memcpy(&head, payload, sizeof head);
+    size_t at = sizeof head;
+    for (uint16_t i = 0; i < head.nranges; i++) {
+        struct wal_range r;
+        if (at + sizeof r > len)
             return CAIRN_CORRUPT;
-        memcpy(&off, payload + at, 2);
-        memcpy(&lf, payload + at + 2, 2);
-        at += 4;
-        size_t rl = lf & 0x1fff;
-        if (rl == 0 || (off & 7) || (rl & 7) || (size_t)off + rl > WAL_PAGE_SIZE || (lf & 0x6000))
+        memcpy(&r, payload + at, sizeof r);
+        at += sizeof r;
+        size_t off = r.offset, rl = r.len_flags & WAL_RANGE_LEN;
+        if (rl == 0 || (off & 7) || (rl & 7) || off + rl > WAL_PAGE_SIZE || (r.len_flags & WAL_RANGE_UNUSED))
             return CAIRN_CORRUPT;
-        if (lf & RANGE_ZERO) {
+        if (r.len_flags & WAL_RANGE_ZERO) {
             memset((char *)page + off, 0, rl);
         } else {
             if (at + rl > len)
@@ -481,7 +449,7 @@ static int apply_pending(struct scan *sc, const struct pending *pend, size_t n, 
         struct wal_page_change c = {.lsn = pr.lsn, .txn_id = pr.txn_id};
         c.payload = rec + WAL_RECORD_HEADER;
         c.len = pr.len;
-        memcpy(&c.page, c.payload, 8);
+        memcpy(&c.page, c.payload + offsetof(struct wal_page_head, page), sizeof c.page);
         if ((rc = apply(ctx, &c)) != 0)
             return rc;
     }
@@ -541,11 +509,11 @@ int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn 
             }
             pend[npend++] = (struct pending){at, chain, sum};
         } else {
-            uint64_t count;
-            if (r.len != 8)
+            struct wal_commit commit;
+            if (r.len != sizeof commit)
                 break;
-            memcpy(&count, rec + WAL_RECORD_HEADER, 8);
-            if (count != npend)
+            memcpy(&commit, rec + WAL_RECORD_HEADER, sizeof commit);
+            if (commit.records != npend)
                 break;
             if (r.lsn > after) {
                 rc = apply_pending(&again, pend, npend, apply, ctx);

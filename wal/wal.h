@@ -8,8 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WAL_HEADER_SIZE 64
-#define WAL_RECORD_HEADER 32
+#include "cairn_format.h"
 
 struct wal {
     int fd;
