@@ -73,7 +73,7 @@ static int mprot_make_writable(struct pager *p, uint64_t n)
     if (atomic_load_explicit(&p->ext_state[e], memory_order_acquire) & XS_WRITABLE)
         return mprot_set(p, first, PAGES_PER_EXTENT, PROT_READ | PROT_WRITE); /* raced with another writer */
     for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++) {
-        rc = pager_snapshot_page(p, first + i);
+        rc = fault_snapshot_page(p, first + i);
         if (rc)
             return rc;
     }

@@ -167,7 +167,7 @@ static int uffd_remap(struct pager *p, uint64_t n)
 /* Signal-safe.  Per page: only the page written gets a before-image. */
 static int uffd_make_writable(struct pager *p, uint64_t n)
 {
-    int rc = pager_snapshot_page(p, n);
+    int rc = fault_snapshot_page(p, n);
     return rc ? rc : uffd_continue(p, n, 1, 1);
 }
 

@@ -1,10 +1,10 @@
 /*
- * errcode.c - cairn's return codes: their names (cairn_strerror) and the
- * one mapping of LMDB's codes onto them.  Both are async-signal-safe: the
- * fault path reports through them from a signal handler.
+ * errcode.c - the names of cairn's return codes (cairn_strerror), one
+ * table for the library and the fault path: async-signal-safe, since the
+ * fault path reports through it from a signal handler.  The one mapping of
+ * LMDB's codes onto cairn's is lmdb_to_cairn (lmdb_guard.c).
  */
 #include <errno.h>
-#include <lmdb.h>
 
 #include "pager.h"
 
@@ -58,16 +58,4 @@ const char *cairn_strerror(int rc)
     default:
         return rc > 0 ? "system error" : "unknown cairn error";
     }
-}
-
-int lmdb_to_cairn(int rc)
-{
-    if (rc == 0 || rc > 0 || (rc <= CAIRN_CORRUPT && rc >= CAIRN_CORRUPT - 99))
-        return rc; /* errno, or one of ours already */
-    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
-        return CAIRN_FULL;
-    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
-        rc == MDB_BAD_VALSIZE)
-        return CAIRN_CORRUPT;
-    return CAIRN_IOERR;
 }

@@ -23,7 +23,7 @@
  * The eviction itself, as an interleaving argument:
  *   1. CAS RESIDENT -> EVICTING.  Loads and faults now wait.
  *   2. Lock the 16 pages.  Anyone reading a page through the private view
- *      (pager_hold_page) or taking a before-image holds its lock, so after
+ *      (fault_hold_page) or taking a before-image holds its lock, so after
  *      this nobody is in the middle of such a copy.  A page that became
  *      DIRTY before we got its lock makes us back off (state RESIDENT).
  *   3. p->ops->before_punch: make sure no access can reach the hole and
@@ -66,7 +66,7 @@ static int clock_step(struct pager *p, uint64_t e, uint64_t keep)
     if (!atomic_compare_exchange_strong(&p->ext_state[e], &st, XS_EVICTING))
         return 0;
     for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
-        pager_lock_page(p, first + i);
+        fault_lock_page(p, first + i);
     int ok = !busy(p, first) && !atomic_load(&p->ext_pins[e]);
     if (ok)
         ok = p->ops->before_punch(p, e) == 0;
@@ -75,7 +75,7 @@ static int clock_step(struct pager *p, uint64_t e, uint64_t keep)
                        (off_t)BYTES_PER_EXTENT) == 0;
     atomic_store(&p->ext_state[e], ok ? XS_ABSENT : XS_RESIDENT | XS_REF);
     for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
-        pager_unlock_page(p, first + i);
+        fault_unlock_page(p, first + i);
     if (!ok)
         return 0;
     atomic_fetch_sub(&p->extents_resident, 1);
@@ -93,7 +93,7 @@ static int clock_step(struct pager *p, uint64_t e, uint64_t keep)
  * the next sweep evicts.  Checkpoint, abort and release (keep ==
  * UINT64_MAX) make extents evictable and always sweep.
  */
-void pager_evict_for_room(struct pager *p, uint64_t keep)
+void evict_for_room(struct pager *p, uint64_t keep)
 {
     uint64_t stall = atomic_load(&p->evict_stall);
     if (keep != UINT64_MAX && stall && atomic_load(&p->extents_resident) < stall + p->budget_extents / 8 + 1)

@@ -45,7 +45,7 @@
 
 #include "pager.h"
 
-void pager_relax(unsigned *spins)
+void fault_relax(unsigned *spins)
 {
     if (++*spins < 64) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -56,7 +56,7 @@ void pager_relax(unsigned *spins)
     sched_yield();
 }
 
-void pager_lock_page(struct pager *p, uint64_t n)
+void fault_lock_page(struct pager *p, uint64_t n)
 {
     unsigned spins = 0;
     for (;;) {
@@ -64,11 +64,11 @@ void pager_lock_page(struct pager *p, uint64_t n)
         if (!(st & PS_LOCK) && atomic_compare_exchange_weak_explicit(&p->page_state[n], &st, st | PS_LOCK,
                                                                      memory_order_acquire, memory_order_relaxed))
             return;
-        pager_relax(&spins);
+        fault_relax(&spins);
     }
 }
 
-void pager_unlock_page(struct pager *p, uint64_t n)
+void fault_unlock_page(struct pager *p, uint64_t n)
 {
     atomic_fetch_and_explicit(&p->page_state[n], (uint8_t)~PS_LOCK, memory_order_release);
 }
@@ -85,7 +85,7 @@ static int slot_claim(struct pager *p)
                 return i;
             continue;
         }
-        pager_relax(&spins);
+        fault_relax(&spins);
     }
 }
 
@@ -101,7 +101,7 @@ static int lmdb_enter(struct pager *p)
     unsigned spins = 0;
     for (;;) {
         while (atomic_load(&p->lmdb_closed))
-            pager_relax(&spins);
+            fault_relax(&spins);
         atomic_fetch_add(&p->lmdb_users, 1);
         if (!atomic_load(&p->lmdb_closed))
             break;
@@ -115,15 +115,15 @@ static int lmdb_enter(struct pager *p)
 }
 
 /* Not signal context. */
-void pager_lmdb_quiesce(struct pager *p)
+void fault_lmdb_quiesce(struct pager *p)
 {
     unsigned spins = 0;
     atomic_store(&p->lmdb_closed, 1);
     while (atomic_load(&p->lmdb_users))
-        pager_relax(&spins);
+        fault_relax(&spins);
 }
 
-void pager_lmdb_resume(struct pager *p)
+void fault_lmdb_resume(struct pager *p)
 {
     atomic_store(&p->lmdb_closed, 0);
 }
@@ -163,15 +163,15 @@ static int prepare_extent(struct pager *p, uint64_t e)
     uint64_t maps[PAGES_PER_EXTENT][PAGE_WORDS / 64];
     if (first >= p->layout.data_start) {
         uint64_t d = layout_desc_page(first);
-        rc = pager_hold_page(p, d);
+        rc = fault_hold_page(p, d);
         if (rc)
             return rc;
         for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
-            pager_ptr_map(p, first + i, p->priv, maps[i]);
-        pager_unlock_page(p, d);
+            swizzle_ptr_map(p, first + i, p->priv, maps[i]);
+        fault_unlock_page(p, d);
     } else {
         for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
-            pager_ptr_map(p, first + i, NULL, maps[i]);
+            swizzle_ptr_map(p, first + i, NULL, maps[i]);
     }
 
     int slot = slot_claim(p);
@@ -249,40 +249,40 @@ static int load_extent(struct pager *p, uint64_t e, uint64_t touched)
                 break;
             continue;
         }
-        pager_relax(&spins);
+        fault_relax(&spins);
     }
     int rc = load_owned_extent(p, e, touched);
     atomic_store_explicit(&p->ext_state[e], rc ? XS_ABSENT : XS_RESIDENT | XS_REF, memory_order_release);
     if (rc == 0 && p->budget_extents)
-        pager_evict_for_room(p, e);
+        evict_for_room(p, e);
     return rc;
 }
 
-int pager_load_extent(struct pager *p, uint64_t e)
+int fault_load_extent(struct pager *p, uint64_t e)
 {
     return load_extent(p, e, UINT64_MAX);
 }
 
-int pager_hold_page(struct pager *p, uint64_t n)
+int fault_hold_page(struct pager *p, uint64_t n)
 {
     uint64_t e = n / PAGES_PER_EXTENT;
     for (;;) {
-        int rc = pager_load_extent(p, e);
+        int rc = fault_load_extent(p, e);
         if (rc)
             return rc;
-        pager_lock_page(p, n);
+        fault_lock_page(p, n);
         /* EVICTING is fine: the evictor cannot punch before it has our lock. */
         uint8_t st = XS_STATE(atomic_load(&p->ext_state[e]));
         if (st == XS_RESIDENT || st == XS_EVICTING)
             return 0;
-        pager_unlock_page(p, n);
+        fault_unlock_page(p, n);
     }
 }
 
 /* Caller holds no lock.  Once DIRTY, the extent can no longer be evicted. */
-int pager_snapshot_page(struct pager *p, uint64_t n)
+int fault_snapshot_page(struct pager *p, uint64_t n)
 {
-    int rc = pager_hold_page(p, n);
+    int rc = fault_hold_page(p, n);
     if (rc)
         return rc;
     uint8_t st = atomic_load_explicit(&p->page_state[n], memory_order_relaxed);
@@ -293,25 +293,25 @@ int pager_snapshot_page(struct pager *p, uint64_t n)
         atomic_fetch_or_explicit(&p->page_state[n], PS_DIRTY, memory_order_relaxed);
         atomic_fetch_add_explicit(&p->faults_write, 1, memory_order_relaxed);
     }
-    pager_unlock_page(p, n);
+    fault_unlock_page(p, n);
     return 0;
 }
 
 /* The backend decides how much becomes writable (a page, or the extent)
  * and takes the before-images of all of it first. */
-int pager_make_writable(struct pager *p, uint64_t n)
+int fault_make_writable(struct pager *p, uint64_t n)
 {
     return p->ops->make_writable(p, n);
 }
 
-int pager_fault(struct pager *p, uintptr_t addr, int is_write)
+int fault_handle(struct pager *p, uintptr_t addr, int is_write)
 {
     uint64_t n = (addr - (uintptr_t)p->base) >> PAGE_BYTES_LOG2;
     uint64_t e = n / PAGES_PER_EXTENT;
     if (is_write) {
         if (!atomic_load_explicit(&p->txn_open, memory_order_acquire))
             return CAIRN_READONLY;
-        return pager_make_writable(p, n);
+        return fault_make_writable(p, n);
     }
     uint8_t st = atomic_load_explicit(&p->ext_state[e], memory_order_acquire);
     if (XS_STATE(st) == XS_RESIDENT) {
@@ -322,11 +322,11 @@ int pager_fault(struct pager *p, uintptr_t addr, int is_write)
          * Map it again, with the protection it should have, under the page
          * lock so it cannot be evicted meanwhile. */
         atomic_fetch_or(&p->ext_state[e], XS_REF);
-        int rc = pager_hold_page(p, n);
+        int rc = fault_hold_page(p, n);
         if (rc)
             return rc;
         rc = p->ops->remap(p, n);
-        pager_unlock_page(p, n);
+        fault_unlock_page(p, n);
         return rc;
     }
     atomic_fetch_add_explicit(&p->faults_read, 1, memory_order_relaxed);

@@ -118,3 +118,16 @@ int lmdb_txn_commit(MDB_txn *txn)
     guard_top = g.prev;
     return rc;
 }
+
+/* The one mapping of LMDB codes onto cairn's.  Signal-safe. */
+int lmdb_to_cairn(int rc)
+{
+    if (rc == 0 || rc > 0 || (rc <= CAIRN_CORRUPT && rc >= CAIRN_CORRUPT - 99))
+        return rc; /* errno, or one of ours already */
+    if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
+        return CAIRN_FULL;
+    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
+        rc == MDB_BAD_VALSIZE)
+        return CAIRN_CORRUPT;
+    return CAIRN_IOERR;
+}

@@ -63,7 +63,7 @@
  *  5. An UNFLUSHED or DIRTY page is never dropped from memory; neither is
  *     an extent pinned by cairn_prefault, nor extents 0 and 1.
  *  6. Whoever reads a page through the private view holds its page lock
- *     with its extent RESIDENT or EVICTING (pager_hold_page); the evictor
+ *     with its extent RESIDENT or EVICTING (fault_hold_page); the evictor
  *     punches only with all of the extent's page locks held, so no reader
  *     copies a hole.
  *
@@ -209,7 +209,7 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
     if (rc)
         goto fail;
 
-    rc = fault_register(p);
+    rc = signal_register(p);
     if (rc)
         goto fail;
     *out = p;
@@ -223,7 +223,7 @@ void pager_close(struct pager *p)
 {
     if (!p)
         return;
-    fault_unregister(p);
+    signal_unregister(p);
     if (p->ops)
         p->ops->teardown(p);
     if (p->base)
@@ -266,7 +266,7 @@ static int ensure_loaded(struct pager *p, uint64_t e)
     if (XS_STATE(st) == XS_RESIDENT)
         return 0;
     atomic_fetch_add_explicit(&p->faults_read, 1, memory_order_relaxed);
-    return pager_load_extent(p, e);
+    return fault_load_extent(p, e);
 }
 
 static int range_pages(struct pager *p, const void *addr, size_t len, uint64_t *first, uint64_t *last)
@@ -304,7 +304,7 @@ int pager_prefault(struct pager *p, const void *addr, size_t len, int for_write)
     for (uint64_t n = first; n <= last; n++) {
         rc = ensure_loaded(p, n / PAGES_PER_EXTENT);
         if (rc == 0 && for_write)
-            rc = pager_make_writable(p, n);
+            rc = fault_make_writable(p, n);
         if (rc) {
             unpin(p, first, last);
             return rc;
@@ -321,7 +321,7 @@ int pager_release(struct pager *p, const void *addr, size_t len)
         return rc < 0 ? rc : 0;
     unpin(p, first, last);
     if (p->budget_extents)
-        pager_evict_for_room(p, UINT64_MAX);
+        evict_for_room(p, UINT64_MAX);
     return 0;
 }
 
@@ -406,7 +406,7 @@ void pager_txn_rolled_back(struct pager *p)
         atomic_fetch_and(&p->page_state[p->dirty[i]], (uint8_t)~PS_DIRTY);
     forget_before_images(p);
     if (p->budget_extents)
-        pager_evict_for_room(p, UINT64_MAX);
+        evict_for_room(p, UINT64_MAX);
 }
 
 /* The pointer map of page n: as it is now, or as of the last commit (from
@@ -414,16 +414,16 @@ void pager_txn_rolled_back(struct pager *p)
 static int ptr_map_of(struct pager *p, uint64_t n, int committed, uint64_t map[PAGE_WORDS / 64])
 {
     if (n < p->layout.data_start) {
-        pager_ptr_map(p, n, NULL, map);
+        swizzle_ptr_map(p, n, NULL, map);
         return 0;
     }
     uint64_t d = layout_desc_page(n);
-    int rc = pager_hold_page(p, d);
+    int rc = fault_hold_page(p, d);
     if (rc)
         return rc;
     int dirty = atomic_load(&p->page_state[d]) & PS_DIRTY;
-    pager_ptr_map(p, n, committed && dirty ? p->shadow : p->priv, map);
-    pager_unlock_page(p, d);
+    swizzle_ptr_map(p, n, committed && dirty ? p->shadow : p->priv, map);
+    fault_unlock_page(p, d);
     return 0;
 }
 
@@ -433,15 +433,15 @@ int pager_read_committed(struct pager *p, uint64_t n, void *out)
     int rc = ptr_map_of(p, n, 1, map);
     if (rc)
         return rc;
-    pager_lock_page(p, n);
+    fault_lock_page(p, n);
     uint8_t st = XS_STATE(atomic_load(&p->ext_state[n / PAGES_PER_EXTENT]));
     if (st != XS_RESIDENT && st != XS_EVICTING) {
-        pager_unlock_page(p, n);
+        fault_unlock_page(p, n);
         return 1;
     }
     int dirty = atomic_load(&p->page_state[n]) & PS_DIRTY;
     memcpy(out, (dirty ? p->shadow : p->priv) + n * PAGE_BYTES, PAGE_BYTES);
-    pager_unlock_page(p, n);
+    fault_unlock_page(p, n);
     /* Committed pages passed the external-pointer check at commit. */
     unswizzle_page(out, out, map, (uintptr_t)p->base, p->layout.data_start * PAGE_BYTES, p->bytes, NULL);
     return 0;
@@ -476,5 +476,5 @@ void pager_flushed(struct pager *p, size_t n)
     p->n_unflushed -= n;
     /* What was held back for want of a checkpoint may go now. */
     if (p->budget_extents)
-        pager_evict_for_room(p, UINT64_MAX);
+        evict_for_room(p, UINT64_MAX);
 }

@@ -68,7 +68,7 @@ struct fault_backend {
      * state calls for. */
     int (*remap)(struct pager *p, uint64_t n);
     /* First write to page n in the open transaction: take the before-image
-     * (pager_snapshot_page) of every page this makes writable, then make
+     * (fault_snapshot_page) of every page this makes writable, then make
      * them writable. */
     int (*make_writable)(struct pager *p, uint64_t n);
     /* Commit or abort: pages [first, first + count) were written in the
@@ -127,7 +127,7 @@ struct pager {
     struct load_slot slots[PAGER_SLOTS];
     _Atomic uint32_t slots_free; /* bit i: slot i free */
     /* Growing the LMDB map needs every reader out of LMDB: loads enter
-     * this gate (pager_lmdb_quiesce closes it). */
+     * this gate (fault_lmdb_quiesce closes it). */
     _Atomic int lmdb_closed, lmdb_users;
     _Atomic int lmdb_dead; /* the map could not be restored: loads fail */
 
@@ -142,7 +142,7 @@ struct pager {
     int evict_random; /* CAIRN_EVICT_POLICY=random: for measuring the clock against */
     _Atomic uint64_t clock_hand, ext_hwm;
     /* Resident count at which the last sweep found nothing more to evict
-     * (0: it did not stall); see pager_evict_for_room. */
+     * (0: it did not stall); see evict_for_room. */
     _Atomic uint64_t evict_stall;
     _Atomic uint32_t *ext_pins; /* cairn_prefault pins, cairn_release unpins */
 
@@ -195,33 +195,33 @@ int pager_release(struct pager *p, const void *addr, size_t len);
  * its descriptor page. */
 int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_t *bad);
 /* Close the LMDB gate and wait until no load is inside LMDB; reopen it. */
-void pager_lmdb_quiesce(struct pager *p);
-void pager_lmdb_resume(struct pager *p);
+void fault_lmdb_quiesce(struct pager *p);
+void fault_lmdb_resume(struct pager *p);
 /* CAIRN_BACKEND_UFFD or CAIRN_BACKEND_MPROTECT: the backend p runs on. */
 int pager_backend(const struct pager *p);
 
 /* fault.c: the fault path.  Every function here is async-signal-safe. */
-int pager_fault(struct pager *p, uintptr_t addr, int is_write);
-int pager_load_extent(struct pager *p, uint64_t e);
-int pager_make_writable(struct pager *p, uint64_t n);
+int fault_handle(struct pager *p, uintptr_t addr, int is_write);
+int fault_load_extent(struct pager *p, uint64_t e);
+int fault_make_writable(struct pager *p, uint64_t n);
 /* Save the before-image of page n in the shadow and mark it DIRTY, once per
  * transaction; for the backends' make_writable.  Holds no lock on return. */
-int pager_snapshot_page(struct pager *p, uint64_t n);
-void pager_lock_page(struct pager *p, uint64_t n);
-void pager_unlock_page(struct pager *p, uint64_t n);
+int fault_snapshot_page(struct pager *p, uint64_t n);
+void fault_lock_page(struct pager *p, uint64_t n);
+void fault_unlock_page(struct pager *p, uint64_t n);
 /* Lock page n with its extent in memory (loading it if needed), so that
  * its bytes can be read through the private view without eviction
  * punching them meanwhile.  0 with the lock held, or a load error. */
-int pager_hold_page(struct pager *p, uint64_t n);
+int fault_hold_page(struct pager *p, uint64_t n);
 
 /* evict.c: the cache budget.  Signal-safe. */
 /* Evict down to the budget.  keep: the extent just loaded (spared), or
  * UINT64_MAX when called because something became evictable (checkpoint,
  * abort, release), which always sweeps. */
-void pager_evict_for_room(struct pager *p, uint64_t keep);
+void evict_for_room(struct pager *p, uint64_t keep);
 
 /* swizzle.c */
-void pager_ptr_map(const struct pager *p, uint64_t n, const char *desc_view, uint64_t map[PAGE_WORDS / 64]);
+void swizzle_ptr_map(const struct pager *p, uint64_t n, const char *desc_view, uint64_t map[PAGE_WORDS / 64]);
 int swizzle_page(uint64_t *words, const uint64_t *map, uintptr_t base, uint64_t lo, uint64_t hi);
 int unswizzle_page(uint64_t *dst, const uint64_t *src, const uint64_t *map, uintptr_t base, uint64_t lo, uint64_t hi,
                    unsigned *bad_word);
@@ -275,18 +275,18 @@ int lmdb_txn_commit(MDB_txn *txn); /* aborts the transaction after a fault */
 void lmdb_guard_trap(void);
 void lmdb_assert(MDB_env *env, const char *msg); /* for mdb_env_set_assert */
 
-/* errcode.c: cairn_strerror (cairn.h) and this, both signal-safe.  Maps
- * an LMDB return code onto cairn's; errnos and CAIRN_* codes pass. */
+/* Map an LMDB return code onto cairn's; errnos and CAIRN_* codes pass.
+ * Signal-safe, as is cairn_strerror (errcode.c). */
 int lmdb_to_cairn(int rc);
 
-/* signal.c: fault_install puts the SIGSEGV/SIGBUS handler in place (at
- * every store and environment open); fault_register also makes p's range
+/* signal.c: signal_install puts the SIGSEGV/SIGBUS handler in place (at
+ * every store and environment open); signal_register also makes p's range
  * its own. */
-int fault_install(void);
-int fault_register(struct pager *p);
-void fault_unregister(struct pager *p);
+int signal_install(void);
+int signal_register(struct pager *p);
+void signal_unregister(struct pager *p);
 
 /* Spin politely; used only where the holder runs a bounded, non-faulting step. */
-void pager_relax(unsigned *spins);
+void fault_relax(unsigned *spins);
 
 #endif

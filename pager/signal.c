@@ -167,7 +167,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
             atomic_fetch_sub_explicit(&active[i], 1, memory_order_release);
             break;
         }
-        int rc = pager_fault(p, addr, fault_is_write(ucv, sig, si, p));
+        int rc = fault_handle(p, addr, fault_is_write(ucv, sig, si, p));
         atomic_fetch_sub_explicit(&active[i], 1, memory_order_release);
         if (rc) {
             if (rc != CAIRN_READONLY && p->fault_error)
@@ -216,7 +216,7 @@ static int install_one(int sig, struct sigaction *prev)
 
 static pthread_mutex_t install_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-int fault_install(void)
+int signal_install(void)
 {
     pthread_mutex_lock(&install_mutex);
     int next = !atomic_load(&previous_gen);
@@ -229,9 +229,9 @@ int fault_install(void)
     return rc;
 }
 
-int fault_register(struct pager *p)
+int signal_register(struct pager *p)
 {
-    int rc = fault_install();
+    int rc = signal_install();
     if (rc)
         return rc;
     for (int i = 0; i < MAX_STORES; i++) {
@@ -242,7 +242,7 @@ int fault_register(struct pager *p)
     return CAIRN_BUSY;
 }
 
-void fault_unregister(struct pager *p)
+void signal_unregister(struct pager *p)
 {
     for (int i = 0; i < MAX_STORES; i++) {
         if (atomic_load(&registry[i]) != p)
@@ -250,6 +250,6 @@ void fault_unregister(struct pager *p)
         atomic_store(&registry[i], NULL);
         unsigned spins = 0;
         while (atomic_load(&active[i]))
-            pager_relax(&spins);
+            fault_relax(&spins);
     }
 }

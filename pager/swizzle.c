@@ -12,7 +12,7 @@
 
 /* The pointer map of page n, read through view (the private view, or a
  * copy of the descriptor pages as of the last commit). */
-void pager_ptr_map(const struct pager *p, uint64_t n, const char *desc_view, uint64_t map[PAGE_WORDS / 64])
+void swizzle_ptr_map(const struct pager *p, uint64_t n, const char *desc_view, uint64_t map[PAGE_WORDS / 64])
 {
     if (n >= p->layout.data_start) {
         const struct page_desc *d =

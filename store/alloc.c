@@ -318,11 +318,11 @@ uintptr_t alloc_object_start(cairn_store *s, uintptr_t addr)
     struct pager *p = s->pager;
     uintptr_t b = (uintptr_t)p->base;
     uint64_t n = (addr - b) / PAGE_BYTES, d = layout_desc_page(n);
-    if (n < p->layout.data_start || n >= p->layout.pages || pager_hold_page(p, d) != 0)
+    if (n < p->layout.data_start || n >= p->layout.pages || fault_hold_page(p, d) != 0)
         return 0;
     struct page_desc desc;
     memcpy(&desc, p->priv + d * PAGE_BYTES + layout_desc_offset(n), sizeof desc);
-    pager_unlock_page(p, d);
+    fault_unlock_page(p, d);
     uint64_t off = heap_object_start(&desc, addr - b);
     return off ? b + off : 0;
 }

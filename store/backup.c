@@ -1,7 +1,6 @@
 /*
  * backup.c - a consistent copy of a store (`cairn backup`), also while
- * another process has it open and commits; and the destination rules
- * that backup and compact share.
+ * another process has it open and commits.
  *
  * What is consistent.  The store's state is its LMDB extents at some
  * checkpoint C plus the log's committed transactions after C.  So:
@@ -35,51 +34,6 @@
 #include "snapshot.h"
 
 #define BACKUP_RETRIES 50
-
-void copy_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-int dest_prepare(const char *dest, char *err, size_t errlen)
-{
-    if (mkdir(dest, 0755) != 0 && errno != EEXIST) {
-        int rc = errno;
-        copy_error(err, errlen, "%s: cannot create: %s", dest, strerror(rc));
-        return -rc;
-    }
-    int fd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        int rc = errno;
-        copy_error(err, errlen, "%s: %s", dest, strerror(rc));
-        return -rc;
-    }
-    static const char *ours[] = {"data.mdb", "wal", "lock.mdb"};
-    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++) {
-        if (faccessat(fd, ours[i], F_OK, 0) == 0) {
-            copy_error(err, errlen, "%s: already holds %s; refusing to overwrite", dest, ours[i]);
-            close(fd);
-            return -EEXIST;
-        }
-    }
-    return fd;
-}
-
-int dest_finish(int dirfd, const char *dest, const char *staged, char *err, size_t errlen)
-{
-    int fd = openat(dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd >= 0)
-        close(fd);
-    if (fd < 0 || fsync(dirfd) != 0 || renameat(dirfd, staged, dirfd, "data.mdb") != 0 || fsync(dirfd) != 0) {
-        int rc = errno;
-        copy_error(err, errlen, "%s: finishing the store files: %s", dest, strerror(rc));
-        return rc ? rc : EIO;
-    }
-    return 0;
-}
 
 static int write_all(int fd, const void *buf, size_t len)
 {
@@ -180,7 +134,7 @@ static int copy_log(int srcdir, int dstdir, const struct catalog *copy, uint64_t
     return 0;
 }
 
-int store_backup(const char *src, const char *dest, const struct inspect_hooks *hooks, struct backup_result *res,
+int backup_store(const char *src, const char *dest, const struct inspect_hooks *hooks, struct backup_result *res,
                  char *err, size_t errlen)
 {
     memset(res, 0, sizeof *res);
@@ -206,7 +160,7 @@ int store_backup(const char *src, const char *dest, const struct inspect_hooks *
         close(srcdir);
         return rc;
     }
-    int dstdir = dest_prepare(dest, err, errlen);
+    int dstdir = copy_dest_prepare(dest, err, errlen);
     if (dstdir < 0) {
         catalog_close_env(&st);
         close(srcdir);
@@ -254,7 +208,7 @@ int store_backup(const char *src, const char *dest, const struct inspect_hooks *
             break;
         }
         if (rc == 0) {
-            rc = dest_finish(dstdir, dest, "data.mdb.tmp", err, errlen);
+            rc = copy_dest_finish(dstdir, dest, "data.mdb.tmp", err, errlen);
             break;
         }
         usleep(1000u << (attempt < 6 ? attempt : 6));

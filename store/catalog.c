@@ -212,7 +212,7 @@ int catalog_open_env(struct catalog *c, const char *dir, unsigned flags, int cre
         fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
     rc = check_file(c, env, dir);
     if (rc == 0)
-        rc = fault_install(); /* the handler that turns LMDB's faults on damage into errors */
+        rc = signal_install(); /* the handler that turns LMDB's faults on damage into errors */
     if (rc) {
         mdb_env_close(env);
         return rc;

@@ -195,12 +195,12 @@ static void *flusher_main(void *arg)
 {
     cairn_store *s = arg;
     pthread_mutex_lock(&s->flush_mutex);
-    while (!s->flusher_stop) {
+    while (!s->flusher_quit) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
         pthread_cond_timedwait(&s->flush_cond, &s->flush_mutex, &ts);
-        if (s->flusher_stop)
+        if (s->flusher_quit)
             break;
         pthread_mutex_unlock(&s->flush_mutex);
         pthread_mutex_lock(&s->log_mutex);
@@ -213,7 +213,7 @@ static void *flusher_main(void *arg)
     return NULL;
 }
 
-int flusher_start(cairn_store *s)
+int checkpoint_flusher_start(cairn_store *s)
 {
     /* The flusher must never take a fault: block nothing special, but it
      * only ever reads the private view and the shadow. */
@@ -224,19 +224,19 @@ int flusher_start(cairn_store *s)
     return 0;
 }
 
-void flusher_poke(cairn_store *s)
+void checkpoint_poke(cairn_store *s)
 {
     pthread_mutex_lock(&s->flush_mutex);
     pthread_cond_signal(&s->flush_cond);
     pthread_mutex_unlock(&s->flush_mutex);
 }
 
-void flusher_stop(cairn_store *s)
+void checkpoint_flusher_stop(cairn_store *s)
 {
     if (!s->flusher_started)
         return;
     pthread_mutex_lock(&s->flush_mutex);
-    s->flusher_stop = 1;
+    s->flusher_quit = 1;
     pthread_cond_signal(&s->flush_cond);
     pthread_mutex_unlock(&s->flush_mutex);
     pthread_join(s->flusher, NULL);

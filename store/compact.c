@@ -14,7 +14,7 @@
  * data.mdb with the old log, whose records are all at or below the new
  * checkpoint LSN and are skipped by recovery.
  *
- * snapshot_dict_estimate (`--dict-estimate`) measures what a zstd dictionary trained on the store's
+ * compact_dict_estimate (`--dict-estimate`) measures what a zstd dictionary trained on the store's
  * own pages would gain.  It writes nothing: the format has no place for a
  * dictionary yet (it would need one in the catalog and its id in the
  * extent header, and the fault path would have to load it).
@@ -189,7 +189,7 @@ static void remove_staging(int dirfd, const char *staging)
 
 /* ---- the dictionary estimate ---- */
 
-int snapshot_dict_estimate(struct snapshot *sn, int level, struct dict_estimate *out)
+int compact_dict_estimate(struct snapshot *sn, int level, struct dict_estimate *out)
 {
     memset(out, 0, sizeof *out);
     uint64_t *keys;
@@ -281,7 +281,7 @@ static uint64_t file_size(int dirfd, const char *name)
     return fstatat(dirfd, name, &st, 0) == 0 ? (uint64_t)st.st_size : 0;
 }
 
-int store_compact(const char *src, const char *dest, int level, const struct inspect_hooks *hooks,
+int compact_store(const char *src, const char *dest, int level, const struct inspect_hooks *hooks,
                   struct compact_result *res, char *err, size_t errlen)
 {
     memset(res, 0, sizeof *res);
@@ -290,7 +290,7 @@ int store_compact(const char *src, const char *dest, int level, const struct ins
     const char *staging;
     char *where = NULL;
     if (dest) {
-        if ((dirfd = dest_prepare(dest, err, errlen)) < 0)
+        if ((dirfd = copy_dest_prepare(dest, err, errlen)) < 0)
             return -dirfd;
         staging = "new.tmp";
     } else {
@@ -338,7 +338,7 @@ int store_compact(const char *src, const char *dest, int level, const struct ins
     if (dest) {
         rc = new_log(dirfd, dest, id, last, 1, err, errlen);
         if (rc == 0)
-            rc = dest_finish(dirfd, dest, staged, err, errlen);
+            rc = copy_dest_finish(dirfd, dest, staged, err, errlen);
     } else {
         /* The swap: the old log's records are all <= last, so it stays
          * valid beside the new data.mdb until the new log replaces it. */

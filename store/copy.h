@@ -13,11 +13,11 @@ void copy_error(char *err, size_t errlen, const char *fmt, ...) __attribute__((f
 /* A destination directory for a new store (created if missing, refused if
  * it holds store files): its descriptor, or a negated errno with the
  * message in err. */
-int dest_prepare(const char *dest, char *err, size_t errlen);
+int copy_dest_prepare(const char *dest, char *err, size_t errlen);
 
 /* Make dirfd a store: lock file, then the staged LMDB file renamed to
  * data.mdb, synced.  The log must be in place.  0, or an errno with the
  * message. */
-int dest_finish(int dirfd, const char *dest, const char *staged, char *err, size_t errlen);
+int copy_dest_finish(int dirfd, const char *dest, const char *staged, char *err, size_t errlen);
 
 #endif

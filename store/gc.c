@@ -80,7 +80,7 @@ static int find_garbage(cairn_store *s, struct gc_report *r, const struct inspec
     return rc;
 }
 
-int store_gc(cairn_store *s, int dry_run, struct gc_report *r, const struct inspect_hooks *hooks, char *err,
+int gc_store(cairn_store *s, int dry_run, struct gc_report *r, const struct inspect_hooks *hooks, char *err,
              size_t errlen)
 {
     memset(r, 0, sizeof *r);

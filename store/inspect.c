@@ -61,7 +61,7 @@ static void free_runs(struct walk *w, uint64_t *runs, uint64_t *pages)
     }
 }
 
-int snapshot_stat(struct snapshot *sn, struct store_stat *out, const struct inspect_hooks *hooks)
+int inspect_stat(struct snapshot *sn, struct store_stat *out, const struct inspect_hooks *hooks)
 {
     cairn_store *s = &sn->st;
     memset(out, 0, sizeof *out);
@@ -115,11 +115,11 @@ int snapshot_stat(struct snapshot *sn, struct store_stat *out, const struct insp
     free(tc.bytes);
     walk_fini(&w);
     if (rc)
-        store_stat_free(out);
+        inspect_stat_free(out);
     return rc;
 }
 
-void store_stat_free(struct store_stat *st)
+void inspect_stat_free(struct store_stat *st)
 {
     free(st->types);
     st->types = NULL;

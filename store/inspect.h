@@ -89,8 +89,8 @@ struct store_stat {
     } untyped[32];
     size_t n_untyped;
 };
-int snapshot_stat(struct snapshot *snap, struct store_stat *out, const struct inspect_hooks *hooks);
-void store_stat_free(struct store_stat *st);
+int inspect_stat(struct snapshot *snap, struct store_stat *out, const struct inspect_hooks *hooks);
+void inspect_stat_free(struct store_stat *st);
 
 /* ---- the heap walker (walk.c) ---- */
 
@@ -150,7 +150,7 @@ struct backup_result {
  * LMDB snapshot plus the part of the log that continues it, also while
  * another process has src open and commits.  hooks->progress sees the
  * attempts. */
-int store_backup(const char *src, const char *dest, const struct inspect_hooks *hooks, struct backup_result *res,
+int backup_store(const char *src, const char *dest, const struct inspect_hooks *hooks, struct backup_result *res,
                  char *err, size_t errlen);
 
 /* ---- compact (compact.c) ---- */
@@ -163,7 +163,7 @@ struct compact_result {
  * into a fresh LMDB file, the log folded in: into dest (new or empty; src
  * is only read) or, when dest is NULL, in place (src must not be open
  * anywhere: CAIRN_BUSY). */
-int store_compact(const char *src, const char *dest, int level, const struct inspect_hooks *hooks,
+int compact_store(const char *src, const char *dest, int level, const struct inspect_hooks *hooks,
                   struct compact_result *res, char *err, size_t errlen);
 
 struct dict_estimate {
@@ -175,7 +175,7 @@ struct dict_estimate {
 };
 /* What a zstd dictionary trained on half of the snapshot's extents would
  * gain on the other half.  Writes nothing. */
-int snapshot_dict_estimate(struct snapshot *snap, int level, struct dict_estimate *out);
+int compact_dict_estimate(struct snapshot *snap, int level, struct dict_estimate *out);
 
 /* ---- gc (gc.c) ---- */
 
@@ -193,7 +193,7 @@ struct gc_report {
  * reaches, in one transaction (none when dry_run or nothing is found).
  * r->unreachable lists them (type names valid while s is open);
  * gc_report_free releases it.  err says which step failed. */
-int store_gc(cairn_store *s, int dry_run, struct gc_report *r, const struct inspect_hooks *hooks, char *err,
+int gc_store(cairn_store *s, int dry_run, struct gc_report *r, const struct inspect_hooks *hooks, char *err,
              size_t errlen);
 void gc_report_free(struct gc_report *r);
 

@@ -417,7 +417,7 @@ int store_grow_map(cairn_store *s)
     int rc;
     pthread_rwlock_wrlock(&s->lmdb_lock);
     if (s->pager)
-        pager_lmdb_quiesce(s->pager);
+        fault_lmdb_quiesce(s->pager);
     mdb_env_info(s->cat.env, &info);
     size_t next = info.me_mapsize * 2;
     if (next > MAX_MAP)
@@ -443,7 +443,7 @@ int store_grow_map(cairn_store *s)
         rc = store_fail(s, CAIRN_IOERR, "LMDB map lost while growing it (%d); reopen the store", rc);
     }
     if (s->pager)
-        pager_lmdb_resume(s->pager);
+        fault_lmdb_resume(s->pager);
     pthread_rwlock_unlock(&s->lmdb_lock);
     return lmdb_to_cairn(rc);
 }
@@ -671,7 +671,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     if (rc)
         goto fail;
     if (!s->readonly) {
-        rc = flusher_start(s);
+        rc = checkpoint_flusher_start(s);
         if (rc)
             goto fail;
     }
@@ -697,7 +697,7 @@ int cairn_close(cairn_store *s)
         return CAIRN_OK;
     if (store_foreign(s))
         return CAIRN_INVALID; /* a forked child: the handle is the parent's */
-    flusher_stop(s);
+    checkpoint_flusher_stop(s);
     pthread_mutex_lock(&s->txn_mutex);
     cairn_txn *t = s->txn;
     pthread_mutex_unlock(&s->txn_mutex);
@@ -755,12 +755,12 @@ int cairn_stats_get(cairn_store *s, cairn_stats *out)
      * through the private view, loading it if need be (before the counters
      * are read, so that they include this load), so that stats never
      * fault. */
-    int rc = pager_hold_page(p, LAYOUT_SUPER_PAGE);
+    int rc = fault_hold_page(p, LAYOUT_SUPER_PAGE);
     if (rc)
         return rc;
     uint64_t next;
     memcpy(&next, p->priv + LAYOUT_SUPER_PAGE * PAGE_BYTES + offsetof(struct superblock, next_page), 8);
-    pager_unlock_page(p, LAYOUT_SUPER_PAGE);
+    fault_unlock_page(p, LAYOUT_SUPER_PAGE);
     memset(out, 0, sizeof *out);
     out->faults_read = atomic_load(&p->faults_read);
     out->faults_write = atomic_load(&p->faults_write);

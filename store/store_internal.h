@@ -89,7 +89,7 @@ struct cairn_store {
 
     /* Background flusher. */
     pthread_t flusher;
-    int flusher_started, flusher_stop;
+    int flusher_started, flusher_quit;
     pthread_mutex_t flush_mutex;
     pthread_cond_t flush_cond;
 
@@ -144,9 +144,9 @@ uintptr_t alloc_object_start(cairn_store *s, uintptr_t addr);
 
 /* checkpoint.c */
 int checkpoint_run(cairn_store *s);
-int flusher_start(cairn_store *s);
-void flusher_stop(cairn_store *s);
-void flusher_poke(cairn_store *s);
+int checkpoint_flusher_start(cairn_store *s);
+void checkpoint_flusher_stop(cairn_store *s);
+void checkpoint_poke(cairn_store *s);
 /* Write extents (raw unswizzled images from get()) and the checkpoint
  * LSN in one LMDB transaction. */
 typedef int (*extent_source_fn)(void *ctx, uint64_t e, void *raw);

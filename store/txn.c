@@ -128,7 +128,7 @@ int cairn_txn_commit(cairn_txn *t)
     pthread_mutex_unlock(&s->log_mutex);
     free(cur);
     if (wal_size >= s->opt.checkpoint_bytes)
-        flusher_poke(s);
+        checkpoint_poke(s);
     txn_end(t);
     return 0;
 out:

@@ -277,19 +277,19 @@ static int cmd_stat(int argc, char **argv)
     struct progress pr;
     progress_begin(&pr, "stat");
     struct inspect_hooks hooks = progress_hooks(&pr);
-    rc = snapshot_stat(sn, &st, &hooks);
+    rc = inspect_stat(sn, &st, &hooks);
     progress_end(&pr);
     struct walk *w = NULL;
     if (rc == 0)
         rc = walk_open(sn, &w);
     if (rc) {
         cmd_error("stat", "%s", snapshot_errmsg(sn)[0] ? snapshot_errmsg(sn) : cairn_strerror(rc));
-        store_stat_free(&st);
+        inspect_stat_free(&st);
         snapshot_close(sn);
         return cmd_exit_for(rc);
     }
     print_stat(path, &in, &st, w, json);
-    store_stat_free(&st);
+    inspect_stat_free(&st);
     walk_close(w);
     snapshot_close(sn);
     return CMD_OK;

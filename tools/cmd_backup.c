@@ -37,7 +37,7 @@ int cmd_backup(int argc, char **argv)
     struct progress pr;
     progress_begin(&pr, "backup");
     struct inspect_hooks hooks = progress_hooks(&pr);
-    int rc = store_backup(src, dest, &hooks, &res, err, sizeof err);
+    int rc = backup_store(src, dest, &hooks, &res, err, sizeof err);
     progress_end(&pr);
     if (rc) {
         cmd_error("backup", "%s", err);

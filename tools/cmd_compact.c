@@ -50,7 +50,7 @@ int cmd_compact(int argc, char **argv)
         if ((rc = cmd_snapshot("compact", src, &sn)) != 0)
             return cmd_exit_for(rc);
         struct dict_estimate de;
-        rc = snapshot_dict_estimate(sn, (int)level, &de);
+        rc = compact_dict_estimate(sn, (int)level, &de);
         snapshot_close(sn);
         if (rc) {
             cmd_error("compact", "%s: %s", src, cairn_strerror(rc));
@@ -78,7 +78,7 @@ int cmd_compact(int argc, char **argv)
     struct progress pr;
     progress_begin(&pr, "compact");
     struct inspect_hooks hooks = progress_hooks(&pr);
-    rc = store_compact(src, dest, (int)level, &hooks, &res, err, sizeof err);
+    rc = compact_store(src, dest, (int)level, &hooks, &res, err, sizeof err);
     progress_end(&pr);
     if (rc) {
         cmd_error("compact", "%s", err);

@@ -86,7 +86,7 @@ int cmd_gc(int argc, char **argv)
     struct progress pr;
     progress_begin(&pr, "mark");
     struct inspect_hooks hooks = progress_hooks(&pr);
-    rc = store_gc(s, dry, &g, &hooks, msg, sizeof msg);
+    rc = gc_store(s, dry, &g, &hooks, msg, sizeof msg);
     progress_end(&pr);
     for (size_t i = 0; list && i < g.n_unreachable; i++) {
         const struct gc_object *o = &g.unreachable[i];
