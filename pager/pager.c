@@ -70,8 +70,9 @@
  * Locks.  The fault path takes none (see fault.c).  The functions below
  * that run at commit, abort and checkpoint are called with the store's
  * log mutex held and never touch the client view, so they never fault
- * while holding it.  Lock order: txn (store) -> log mutex -> LMDB write
- * transaction -> page lock (PS_LOCK, a spin bit held for one copy).
+ * while holding it.  The lock order is stated once, beside the store
+ * handle (store/store_internal.h); the page lock (PS_LOCK, a spin bit
+ * held for one copy) is its innermost.
  */
 #define _GNU_SOURCE
 #include <errno.h>

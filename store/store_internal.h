@@ -60,10 +60,23 @@ struct cairn_store {
     struct pager *pager;
     struct wal wal;
 
-    /* Lock order: txn_mutex (held only briefly) -> log_mutex ->
-     * LMDB write txn -> page locks.  alloc_mutex and types_lock are
-     * leaves.  None is held while touching the client view except
-     * alloc_mutex, which the fault path never takes. */
+    /*
+     * Lock order (the one statement of it; docs/DESIGN.md explains it):
+     *
+     *   txn_mutex (brief: who owns the transaction slot)
+     *     -> log_mutex (commit, abort, checkpoint, check, gc's mark)
+     *          -> lmdb_lock (shared by every LMDB transaction outside the
+     *             fault path; exclusive while the map grows)
+     *               -> LMDB write transaction
+     *                    -> page lock bits (PS_LOCK, held for one copy)
+     *   types_lock (write: registration) -> lmdb_lock
+     *   alloc_mutex, flush_mutex, err_mutex: leaves (flush_mutex is
+     *   dropped before the flusher takes log_mutex)
+     *
+     * The fault path takes none of them.  No lock but alloc_mutex is held
+     * while touching the client view, and the fault path never takes
+     * alloc_mutex.
+     */
     pthread_mutex_t txn_mutex;
     pthread_cond_t txn_cond;
     cairn_txn *txn;
