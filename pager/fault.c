@@ -8,8 +8,8 @@
  * So: no malloc, no stdio, no mutex, no call that may take a lock the
  * interrupted code may hold.  What is used:
  *   - atomics on the per-extent and per-page state bytes;
- *   - the load slots (an LMDB read transaction kept reset, renewed here
- *     without LMDB's reader mutex because its reader slot is kept, a zstd
+ *   - the load slots (a page-store reader, whose read_begin, get and
+ *     read_end are signal-safe by the contract of pagestore.h, a zstd
  *     decompression context and a one-extent buffer), prepared at open;
  *   - the backend's signal-safe ops (p->ops: ioctl on the userfaultfd,
  *     or mprotect);
@@ -94,40 +94,6 @@ static void slot_release(struct pager *p, int i)
     atomic_fetch_or_explicit(&p->slots_free, 1u << i, memory_order_release);
 }
 
-/* Wait while the LMDB map is being resized (a bounded step: the resizer
- * only waits for loads already inside to leave). */
-static int lmdb_enter(struct pager *p)
-{
-    unsigned spins = 0;
-    for (;;) {
-        while (atomic_load(&p->lmdb_closed))
-            fault_relax(&spins);
-        atomic_fetch_add(&p->lmdb_users, 1);
-        if (!atomic_load(&p->lmdb_closed))
-            break;
-        atomic_fetch_sub(&p->lmdb_users, 1);
-    }
-    if (atomic_load(&p->lmdb_dead)) {
-        atomic_fetch_sub(&p->lmdb_users, 1);
-        return CAIRN_IOERR;
-    }
-    return 0;
-}
-
-/* Not signal context. */
-void fault_lmdb_quiesce(struct pager *p)
-{
-    unsigned spins = 0;
-    atomic_store(&p->lmdb_closed, 1);
-    while (atomic_load(&p->lmdb_users))
-        fault_relax(&spins);
-}
-
-void fault_lmdb_resume(struct pager *p)
-{
-    atomic_store(&p->lmdb_closed, 0);
-}
-
 static const unsigned char zero_extent[BYTES_PER_EXTENT];
 
 /* Put a prepared extent into the memfd.  pwrite, not a store through the
@@ -150,7 +116,7 @@ static int write_extent(struct pager *p, const unsigned char *buf, uint64_t firs
     return 0;
 }
 
-/* Read extent e from LMDB (or zeros), swizzle it in a load slot's buffer,
+/* Read extent e from the page store (or zeros), swizzle it in a load slot's buffer,
  * and put it into the memfd.  Nothing is visible to the client view yet. */
 static int prepare_extent(struct pager *p, uint64_t e)
 {
@@ -176,31 +142,21 @@ static int prepare_extent(struct pager *p, uint64_t e)
 
     int slot = slot_claim(p);
     struct load_slot *s = &p->slots[slot];
+    const struct pagestore_ops *ps = p->pagestore->ops;
     const unsigned char *src = s->buf;
-    rc = lmdb_enter(p);
-    if (rc) {
-        slot_release(p, slot);
-        return rc;
-    }
-    rc = mdb_txn_renew(s->txn);
-    if (rc == 0 && (rc = lmdb_file_check(p->env, NULL, NULL)) != 0) {
-        mdb_txn_reset(s->txn); /* data.mdb is shorter than LMDB believes */
-    } else if (rc == 0) {
-        MDB_val key = {sizeof e, &e}, val;
-        rc = lmdb_get(s->txn, p->extents, &key, &val);
-        if (rc == MDB_NOTFOUND) {
+    rc = ps->read_begin(s->reader);
+    if (rc == 0) {
+        const void *val;
+        size_t len;
+        rc = ps->get(s->reader, e, &val, &len);
+        if (rc == CAIRN_NOT_FOUND) {
             src = zero_extent; /* never written: zero pages */
             rc = 0;
         } else if (rc == 0) {
-            rc = extent_decode(s->buf, val.mv_data, val.mv_size, e, p->checksum_seed, s->dctx);
-        } else {
-            rc = lmdb_to_cairn(rc);
+            rc = extent_decode(s->buf, val, len, e, p->checksum_seed, s->dctx);
         }
-        mdb_txn_reset(s->txn);
-    } else {
-        rc = lmdb_to_cairn(rc);
+        ps->read_end(s->reader);
     }
-    atomic_fetch_sub(&p->lmdb_users, 1);
 
     uintptr_t base = (uintptr_t)p->base;
     uint64_t lo = p->layout.data_start * PAGE_BYTES, hi = p->layout.pages * PAGE_BYTES;

@@ -144,8 +144,7 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
     p->bytes = cfg->pages * PAGE_BYTES;
     p->memfd = p->shadow_fd = p->uffd = -1;
     p->pid = getpid();
-    p->env = cfg->env;
-    p->extents = cfg->extents;
+    p->pagestore = cfg->pagestore;
     p->checksum_seed = cfg->checksum_seed;
     p->store = cfg->store;
     p->fault_error = cfg->fault_error;
@@ -187,12 +186,9 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
     }
 
     for (int i = 0; i < PAGER_SLOTS; i++) {
-        rc = mdb_txn_begin(p->env, NULL, MDB_RDONLY, &p->slots[i].txn);
-        if (rc) {
-            rc = rc > 0 ? rc : CAIRN_IOERR;
+        rc = p->pagestore->ops->reader_open(p->pagestore, &p->slots[i].reader);
+        if (rc)
             goto fail;
-        }
-        mdb_txn_reset(p->slots[i].txn);
         p->slots[i].dctx = ZSTD_createDCtx();
         p->slots[i].buf = aligned_alloc(PAGE_BYTES, BYTES_PER_EXTENT);
         if (!p->slots[i].dctx || !p->slots[i].buf) {
@@ -242,8 +238,8 @@ void pager_close(struct pager *p)
     if (p->dirty)
         munmap(p->dirty, p->layout.pages * sizeof(uint32_t));
     for (int i = 0; i < PAGER_SLOTS; i++) {
-        if (p->slots[i].txn)
-            mdb_txn_abort(p->slots[i].txn);
+        if (p->slots[i].reader)
+            p->pagestore->ops->reader_close(p->slots[i].reader);
         ZSTD_freeDCtx(p->slots[i].dctx);
         free(p->slots[i].buf);
     }

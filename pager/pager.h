@@ -16,6 +16,7 @@
 
 #include "cairn.h"
 #include "layout.h"
+#include "pagestore.h"
 
 /* Extent states (ext_state[], low four bits). */
 #define XS_ABSENT 0   /* not in memory: the next touch loads it */
@@ -85,7 +86,7 @@ struct fault_backend {
 extern const struct fault_backend pager_backend_uffd, pager_backend_mprotect;
 
 struct load_slot {
-    MDB_txn *txn; /* read transaction, kept reset between loads */
+    struct pagestore_reader *reader; /* the page store, for one load at a time */
     ZSTD_DCtx *dctx;
     unsigned char *buf; /* one extent: decompressed and swizzled here */
 };
@@ -111,8 +112,7 @@ struct pager {
     void *fault_error_arg;
     const char *name; /* store path, for messages */
 
-    MDB_env *env;
-    MDB_dbi extents;
+    struct pagestore *pagestore; /* where extents are loaded from */
 
     /* Page and extent states: one byte each, anonymous memory committed
      * only where touched. */
@@ -126,10 +126,6 @@ struct pager {
 
     struct load_slot slots[PAGER_SLOTS];
     _Atomic uint32_t slots_free; /* bit i: slot i free */
-    /* Growing the LMDB map needs every reader out of LMDB: loads enter
-     * this gate (fault_lmdb_quiesce closes it). */
-    _Atomic int lmdb_closed, lmdb_users;
-    _Atomic int lmdb_dead; /* the map could not be restored: loads fail */
 
     /* Committed pages not yet checkpointed.  Guarded by the store's log
      * mutex (commit appends, checkpoint drains). */
@@ -157,8 +153,7 @@ struct pager_config {
     int backend;           /* CAIRN_BACKEND_AUTO, _UFFD or _MPROTECT */
     int evict_random;      /* evict at random, to measure the clock against */
     int publish_page_only; /* userfaultfd: a load maps only the faulting page */
-    MDB_env *env;
-    MDB_dbi extents;
+    struct pagestore *pagestore;
     uint64_t checksum_seed;
     cairn_store *store;
     cairn_fault_error_fn fault_error;
@@ -194,9 +189,6 @@ int pager_release(struct pager *p, const void *addr, size_t len);
  * with *bad set to the address of the offending word, or a load error of
  * its descriptor page. */
 int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_t *bad);
-/* Close the LMDB gate and wait until no load is inside LMDB; reopen it. */
-void fault_lmdb_quiesce(struct pager *p);
-void fault_lmdb_resume(struct pager *p);
 /* CAIRN_BACKEND_UFFD or CAIRN_BACKEND_MPROTECT: the backend p runs on. */
 int pager_backend(const struct pager *p);
 

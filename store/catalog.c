@@ -72,6 +72,11 @@ static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, void *out, size_
     return 0;
 }
 
+int catalog_get_ckpt_lsn(struct catalog *c, MDB_txn *txn, uint64_t *ckpt_lsn)
+{
+    return meta_get(txn, c->meta, CATALOG_CKPT_LSN, ckpt_lsn, 8);
+}
+
 static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *key, const void *v, size_t len)
 {
     MDB_val k = {strlen(key), (void *)key}, d = {len, (void *)v};

@@ -86,6 +86,8 @@ int catalog_copy(struct catalog *from, MDB_txn *from_txn, struct catalog *to, MD
 int catalog_put_u64(struct catalog *c, MDB_txn *txn, const char *key, uint64_t v);
 /* The checkpoint position, with the catalog checksum. */
 int catalog_put_ckpt_lsn(struct catalog *c, MDB_txn *txn, uint64_t ckpt_lsn);
+/* The checkpoint position as txn sees it (unchecked: catalog_read checks). */
+int catalog_get_ckpt_lsn(struct catalog *c, MDB_txn *txn, uint64_t *ckpt_lsn);
 
 /* Walk LMDB's own trees (lmdb_verify): a writer's LMDB trusts the pages it
  * changes.  CAIRN_CORRUPT with the message. */

@@ -483,7 +483,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     pthread_mutex_lock(&s->log_mutex);
 
     pthread_rwlock_rdlock(&s->lmdb_lock);
-    int rc = atomic_load(&s->pager->lmdb_dead) ? CAIRN_IOERR : catalog_txn_begin(&s->cat, MDB_RDONLY, &c.txn);
+    int rc = pagestore_lmdb_is_lost(s->pagestore) ? CAIRN_IOERR : catalog_txn_begin(&s->cat, MDB_RDONLY, &c.txn);
     if (rc == 0)
         rc = check_passes(&c);
     if (c.txn)

@@ -6,8 +6,9 @@
  *   1. the extents holding unflushed pages are rebuilt from the pages'
  *      committed bytes (the before-image where the open transaction has
  *      written since), unswizzled, compressed;
- *   2. one LMDB write transaction puts them, with the checkpoint LSN
- *      (the last committed LSN) in the catalog, and commits durably;
+ *   2. the page store writes them, with the checkpoint LSN (the last
+ *      committed LSN), in one atomic, durable step (pagestore.h; in LMDB
+ *      one write transaction, the position in the catalog);
  *   3. only then the pages are marked flushed and the log is reset.
  * A crash before 2 completes leaves LMDB as it was and the log intact; a
  * crash between 2 and 3 leaves a log whose records are all at or below
@@ -32,63 +33,49 @@ static int is_zero(const void *raw)
     return 1;
 }
 
+/* The records of a checkpoint, made one at a time as the page store asks. */
+struct batch {
+    cairn_store *s;
+    const uint64_t *ext;
+    extent_source_fn get;
+    void *ctx;
+    unsigned char *raw;
+    uint64_t zin, zout;
+};
+
+static int next_record(void *arg, size_t i, struct pagestore_record *rec)
+{
+    struct batch *b = arg;
+    cairn_store *s = b->s;
+    rec->e = b->ext[i];
+    int rc = b->get(b->ctx, rec->e, b->raw);
+    if (rc)
+        return rc;
+    if (is_zero(b->raw)) { /* no record: the extent reads as zero */
+        rec->val = NULL;
+        rec->len = 0;
+        return 0;
+    }
+    rc = extent_encode(s->zbuf, extent_bound(), &rec->len, b->raw, rec->e, s->cat.seed, s->opt.compression_level,
+                       s->cctx);
+    rec->val = s->zbuf; /* the page store copies it before asking for the next */
+    b->zin += BYTES_PER_EXTENT;
+    b->zout += rec->len;
+    return rc;
+}
+
 static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, extent_source_fn get, void *ctx,
                               uint64_t ckpt_lsn)
 {
-    unsigned char *raw = malloc(BYTES_PER_EXTENT);
-    if (!raw)
+    struct batch b = {.s = s, .ext = ext, .get = get, .ctx = ctx, .raw = malloc(BYTES_PER_EXTENT)};
+    if (!b.raw)
         return ENOMEM;
-    MDB_txn *txn;
-    int rc = catalog_txn_begin(&s->cat, 0, &txn);
-    if (rc) {
-        free(raw);
-        return rc;
-    }
-    uint64_t zin = 0, zout = 0;
-    const char *map = lmdb_map_base(s->cat.env); /* for lmdb_value_check */
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        uint64_t e = ext[i];
-        MDB_val key = {sizeof e, &e}, old;
-        rc = get(ctx, e, raw);
-        if (rc)
-            break;
-        /* LMDB frees the value it replaces by that value's own header. */
-        rc = lmdb_get(txn, s->cat.extents, &key, &old);
-        if (rc == 0 && lmdb_value_check(txn, map, &old) != 0) {
-            store_set_error(s, "%s/data.mdb: extent %llu: its LMDB record is damaged", s->path, (unsigned long long)e);
-            rc = CAIRN_CORRUPT;
-        }
-        if (rc == MDB_NOTFOUND)
-            rc = 0;
-        if (rc)
-            break;
-        if (is_zero(raw)) {
-            rc = lmdb_del(txn, s->cat.extents, &key, NULL);
-            if (rc == MDB_NOTFOUND)
-                rc = 0;
-            continue;
-        }
-        size_t len;
-        rc = extent_encode(s->zbuf, extent_bound(), &len, raw, e, s->cat.seed, s->opt.compression_level, s->cctx);
-        if (rc)
-            break;
-        MDB_val val = {len, s->zbuf};
-        rc = lmdb_put(txn, s->cat.extents, &key, &val, 0);
-        zin += BYTES_PER_EXTENT;
-        zout += len;
-    }
-    if (rc == 0)
-        rc = catalog_put_ckpt_lsn(&s->cat, txn, ckpt_lsn);
-    free(raw);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return lmdb_to_cairn(rc);
-    }
-    rc = lmdb_txn_commit(txn);
+    int rc = s->pagestore->ops->write(s->pagestore, n, next_record, &b, ckpt_lsn);
+    free(b.raw);
     if (rc)
-        return lmdb_to_cairn(rc);
-    atomic_fetch_add(&s->bytes_uncompressed, zin);
-    atomic_fetch_add(&s->bytes_compressed, zout);
+        return rc;
+    atomic_fetch_add(&s->bytes_uncompressed, b.zin);
+    atomic_fetch_add(&s->bytes_compressed, b.zout);
     return 0;
 }
 

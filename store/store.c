@@ -409,6 +409,42 @@ int store_open_log(cairn_store *s, int readonly)
     return rc;
 }
 
+/* The page store's hooks into the catalog: the checkpoint position is a
+ * catalog entry (with the catalog checksum), and every LMDB transaction
+ * begins with the catalog's file checks. */
+static int put_position(void *arg, MDB_txn *txn, uint64_t lsn)
+{
+    cairn_store *s = arg;
+    return catalog_put_ckpt_lsn(&s->cat, txn, lsn);
+}
+
+static int get_position(void *arg, MDB_txn *txn, uint64_t *lsn)
+{
+    cairn_store *s = arg;
+    return catalog_get_ckpt_lsn(&s->cat, txn, lsn);
+}
+
+static int pagestore_txn_begin(void *arg, unsigned flags, MDB_txn **out)
+{
+    cairn_store *s = arg;
+    return catalog_txn_begin(&s->cat, flags, out);
+}
+
+static int open_pagestore(cairn_store *s)
+{
+    struct pagestore_lmdb_config c = {
+        .env = s->cat.env,
+        .extents = s->cat.extents,
+        .put_position = put_position,
+        .get_position = get_position,
+        .txn_begin = pagestore_txn_begin,
+        .arg = s,
+        .error = store_catalog_error,
+        .name = s->path,
+    };
+    return pagestore_lmdb_open(&c, &s->pagestore);
+}
+
 #define MAX_MAP ((size_t)1 << 46)
 
 int store_grow_map(cairn_store *s)
@@ -416,8 +452,8 @@ int store_grow_map(cairn_store *s)
     MDB_envinfo info;
     int rc;
     pthread_rwlock_wrlock(&s->lmdb_lock);
-    if (s->pager)
-        fault_lmdb_quiesce(s->pager);
+    if (s->pagestore)
+        pagestore_lmdb_quiesce(s->pagestore);
     mdb_env_info(s->cat.env, &info);
     size_t next = info.me_mapsize * 2;
     if (next > MAX_MAP)
@@ -438,12 +474,12 @@ int store_grow_map(cairn_store *s)
     rc = next > info.me_mapsize ? mdb_env_set_mapsize(s->cat.env, next) : MDB_MAP_FULL;
     if (rc && rc != MDB_MAP_FULL) {
         /* Lost the map anyway: nothing may touch this environment again. */
-        if (s->pager)
-            atomic_store(&s->pager->lmdb_dead, 1);
+        if (s->pagestore)
+            pagestore_lmdb_lost(s->pagestore);
         rc = store_fail(s, CAIRN_IOERR, "LMDB map lost while growing it (%d); reopen the store", rc);
     }
-    if (s->pager)
-        fault_lmdb_resume(s->pager);
+    if (s->pagestore)
+        pagestore_lmdb_resume(s->pagestore);
     pthread_rwlock_unlock(&s->lmdb_lock);
     return lmdb_to_cairn(rc);
 }
@@ -462,6 +498,8 @@ static void store_free(cairn_store *s)
 {
     if (s->pager)
         pager_close(s->pager);
+    if (s->pagestore)
+        pagestore_lmdb_close(s->pagestore);
     wal_close(&s->wal);
     if (s->cat.env)
         mdb_env_close(s->cat.env);
@@ -632,6 +670,8 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     rc = open_catalog(s);
     if (rc == 0 && !s->readonly)
         rc = catalog_verify(&s->cat);
+    if (rc == 0)
+        rc = open_pagestore(s);
     if (rc)
         goto fail;
     if (!created) {
@@ -659,8 +699,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         .backend = s->opt.backend != CAIRN_BACKEND_AUTO ? s->opt.backend : s->knobs.backend,
         .evict_random = s->knobs.evict_random,
         .publish_page_only = s->knobs.publish_page_only,
-        .env = s->cat.env,
-        .extents = s->cat.extents,
+        .pagestore = s->pagestore,
         .checksum_seed = s->cat.seed,
         .store = s,
         .fault_error = s->opt.fault_error,

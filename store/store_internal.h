@@ -57,6 +57,7 @@ struct cairn_store {
      * log_mutex. */
     struct catalog cat;
 
+    struct pagestore *pagestore; /* the extents (LMDB's database "extents") */
     struct pager *pager;
     struct wal wal;
 
