@@ -106,8 +106,8 @@ struct counts {
     unsigned depth;
 };
 
-static int walk(struct verify *v, uint64_t pgno, unsigned depth, int is_main, int is_free, uint64_t from,
-                struct counts *c);
+static int walk_tree(struct verify *v, uint64_t pgno, unsigned depth, int is_main, int is_free, uint64_t from,
+                     struct counts *c);
 static int tree(struct verify *v, const unsigned char *rec, int is_main, int is_free, uint64_t from);
 
 /* A free-list record: a count, then that many page numbers.  They are
@@ -161,8 +161,8 @@ static int leaf_value(struct verify *v, uint64_t pgno, const unsigned char *node
     return is_free ? free_list(v, data, size, pgno) : 0;
 }
 
-static int walk(struct verify *v, uint64_t pgno, unsigned depth, int is_main, int is_free, uint64_t from,
-                struct counts *c)
+static int walk_tree(struct verify *v, uint64_t pgno, unsigned depth, int is_main, int is_free, uint64_t from,
+                     struct counts *c)
 {
     if (pgno == NO_PAGE)
         return 0; /* an empty database */
@@ -207,7 +207,7 @@ static int walk(struct verify *v, uint64_t pgno, unsigned depth, int is_main, in
         if (flags & P_BRANCH) {
             if (end > v->psize)
                 return bad(v, pgno, "has a node outside its bounds");
-            rc = walk(v, lo | hi << 16 | (uint64_t)nflags << 32, depth + 1, is_main, is_free, pgno, c);
+            rc = walk_tree(v, lo | hi << 16 | (uint64_t)nflags << 32, depth + 1, is_main, is_free, pgno, c);
         } else {
             uint64_t size = lo | hi << 16;
             end += nflags & F_BIGDATA ? 8 : size;
@@ -232,7 +232,7 @@ static int tree(struct verify *v, const unsigned char *rec, int is_main, int is_
 {
     struct counts c = {0};
     uint64_t root = u64(rec + DB_ROOT);
-    int rc = walk(v, root, 0, is_main, is_free, from, &c);
+    int rc = walk_tree(v, root, 0, is_main, is_free, from, &c);
     if (rc)
         return rc;
     int dupsort = (u16(rec + 4) & MDB_DUPSORT) != 0;

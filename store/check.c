@@ -81,7 +81,7 @@ static int load_extent(struct checker *c, uint64_t e)
     if (c->raw_extent == e)
         return 0;
     c->raw_extent = UINT64_MAX;
-    struct committed src = {.s = c->s, .p = c->p, .snap = c->snap, .txn = c->txn};
+    struct extent_source src = {.s = c->s, .p = c->p, .snap = c->snap, .txn = c->txn};
     int rc = walk_committed_extent(&src, e, c->raw);
     if (rc && rc != CAIRN_CORRUPT)
         return rc;

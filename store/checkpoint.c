@@ -34,7 +34,7 @@ static int is_zero(const void *raw)
 }
 
 /* The records of a checkpoint, made one at a time as the page store asks. */
-struct batch {
+struct checkpoint_batch {
     cairn_store *s;
     const uint64_t *ext;
     extent_source_fn get;
@@ -45,7 +45,7 @@ struct batch {
 
 static int next_record(void *arg, size_t i, struct pagestore_record *rec)
 {
-    struct batch *b = arg;
+    struct checkpoint_batch *b = arg;
     cairn_store *s = b->s;
     rec->e = b->ext[i];
     int rc = b->get(b->ctx, rec->e, b->raw);
@@ -67,7 +67,7 @@ static int next_record(void *arg, size_t i, struct pagestore_record *rec)
 static int write_extents_once(cairn_store *s, const uint64_t *ext, size_t n, extent_source_fn get, void *ctx,
                               uint64_t ckpt_lsn)
 {
-    struct batch b = {.s = s, .ext = ext, .get = get, .ctx = ctx, .raw = malloc(BYTES_PER_EXTENT)};
+    struct checkpoint_batch b = {.s = s, .ext = ext, .get = get, .ctx = ctx, .raw = malloc(BYTES_PER_EXTENT)};
     if (!b.raw)
         return ENOMEM;
     int rc = s->pagestore->ops->write(s->pagestore, n, next_record, &b, ckpt_lsn);

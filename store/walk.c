@@ -26,7 +26,7 @@ static int bit(const uint64_t *bits, uint64_t i)
     return (bits[i / 64] >> (i % 64)) & 1;
 }
 
-int walk_committed_extent(const struct committed *src, uint64_t e, void *raw)
+int walk_committed_extent(const struct extent_source *src, uint64_t e, void *raw)
 {
     if (src->snap)
         return snapshot_read_extent(src->snap, e, raw);
@@ -111,7 +111,7 @@ int walk_init_snapshot(struct walk *w, struct snapshot *snap)
     w->s = &snap->st;
     w->snap = snap;
     w->txn = snap->txn;
-    w->src = (struct committed){.s = w->s, .snap = snap, .txn = snap->txn};
+    w->src = (struct extent_source){.s = w->s, .snap = snap, .txn = snap->txn};
     w->layout = snap->layout;
     return walk_init(w);
 }
@@ -122,7 +122,7 @@ int walk_init_store(struct walk *w, cairn_store *s, MDB_txn *txn)
     w->s = s;
     w->p = s->pager;
     w->txn = txn;
-    w->src = (struct committed){.s = s, .p = s->pager, .txn = txn};
+    w->src = (struct extent_source){.s = s, .p = s->pager, .txn = txn};
     w->layout = s->pager->layout;
     return walk_init(w);
 }

@@ -16,7 +16,7 @@
  * checker: a snapshot (the log's images, then its LMDB transaction), or an
  * open store whose writers the caller keeps out (resident extents from
  * memory as of the last commit, the rest from LMDB in txn). */
-struct committed {
+struct extent_source {
     cairn_store *s;        /* catalog and decoder */
     struct pager *p;       /* an open store's pager, or NULL */
     struct snapshot *snap; /* or a snapshot */
@@ -24,7 +24,7 @@ struct committed {
 };
 /* Extent e into raw (zero if never written); CAIRN_CORRUPT if its LMDB
  * value fails to decode (raw is then zero). */
-int walk_committed_extent(const struct committed *src, uint64_t e, void *raw);
+int walk_committed_extent(const struct extent_source *src, uint64_t e, void *raw);
 
 #define WALK_CACHE 256 /* extents kept decoded: 16 MiB */
 
@@ -33,7 +33,7 @@ struct walk {
     struct pager *p;       /* open store: resident extents come from memory */
     struct snapshot *snap; /* or a snapshot */
     MDB_txn *txn;          /* LMDB read transaction */
-    struct committed src;
+    struct extent_source src;
     struct layout layout;
     uint64_t ds, np; /* first object page, high-water mark */
     struct superblock sb;

@@ -425,12 +425,12 @@ static uint64_t record_sum(unsigned char *rec, size_t len, uint64_t chain)
 }
 
 /* A page record of the transaction being read: where, and its chain. */
-struct pending {
+struct pending_page {
     uint64_t at, chain_before, sum;
 };
 
 /* Apply the page records of a transaction whose commit validated. */
-static int apply_pending(struct scan *sc, const struct pending *pend, size_t n, wal_apply_fn apply, void *ctx)
+static int apply_pending(struct scan *sc, const struct pending_page *pend, size_t n, wal_apply_fn apply, void *ctx)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char *rec;
@@ -465,7 +465,7 @@ int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn 
     struct scan sc = {.fd = w->fd, .size = (uint64_t)st.st_size}, again = sc;
     sc.buf = malloc(WAL_SCAN_WINDOW);
     again.buf = malloc(WAL_SCAN_WINDOW);
-    struct pending *pend = NULL;
+    struct pending_page *pend = NULL;
     size_t npend = 0, cap = 0;
     int rc = sc.buf && again.buf ? 0 : ENOMEM;
     uint64_t chain = w->chain, lsn = w->start_lsn, txn = 0;
@@ -500,14 +500,14 @@ int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn 
                 break;
             if (npend == cap) {
                 cap = cap ? cap * 2 : 256;
-                struct pending *np = realloc(pend, cap * sizeof *np);
+                struct pending_page *np = realloc(pend, cap * sizeof *np);
                 if (!np) {
                     rc = ENOMEM;
                     break;
                 }
                 pend = np;
             }
-            pend[npend++] = (struct pending){at, chain, sum};
+            pend[npend++] = (struct pending_page){at, chain, sum};
         } else {
             struct wal_commit commit;
             if (r.len != sizeof commit)
