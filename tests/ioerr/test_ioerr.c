@@ -1167,6 +1167,8 @@ static void run_commit(const void *arg, const struct plan *pl, struct report *re
     /* The phase: the commit, and at once a retry if it failed. */
     phase_begin(pl);
     int rc1 = cairn_txn_commit(t), rc2 = INT_MIN;
+    char first_msg[512];
+    snprintf(first_msg, sizeof first_msg, "%s", cairn_errmsg(s));
     if (rc1 != 0 && !sc->abort_close)
         rc2 = cairn_txn_commit(t);
     struct report rep = phase_end();
@@ -1203,6 +1205,9 @@ static void run_commit(const void *arg, const struct plan *pl, struct report *re
     if (rc1 == CAIRN_IOERR && !sc->abort_close) {
         CHECK(rc2 == CAIRN_IOERR, "sticky failure: the retried commit returned %d (%s), want CAIRN_IOERR", rc2,
               cairn_strerror(rc2));
+        /* The first cause stays the store's message (store_fail). */
+        CHECK(strcmp(cairn_errmsg(s), first_msg) == 0,
+              "sticky failure: the retried commit says \"%s\", the failure was \"%s\"", cairn_errmsg(s), first_msg);
     }
     if (rc1 == CAIRN_IOERR)
         CHECK(cairn_errmsg(s)[0] != 0, "CAIRN_IOERR without a cairn_errmsg");
