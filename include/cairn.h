@@ -108,7 +108,9 @@
  *   CAIRN_LMDB_READAHEAD=0             open LMDB with MDB_NORDAHEAD (for
  *                                      bench/readahead)
  *   CAIRN_RECOVER_BATCH=N              recovery writes a batch every N
- *                                      extent images (tests; default 4096)
+ *                                      extent images, and the command's
+ *                                      snapshot reader spills beyond N
+ *                                      (tests; default 4096)
  *   CAIRN_TEST_BACKUP_PAUSE_MS=N       the command's backup sleeps N ms
  *                                      between its LMDB copy and the log
  *                                      (tests: makes a checkpoint race it)

@@ -44,17 +44,23 @@ static int cmp_u64(const void *a, const void *b)
 /* Every extent the snapshot holds: stored in LMDB or made by the log. */
 static int list_extents(struct snapshot *sn, uint64_t **out, size_t *n)
 {
-    size_t cap = 1024, k = 0;
+    uint64_t *log;
+    size_t nlog;
+    int rc = snapshot_changed_extents(sn, &log, &nlog);
+    if (rc)
+        return rc;
+    size_t cap = nlog + 1024, k = 0;
     uint64_t *keys = malloc(cap * sizeof *keys);
     MDB_cursor *cur;
     MDB_val key, val;
-    int rc = keys ? mdb_cursor_open(sn->txn, sn->st.cat.extents, &cur) : ENOMEM;
+    rc = keys ? mdb_cursor_open(sn->txn, sn->st.cat.extents, &cur) : ENOMEM;
     if (rc) {
         free(keys);
+        free(log);
         return lmdb_to_cairn(rc);
     }
     for (rc = lmdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-        if (k + sn->log.cap + 1 >= cap) {
+        if (k + nlog + 1 >= cap) {
             uint64_t *p = realloc(keys, (cap *= 2) * sizeof *p);
             if (!p) {
                 rc = ENOMEM;
@@ -68,17 +74,12 @@ static int list_extents(struct snapshot *sn, uint64_t **out, size_t *n)
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND) {
         free(keys);
+        free(log);
         return lmdb_to_cairn(rc);
     }
-    uint64_t *p = realloc(keys, (k + sn->log.cap + 1) * sizeof *p);
-    if (!p) {
-        free(keys);
-        return ENOMEM;
-    }
-    keys = p;
-    for (size_t i = 0; i < sn->log.cap; i++)
-        if (sn->log.keys[i])
-            keys[k++] = sn->log.keys[i] - 1;
+    memcpy(keys + k, log, nlog * sizeof *log);
+    k += nlog;
+    free(log);
     qsort(keys, k, sizeof *keys, cmp_u64);
     size_t u = 0;
     for (size_t i = 0; i < k; i++)

@@ -19,9 +19,9 @@
  * a transaction only when its commit record validates, so reading the log
  * while the writer appends to it yields a committed prefix.
  *
- * The replayed extents (replay.c) are held in memory for the snapshot's
- * life, so memory grows with the extents the log touches: at most
- * checkpoint_bytes worth of log.
+ * The replayed extents (replay.c) stay for the snapshot's life: a batch of
+ * them in memory, the rest spilled to an unlinked temporary file, so
+ * memory stays bounded however large the log is.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,6 +42,119 @@ const unsigned char *snapshot_overlay(const struct snapshot *sn, uint64_t e)
     return replay_image(&sn->log, e);
 }
 
+/* ---- the spill: images beyond the batch, in a temporary file ---- */
+
+static size_t spill_slot(const struct snapshot *sn, uint64_t e)
+{
+    size_t h = (size_t)((e + 1) * 0x9E3779B97F4A7C15ull) & (sn->spill_cap - 1);
+    while (sn->spill_keys[h] && sn->spill_keys[h] != e + 1)
+        h = (h + 1) & (sn->spill_cap - 1);
+    return h;
+}
+
+/* Offset of extent e's image in the spill file, or -1. */
+static int64_t spilled(const struct snapshot *sn, uint64_t e)
+{
+    if (!sn->spill_cap)
+        return -1;
+    size_t h = spill_slot(sn, e);
+    return sn->spill_keys[h] ? (int64_t)sn->spill_off[h] : -1;
+}
+
+static int spill_grow(struct snapshot *sn)
+{
+    size_t cap = sn->spill_cap ? sn->spill_cap * 2 : 1024;
+    uint64_t *keys = calloc(cap, sizeof *keys), *off = calloc(cap, sizeof *off);
+    if (!keys || !off) {
+        free(keys);
+        free(off);
+        return ENOMEM;
+    }
+    uint64_t *old_keys = sn->spill_keys, *old_off = sn->spill_off;
+    size_t old_cap = sn->spill_cap;
+    sn->spill_keys = keys, sn->spill_off = off, sn->spill_cap = cap;
+    for (size_t i = 0; i < old_cap; i++) {
+        if (!old_keys[i])
+            continue;
+        size_t h = spill_slot(sn, old_keys[i] - 1);
+        sn->spill_keys[h] = old_keys[i];
+        sn->spill_off[h] = old_off[i];
+    }
+    free(old_keys);
+    free(old_off);
+    return 0;
+}
+
+static int spill_io(int fd, void *buf, uint64_t off, int write)
+{
+    for (size_t done = 0; done < BYTES_PER_EXTENT;) {
+        ssize_t n = write ? pwrite(fd, (char *)buf + done, BYTES_PER_EXTENT - done, (off_t)(off + done))
+                          : pread(fd, (char *)buf + done, BYTES_PER_EXTENT - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? errno : EIO;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* replay's flush: move every image held to the spill file.  An extent
+ * spilled before keeps its place (its image was read back from there). */
+static int spill(void *arg, uint64_t lsn)
+{
+    (void)lsn;
+    struct snapshot *sn = arg;
+    if (sn->spill_fd < 0) {
+        const char *dir = getenv("TMPDIR");
+        sn->spill_fd = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (sn->spill_fd < 0) {
+            int rc = errno;
+            store_set_error(&sn->st, "%s: a temporary file for the log's extent images: %s", sn->st.path, strerror(rc));
+            return rc;
+        }
+    }
+    struct replay *r = &sn->log;
+    for (size_t i = 0; i < r->cap; i++) {
+        if (!r->keys[i])
+            continue;
+        uint64_t e = r->keys[i] - 1;
+        int64_t at = spilled(sn, e);
+        if (at < 0) {
+            if ((sn->spill_used + 1) * 2 > sn->spill_cap && spill_grow(sn) != 0)
+                return ENOMEM;
+            size_t h = spill_slot(sn, e);
+            sn->spill_keys[h] = e + 1;
+            sn->spill_off[h] = sn->spill_end;
+            sn->spill_used++;
+            at = (int64_t)sn->spill_end;
+            sn->spill_end += BYTES_PER_EXTENT;
+        }
+        int rc = spill_io(sn->spill_fd, r->imgs[i], (uint64_t)at, 1);
+        if (rc) {
+            store_set_error(&sn->st, "%s: writing the log's extent images to a temporary file: %s", sn->st.path,
+                            strerror(rc));
+            return rc;
+        }
+    }
+    replay_drop(r);
+    return 0;
+}
+
+static int lmdb_or_spilled(struct snapshot *sn, uint64_t e, void *raw)
+{
+    int64_t at = spilled(sn, e);
+    if (at >= 0)
+        return spill_io(sn->spill_fd, raw, (uint64_t)at, 0);
+    return replay_lmdb_image(&sn->st.cat, sn->txn, sn->st.dctx, e, raw);
+}
+
+/* replay's base: an extent spilled already continues from its image. */
+static int base_image(void *arg, uint64_t e, void *raw)
+{
+    return lmdb_or_spilled(arg, e, raw);
+}
+
 int snapshot_read_extent(struct snapshot *sn, uint64_t e, void *raw)
 {
     const unsigned char *img = snapshot_overlay(sn, e);
@@ -49,7 +162,38 @@ int snapshot_read_extent(struct snapshot *sn, uint64_t e, void *raw)
         memcpy(raw, img, BYTES_PER_EXTENT);
         return 0;
     }
-    return replay_lmdb_image(&sn->st.cat, sn->txn, sn->st.dctx, e, raw);
+    return lmdb_or_spilled(sn, e, raw);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int snapshot_changed_extents(const struct snapshot *sn, uint64_t **out, size_t *n)
+{
+    uint64_t *ext;
+    size_t k;
+    int rc = replay_extents(&sn->log, &ext, &k);
+    if (rc)
+        return rc;
+    uint64_t *all = realloc(ext, (k + sn->spill_used + 1) * sizeof *all);
+    if (!all) {
+        free(ext);
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < sn->spill_cap; i++)
+        if (sn->spill_keys[i])
+            all[k++] = sn->spill_keys[i] - 1;
+    qsort(all, k, sizeof *all, cmp_u64);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || all[u - 1] != all[i])
+            all[u++] = all[i];
+    *out = all;
+    *n = u;
+    return 0;
 }
 
 /* One attempt: LMDB snapshot, catalog, then the log.  1 = retry. */
@@ -81,8 +225,17 @@ static int read_once(struct snapshot *sn)
         return 1; /* a checkpoint ran after our LMDB snapshot, or the files do not belong together */
     struct stat st;
     sn->log_bytes = fstat(s->wal.fd, &st) == 0 ? (uint64_t)st.st_size : 0;
-    /* The images stay for the snapshot's life: no flush. */
-    sn->log = (struct replay){.cat = &s->cat, .txn = sn->txn, .dctx = s->dctx};
+    /* A batch of images in memory, the rest spilled (they stay for the
+     * snapshot's life). */
+    struct knobs knobs;
+    knobs_read(&knobs);
+    sn->log = (struct replay){.cat = &s->cat,
+                              .txn = sn->txn,
+                              .dctx = s->dctx,
+                              .batch = knobs.recover_batch,
+                              .base = base_image,
+                              .flush = spill,
+                              .arg = sn};
     rc = replay_log(&sn->log, &s->wal, s->cat.ckpt_lsn);
     uint64_t last = sn->log.last_lsn;
     sn->log_txns = sn->log.txns;
@@ -112,6 +265,14 @@ static void reset_attempt(struct snapshot *sn)
     wal_close(&sn->st.wal);
     types_free(&sn->st);
     replay_free(&sn->log);
+    if (sn->spill_fd >= 0)
+        close(sn->spill_fd);
+    sn->spill_fd = -1;
+    free(sn->spill_keys);
+    free(sn->spill_off);
+    sn->spill_keys = sn->spill_off = NULL;
+    sn->spill_cap = sn->spill_used = 0;
+    sn->spill_end = 0;
     sn->log_txns = 0;
 }
 
@@ -122,6 +283,7 @@ int snapshot_open(const char *path, struct snapshot **out, char *err, size_t err
         snprintf(err, errlen, "out of memory");
         return ENOMEM;
     }
+    sn->spill_fd = -1;
     cairn_store *s = &sn->st;
     s->dirfd = s->lockfd = -1;
     s->wal.fd = -1;
@@ -223,6 +385,9 @@ void snapshot_info(const struct snapshot *sn, struct snapshot_info *out)
     out->log_bytes = sn->log_bytes;
     out->log_generation = s->wal.generation;
     out->log_start_lsn = s->wal.start_lsn;
-    out->extents_changed_by_log = sn->log.used;
+    out->extents_changed_by_log = sn->spill_used;
+    for (size_t i = 0; i < sn->log.cap; i++) /* in memory and not spilled too */
+        if (sn->log.keys[i] && spilled(sn, sn->log.keys[i] - 1) < 0)
+            out->extents_changed_by_log++;
     out->retries = sn->retries;
 }

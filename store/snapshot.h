@@ -25,9 +25,18 @@ struct snapshot {
     uint64_t log_txns;  /* committed transactions replayed from the log */
     uint64_t log_bytes; /* size of the log when it was read */
     int retries;        /* times a checkpoint raced the open */
-    /* Extents changed by the log, unswizzled. */
+    /* Extents changed by the log, unswizzled: at most a batch of them in
+     * memory (log), the rest spilled to an unlinked temporary file, one
+     * 64 KiB image each, found by extent (open addressing on e + 1). */
     struct replay log;
+    int spill_fd;
+    uint64_t *spill_keys, *spill_off;
+    size_t spill_cap, spill_used;
+    uint64_t spill_end;
 };
+
+/* Every extent the log changed, sorted, into *out (malloc'd). */
+int snapshot_changed_extents(const struct snapshot *snap, uint64_t **out, size_t *n);
 
 /* The committed, unswizzled bytes of extent e (BYTES_PER_EXTENT) into raw.
  * CAIRN_CORRUPT if its LMDB value fails to decode (raw is then zero). */
