@@ -3,37 +3,24 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "storeutil.h"
 
-#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pager/layout.h"
 
-struct link {
-    struct link *next;
-    uint64_t val;
-};
-
-static cairn_type link_type(cairn_store *s)
-{
-    cairn_type t;
-    size_t ptrs[] = {0};
-    assert_cairn_ok(cairn_type_register(s, "link", sizeof(struct link), ptrs, 1, &t));
-    return t;
-}
-
 /* A store with small and large objects, typed and raw, some freed. */
 static void populate(cairn_store *s)
 {
-    cairn_type lt = link_type(s);
+    cairn_type lt = tu_link_type(s);
     cairn_txn *t;
-    struct link *prev = NULL, *arr;
+    struct tu_link *prev = NULL, *arr;
     void *junk[40];
     assert_cairn_ok(cairn_txn_begin(s, &t));
     for (int i = 0; i < 2000; i++) {
-        struct link *l;
+        struct tu_link *l;
         assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&l));
         l->next = prev;
         l->val = (uint64_t)i;
@@ -54,8 +41,7 @@ static void populate(cairn_store *s)
 
 static void clean_store_checks_clean(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -78,21 +64,19 @@ static void clean_store_checks_clean(void **state)
     assert_int_equal(r.objects, 2000 + 1 + 40 - 14);
     assert_true(r.extents_checked > 0);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 static void dangling_pointer_is_reported(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
     cairn_txn *t;
     cairn_check_report r;
     assert_cairn_ok(cairn_open(dir, &o, &s));
-    cairn_type lt = link_type(s);
-    struct link *a, *b;
+    cairn_type lt = tu_link_type(s);
+    struct tu_link *a, *b;
     assert_cairn_ok(cairn_txn_begin(s, &t));
     assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&a));
     assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&b));
@@ -105,15 +89,13 @@ static void dangling_pointer_is_reported(void **state)
     assert_int_equal(r.problems, 1);
     assert_non_null(strstr(r.first_problem, "not a live object"));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* Damage allocator metadata through the client view (any store byte can be
  * written inside a transaction) and expect the checker to see it. */
 static void damaged_descriptor_is_reported(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -124,7 +106,7 @@ static void damaged_descriptor_is_reported(void **state)
     char *base;
     size_t len;
     assert_cairn_ok(cairn_range(s, (void **)&base, &len));
-    struct link *list;
+    struct tu_link *list;
     assert_cairn_ok(cairn_root_get(s, "list", (void **)&list));
     uint64_t n = (uint64_t)((char *)list - base) / PAGE_BYTES;
     struct page_desc *d = (struct page_desc *)(base + layout_desc_page(n) * PAGE_BYTES + layout_desc_offset(n));
@@ -155,40 +137,11 @@ static void damaged_descriptor_is_reported(void **state)
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_check(s, &r));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
-}
-
-/* Flip one payload byte of the first (first=1) or last stored extent. */
-static void flip_extent(const char *dir, int first)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 4);
-    mdb_env_set_mapsize(env, (size_t)4 << 30);
-    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &dbi), 0);
-    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
-    assert_int_equal(mdb_cursor_get(cur, &k, &v, first ? MDB_FIRST : MDB_LAST), 0);
-    unsigned char *copy = malloc(v.mv_size);
-    memcpy(copy, v.mv_data, v.mv_size);
-    copy[v.mv_size / 2] ^= 0x40;
-    MDB_val nv = {v.mv_size, copy};
-    assert_int_equal(mdb_put(txn, dbi, &k, &nv, 0), 0);
-    mdb_cursor_close(cur);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-    free(copy);
 }
 
 static void corrupt_extent_is_reported(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -196,22 +149,20 @@ static void corrupt_extent_is_reported(void **state)
     assert_cairn_ok(cairn_open(dir, &o, &s));
     populate(s);
     assert_cairn_ok(cairn_close(s));
-    flip_extent(dir, 0);
+    tu_flip_extent_byte(dir, TU_LAST_EXTENT);
 
     assert_cairn_ok(cairn_open(dir, &o, &s));
     assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
     assert_int_equal(r.corrupt_extents, 1);
     assert_non_null(strstr(r.first_problem, "fails to decode"));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* cairn_stats_get loads the superblock's extent for pages_allocated; when
  * that extent is damaged it returns the load's error, and does not crash. */
 static void stats_on_a_corrupt_superblock(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -219,20 +170,19 @@ static void stats_on_a_corrupt_superblock(void **state)
     assert_cairn_ok(cairn_open(dir, &o, &s));
     populate(s);
     assert_cairn_ok(cairn_close(s));
-    flip_extent(dir, 1); /* extent 0: superblock and the first roots */
+    tu_flip_extent_byte(dir, TU_FIRST_EXTENT); /* extent 0: superblock and the first roots */
 
     assert_cairn_ok(cairn_open(dir, &o, &s)); /* open reads no page */
     assert_cairn_rc(cairn_stats_get(s, &st), CAIRN_CORRUPT);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(clean_store_checks_clean),       cmocka_unit_test(dangling_pointer_is_reported),
-        cmocka_unit_test(damaged_descriptor_is_reported), cmocka_unit_test(corrupt_extent_is_reported),
-        cmocka_unit_test(stats_on_a_corrupt_superblock),
+        tu_dir_test(clean_store_checks_clean),       tu_dir_test(dangling_pointer_is_reported),
+        tu_dir_test(damaged_descriptor_is_reported), tu_dir_test(corrupt_extent_is_reported),
+        tu_dir_test(stats_on_a_corrupt_superblock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

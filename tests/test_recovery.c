@@ -26,6 +26,8 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "files.h"
+#include "splitmix.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -588,96 +590,6 @@ static void compare_stores(cairn_store *a, cairn_store *b, int64_t n)
     }
 }
 
-/* ---- files ---- */
-
-static char *path_join(const char *dir, const char *name)
-{
-    char *p;
-    if (asprintf(&p, "%s/%s", dir, name) < 0)
-        abort();
-    return p;
-}
-
-static unsigned char *slurp(const char *dir, const char *name, size_t *len)
-{
-    char *p = path_join(dir, name);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        fail_msg("open %s: %s", p, strerror(errno));
-    free(p);
-    struct stat st;
-    assert_int_equal(fstat(fd, &st), 0);
-    unsigned char *buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        assert_true(n > 0);
-        got += (size_t)n;
-    }
-    close(fd);
-    *len = got;
-    return buf;
-}
-
-static void spit(const char *dir, const char *name, const void *buf, size_t len)
-{
-    char *p = path_join(dir, name);
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        fail_msg("create %s: %s", p, strerror(errno));
-    free(p);
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, (const char *)buf + done, len - done);
-        assert_true(n > 0);
-        done += (size_t)n;
-    }
-    close(fd);
-}
-
-static off_t size_of(const char *dir, const char *name)
-{
-    char *p = path_join(dir, name);
-    struct stat st;
-    int rc = stat(p, &st);
-    free(p);
-    return rc == 0 ? st.st_size : -1;
-}
-
-/* Copy a store directory as a crash left it (the lock files are
- * recreated by the next opener). */
-static char *copy_store(const char *src)
-{
-    char *dst = tu_tempdir();
-    DIR *d = opendir(src);
-    assert_non_null(d);
-    struct dirent *e;
-    int files = 0;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !strcmp(e->d_name, "lock") || !strcmp(e->d_name, "lock.mdb"))
-            continue;
-        size_t len;
-        unsigned char *buf = slurp(src, e->d_name, &len);
-        spit(dst, e->d_name, buf, len);
-        free(buf);
-        files++;
-    }
-    closedir(d);
-    assert_true(files >= 2); /* data.mdb and wal at least */
-    return dst;
-}
-
-static void same_file(const char *dir1, const char *name1, const char *dir2, const char *name2)
-{
-    size_t l1, l2;
-    unsigned char *a = slurp(dir1, name1, &l1), *b = slurp(dir2, name2, &l2);
-    if (l1 != l2 || memcmp(a, b, l1) != 0)
-        fail_msg("%s/%s and %s/%s differ", dir1, name1, dir2, name2);
-    free(a);
-    free(b);
-}
-
 /* ---- randomness ---- */
 
 static uint64_t rng;
@@ -700,19 +612,14 @@ static void seed_rng(const char *test)
 
 static uint64_t rnd(uint64_t bound)
 {
-    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return bound ? z % bound : z;
+    return tu_splitmix_below(&rng, bound);
 }
 
 /* ---- tests ---- */
 
 /* Rounds of kill-at-a-random-moment on one store that lives on. */
-static void kill_rounds(int sync, int rounds)
+static void kill_rounds(const char *dir, int sync, int rounds)
 {
-    char *dir = tu_tempdir();
     int64_t prev = -1;
     int beyond_ack = 0, with_acks = 0;
     uint64_t bg_checkpoints = 0;
@@ -772,48 +679,43 @@ static void kill_rounds(int sync, int rounds)
         run_free(&run);
     }
     assert_true(bg_checkpoints > 0);
-    tu_rmdir(dir);
 }
 
 static void kill_rounds_sync_full(void **state)
 {
-    (void)state;
     seed_rng("kill_rounds_sync_full");
-    kill_rounds(CAIRN_SYNC_FULL, 30);
+    kill_rounds(*state, CAIRN_SYNC_FULL, 30);
 }
 
 static void kill_rounds_sync_off(void **state)
 {
-    (void)state;
     seed_rng("kill_rounds_sync_off");
-    kill_rounds(CAIRN_SYNC_OFF, 15);
+    kill_rounds(*state, CAIRN_SYNC_OFF, 15);
 }
 
-/* A store killed with many commits still in its log. */
-static char *killed_store(int64_t min_txns, int64_t *last_ack, struct run *out)
+/* A store in dir, killed with many commits still in its log. */
+static void killed_store(const char *dir, int64_t min_txns, int64_t *last_ack, struct run *out)
 {
-    char *dir = tu_tempdir();
     struct child_cfg c = {.sync = CAIRN_SYNC_FULL};
     struct run run;
     int64_t target = min_txns + (int64_t)rnd((uint64_t)min_txns);
     run_child(dir, &c, STOP_ACK, target, (int64_t)rnd(3000), &run);
     assert_true(run.last_ack >= target);
     *last_ack = run.last_ack;
-    assert_true(size_of(dir, "wal") > 64 * 20); /* the commits are in the log only */
+    assert_true(tu_file_size(dir, "wal") > 64 * 20); /* the commits are in the log only */
     if (out)
         *out = run;
     else
         run_free(&run);
-    return dir;
 }
 
 static void recover_twice_same_as_once(void **state)
 {
-    (void)state;
+    const char *orig = *state;
     seed_rng("recover_twice_same_as_once");
     int64_t ack;
-    char *orig = killed_store(60, &ack, NULL);
-    char *a = copy_store(orig), *b = copy_store(orig), *c = copy_store(orig);
+    killed_store(orig, 60, &ack, NULL);
+    char *a = tu_copy_store(orig), *b = tu_copy_store(orig), *c = tu_copy_store(orig);
     cairn_store *sa, *sb, *sc;
 
     /* B: recovered once. */
@@ -836,8 +738,8 @@ static void recover_twice_same_as_once(void **state)
     open_store(c, &sc);
     close_store(sc);
     size_t wlen;
-    unsigned char *wal = slurp(orig, "wal", &wlen);
-    spit(c, "wal", wal, wlen);
+    unsigned char *wal = tu_file_read(orig, "wal", &wlen);
+    tu_file_write(c, "wal", wal, wlen);
     free(wal);
     open_store(c, &sc);
     compare_stores(sc, sb, n);
@@ -848,7 +750,7 @@ static void recover_twice_same_as_once(void **state)
     int64_t open_us = 0;
     int killed_early = 0;
     for (int i = 0; i < 10; i++) {
-        char *d = copy_store(orig);
+        char *d = tu_copy_store(orig);
         struct child_cfg cc = {.open_only = 1};
         struct run run;
         if (i == 0)
@@ -871,7 +773,6 @@ static void recover_twice_same_as_once(void **state)
     }
     print_message("recovery takes %lld us; %d of 9 kills landed before it finished\n", (long long)open_us,
                   killed_early);
-    tu_rmdir(orig);
     tu_rmdir(a);
     tu_rmdir(b);
     tu_rmdir(c);
@@ -882,11 +783,11 @@ static void recover_twice_same_as_once(void **state)
  * batch does, also when it is killed between batches and run again. */
 static void recover_in_batches(void **state)
 {
-    (void)state;
+    const char *orig = *state;
     seed_rng("recover_in_batches");
     int64_t ack;
-    char *orig = killed_store(60, &ack, NULL);
-    char *a = copy_store(orig), *b = copy_store(orig);
+    killed_store(orig, 60, &ack, NULL);
+    char *a = tu_copy_store(orig), *b = tu_copy_store(orig);
     cairn_store *sa, *sb;
     open_store(a, &sa); /* one batch */
     int64_t n = verify_store(sa, ack, ack + 1);
@@ -898,7 +799,7 @@ static void recover_in_batches(void **state)
     int64_t open_us = 0;
     int killed_early = 0;
     for (int i = 0; i < 8; i++) {
-        char *d = copy_store(orig);
+        char *d = tu_copy_store(orig);
         struct child_cfg cc = {.open_only = 1};
         struct run run;
         if (i == 0)
@@ -924,21 +825,20 @@ static void recover_in_batches(void **state)
     print_message("batched recovery takes %lld us; %d of 7 kills landed before it finished\n", (long long)open_us,
                   killed_early);
     close_store(sa);
-    tu_rmdir(orig);
     tu_rmdir(a);
     tu_rmdir(b);
 }
 
 static void missing_log_refused(void **state)
 {
-    (void)state;
+    const char *dir = *state;
     seed_rng("missing_log_refused");
     int64_t ack;
-    char *dir = killed_store(20, &ack, NULL);
+    killed_store(dir, 20, &ack, NULL);
     size_t wlen, dlen;
-    unsigned char *wal = slurp(dir, "wal", &wlen);
-    unsigned char *data = slurp(dir, "data.mdb", &dlen);
-    char *p = path_join(dir, "wal");
+    unsigned char *wal = tu_file_read(dir, "wal", &wlen);
+    unsigned char *data = tu_file_read(dir, "data.mdb", &dlen);
+    char *p = tu_path(dir, "wal");
     assert_int_equal(unlink(p), 0);
     free(p);
 
@@ -949,38 +849,38 @@ static void missing_log_refused(void **state)
     assert_null(s);
     /* No new empty log was made (that would lose the commits for good),
      * and LMDB is untouched. */
-    assert_int_equal(size_of(dir, "wal"), -1);
+    assert_int_equal(tu_file_size(dir, "wal"), -1);
     size_t dlen2;
-    unsigned char *data2 = slurp(dir, "data.mdb", &dlen2);
+    unsigned char *data2 = tu_file_read(dir, "data.mdb", &dlen2);
     assert_int_equal(dlen, dlen2);
     assert_memory_equal(data, data2, dlen);
     free(data2);
     /* Read-only as well. */
     o.flags = CAIRN_RDONLY;
     assert_cairn_rc(cairn_open(dir, &o, &s), CAIRN_CORRUPT);
-    assert_int_equal(size_of(dir, "wal"), -1);
+    assert_int_equal(tu_file_size(dir, "wal"), -1);
 
     /* The log put back: every acknowledged commit is there. */
-    spit(dir, "wal", wal, wlen);
+    tu_file_write(dir, "wal", wal, wlen);
     open_store(dir, &s);
     verify_store(s, ack, ack + 1);
     close_store(s);
     free(wal);
     free(data);
-    tu_rmdir(dir);
 }
 
 static void foreign_log_refused(void **state)
 {
-    (void)state;
+    const char *x = *state;
+    char *y = tu_tempdir();
     seed_rng("foreign_log_refused");
     int64_t ack_x, ack_y;
-    char *x = killed_store(20, &ack_x, NULL);
-    char *y = killed_store(10, &ack_y, NULL);
-    char *keep = copy_store(x); /* X's own files, for comparison */
+    killed_store(x, 20, &ack_x, NULL);
+    killed_store(y, 10, &ack_y, NULL);
+    char *keep = tu_copy_store(x); /* X's own files, for comparison */
     size_t ylen;
-    unsigned char *ywal = slurp(y, "wal", &ylen);
-    spit(x, "wal", ywal, ylen);
+    unsigned char *ywal = tu_file_read(y, "wal", &ylen);
+    tu_file_write(x, "wal", ywal, ylen);
 
     cairn_options o;
     tu_options(&o);
@@ -988,17 +888,17 @@ static void foreign_log_refused(void **state)
     assert_cairn_rc(cairn_open(x, &o, &s), CAIRN_CORRUPT);
     assert_null(s);
     /* Nothing was replayed, reset or written. */
-    same_file(x, "wal", y, "wal");
-    same_file(x, "data.mdb", keep, "data.mdb");
+    tu_same_file(x, "wal", y, "wal");
+    tu_same_file(x, "data.mdb", keep, "data.mdb");
     o.flags = CAIRN_RDONLY;
     assert_cairn_rc(cairn_open(x, &o, &s), CAIRN_CORRUPT);
-    same_file(x, "wal", y, "wal");
-    same_file(x, "data.mdb", keep, "data.mdb");
+    tu_same_file(x, "wal", y, "wal");
+    tu_same_file(x, "data.mdb", keep, "data.mdb");
 
     /* The right log back: X opens with all its data; Y is unharmed. */
     size_t xlen;
-    unsigned char *xwal = slurp(keep, "wal", &xlen);
-    spit(x, "wal", xwal, xlen);
+    unsigned char *xwal = tu_file_read(keep, "wal", &xlen);
+    tu_file_write(x, "wal", xwal, xlen);
     open_store(x, &s);
     verify_store(s, ack_x, ack_x + 1);
     close_store(s);
@@ -1007,17 +907,15 @@ static void foreign_log_refused(void **state)
     close_store(s);
     free(xwal);
     free(ywal);
-    tu_rmdir(x);
     tu_rmdir(y);
     tu_rmdir(keep);
 }
 
 static void torn_tail(void **state)
 {
-    (void)state;
+    const char *orig = *state;
     seed_rng("torn_tail");
     enum { K = 30 };
-    char *orig = tu_tempdir();
     struct child_cfg c = {.sync = CAIRN_SYNC_FULL, .max_txns = K};
     struct run run;
     run_child(orig, &c, STOP_DONE, 0, 0, &run);
@@ -1025,7 +923,7 @@ static void torn_tail(void **state)
     assert_true(run.done);
     /* No checkpoint ran: the log holds transactions 0..K, and ends with K. */
     uint64_t end = run.wal_after[K], start = run.wal_after[K - 1];
-    assert_int_equal(size_of(orig, "wal"), (off_t)end);
+    assert_int_equal(tu_file_size(orig, "wal"), (off_t)end);
     assert_true(start < end && end - start > 100);
 
     struct {
@@ -1047,8 +945,8 @@ static void torn_tail(void **state)
     cuts[nc].cut = end, cuts[nc++].want = K;
 
     for (size_t i = 0; i < nc; i++) {
-        char *d = copy_store(orig);
-        char *w = path_join(d, "wal");
+        char *d = tu_copy_store(orig);
+        char *w = tu_path(d, "wal");
         assert_int_equal(truncate(w, (off_t)cuts[i].cut), 0);
         free(w);
         cairn_store *s;
@@ -1070,27 +968,25 @@ static void torn_tail(void **state)
         tu_rmdir(d);
     }
     run_free(&run);
-    tu_rmdir(orig);
 }
 
 /* A torn tail after commits made with CAIRN_SYNC_OFF: the same prefix rule. */
 static void torn_tail_sync_off(void **state)
 {
-    (void)state;
+    const char *orig = *state;
     seed_rng("torn_tail_sync_off");
     enum { K = 20 };
-    char *orig = tu_tempdir();
     struct child_cfg c = {.sync = CAIRN_SYNC_OFF, .max_txns = K};
     struct run run;
     run_child(orig, &c, STOP_DONE, 0, 0, &run);
     assert_int_equal(run.last_ack, K);
     uint64_t end = run.wal_after[K];
-    assert_int_equal(size_of(orig, "wal"), (off_t)end);
+    assert_int_equal(tu_file_size(orig, "wal"), (off_t)end);
     for (int i = 0; i < 6; i++) {
         uint64_t start = run.wal_after[K - 1];
         uint64_t cut = start + rnd(end - start);
-        char *d = copy_store(orig);
-        char *w = path_join(d, "wal");
+        char *d = tu_copy_store(orig);
+        char *w = tu_path(d, "wal");
         assert_int_equal(truncate(w, (off_t)cut), 0);
         free(w);
         cairn_store *s;
@@ -1100,7 +996,6 @@ static void torn_tail_sync_off(void **state)
         tu_rmdir(d);
     }
     run_free(&run);
-    tu_rmdir(orig);
 }
 
 int main(int argc, char **argv)
@@ -1108,14 +1003,14 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "child") == 0)
         return child_main(argc, argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(kill_rounds_sync_full),
-        cmocka_unit_test(kill_rounds_sync_off),
-        cmocka_unit_test(recover_twice_same_as_once),
-        cmocka_unit_test(recover_in_batches),
-        cmocka_unit_test(missing_log_refused),
-        cmocka_unit_test(foreign_log_refused),
-        cmocka_unit_test(torn_tail),
-        cmocka_unit_test(torn_tail_sync_off),
+        tu_dir_test(kill_rounds_sync_full),
+        tu_dir_test(kill_rounds_sync_off),
+        tu_dir_test(recover_twice_same_as_once),
+        tu_dir_test(recover_in_batches),
+        tu_dir_test(missing_log_refused),
+        tu_dir_test(foreign_log_refused),
+        tu_dir_test(torn_tail),
+        tu_dir_test(torn_tail_sync_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

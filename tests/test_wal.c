@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "splitmix.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,10 +47,7 @@ static uint64_t rng_state = 0x243F6A8885A308D3ull;
 
 static uint64_t rnd(void)
 {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return tu_splitmix64(&rng_state);
 }
 
 /* Every word random and nonzero. */
@@ -73,24 +71,25 @@ static void word_set(unsigned char *p, size_t i, uint64_t v)
     memcpy(p + i * 8, &v, 8);
 }
 
-/* ---- a temporary directory ---- */
+/* ---- the log's directory ---- */
 
+/* The fixture's directory (path), or one of the test's own (path NULL). */
 struct tdir {
-    char *path;
+    char *made;
     int fd;
 };
 
-static void tdir_open(struct tdir *d)
+static void tdir_open(struct tdir *d, const char *path)
 {
-    d->path = tu_tempdir();
-    d->fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    d->made = path ? NULL : tu_tempdir();
+    d->fd = open(path ? path : d->made, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     assert_true(d->fd >= 0);
 }
 
 static void tdir_close(struct tdir *d)
 {
     close(d->fd);
-    tu_rmdir(d->path);
+    tu_rmdir(d->made);
 }
 
 static unsigned char *file_read(int dirfd, const char *name, size_t *len)
@@ -148,10 +147,10 @@ struct mtxn {
     struct pchg pg[MAX_PAGES];
     size_t n;
     /* Filled by write_txn. */
-    size_t nrec;          /* page records written (changed pages) */
-    uint64_t first_lsn;   /* LSN of its first record */
-    uint64_t commit_lsn;  /* LSN of its commit record */
-    uint64_t start, end;  /* file offsets */
+    size_t nrec;         /* page records written (changed pages) */
+    uint64_t first_lsn;  /* LSN of its first record */
+    uint64_t commit_lsn; /* LSN of its commit record */
+    uint64_t start, end; /* file offsets */
 };
 
 static struct mtxn *mtxn_new(uint64_t id)
@@ -352,9 +351,8 @@ static struct wal new_log(int dirfd, const uint8_t *id)
 
 static void diffs_roundtrip(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     struct pchg *c;
 
@@ -439,13 +437,13 @@ static void diffs_roundtrip(void **state)
         uint64_t page;
         size_t len;
     } sizes[] = {
-        {5, 16 + 4 + 8},          /* one word */
-        {77, 16 + 256 * 12},      /* alternate words */
-        {1000, 16 + 4 + 4096},    /* whole page */
-        {6, 16 + 2 * 12},         /* first and last word */
-        {3, 16 + 4},              /* whole page zeroed: one zero range */
+        {5, 16 + 4 + 8},       /* one word */
+        {77, 16 + 256 * 12},   /* alternate words */
+        {1000, 16 + 4 + 4096}, /* whole page */
+        {6, 16 + 2 * 12},      /* first and last word */
+        {3, 16 + 4},           /* whole page zeroed: one zero range */
         {123456, 16 + 4 + 12 + 4 + 12},
-        {9, 16 + 4 + 80},         /* a changed run with zeros inside is not a zero range */
+        {9, 16 + 4 + 80}, /* a changed run with zeros inside is not a zero range */
         {10, 16 + 4 + 4096},
         {11, 16 + 4 + 32},
     };
@@ -524,9 +522,8 @@ static void diffs_roundtrip(void **state)
 
 static void random_diffs_roundtrip(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     enum { N = 60 };
     struct mtxn *t[N];
@@ -543,9 +540,8 @@ static void random_diffs_roundtrip(void **state)
 
 static void uncommitted_not_applied(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     struct mtxn *a = mtxn_random(1, 3), *b = mtxn_random(2, 4), *c = mtxn_random(3, 1);
     write_txn(&w, a, 1);
@@ -593,9 +589,8 @@ static size_t forge(unsigned char *buf, uint32_t kind, uint64_t lsn, uint64_t tx
  * transaction properly: nothing of the transaction is applied. */
 static void commit_rule_enforced(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     struct mtxn *a = mtxn_random(1, 2);
     write_txn(&w, a, 1);
@@ -620,8 +615,18 @@ static void commit_rule_enforced(void **state)
     memcpy(pp + 18, &lf, 2);
     memcpy(pp + 20, &val, 8);
 
-    enum { OK_CASE, BAD_COUNT_HIGH, BAD_COUNT_LOW, BAD_COMMIT_TXN, BAD_PAGE_TXN, BAD_COMMIT_LEN, BAD_KIND,
-           BAD_LSN_GAP, BAD_PAGE_SHORT, NCASES };
+    enum {
+        OK_CASE,
+        BAD_COUNT_HIGH,
+        BAD_COUNT_LOW,
+        BAD_COMMIT_TXN,
+        BAD_PAGE_TXN,
+        BAD_COMMIT_LEN,
+        BAD_KIND,
+        BAD_LSN_GAP,
+        BAD_PAGE_SHORT,
+        NCASES
+    };
     for (int k = 0; k < NCASES; k++) {
         unsigned char *f = malloc(base_len + 4096);
         memcpy(f, base, base_len);
@@ -651,8 +656,8 @@ static void commit_rule_enforced(void **state)
         if (k == BAD_COUNT_LOW)
             count = 1;
         memcpy(cp, &count, 8);
-        len += forge(f + len, KIND_COMMIT, lsn++, k == BAD_COMMIT_TXN ? 3 : txn, cp, k == BAD_COMMIT_LEN ? 16 : 8,
-                     &chain);
+        len +=
+            forge(f + len, KIND_COMMIT, lsn++, k == BAD_COMMIT_TXN ? 3 : txn, cp, k == BAD_COMMIT_LEN ? 16 : 8, &chain);
         file_write(d.fd, "wal", f, len);
         free(f);
 
@@ -687,9 +692,8 @@ static void commit_rule_enforced(void **state)
 
 static void replay_after_skips(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     struct mtxn *t[4];
     for (int i = 0; i < 4; i++) {
@@ -743,9 +747,8 @@ static unsigned char *three_txns(int dirfd, struct mtxn **a, struct mtxn **b, st
 
 static void torn_tail(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct mtxn *a, *b, *c;
     size_t len;
     unsigned char *f = three_txns(d.fd, &a, &b, &c, &len);
@@ -801,9 +804,8 @@ static void torn_tail(void **state)
 
 static void flipped_bytes(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct mtxn *a, *b, *c;
     size_t len;
     unsigned char *f = three_txns(d.fd, &a, &b, &c, &len);
@@ -873,10 +875,9 @@ static void flipped_bytes(void **state)
 
 static void other_store_refused(void **state)
 {
-    (void)state;
     struct tdir d, e;
-    tdir_open(&d);
-    tdir_open(&e);
+    tdir_open(&d, *state);
+    tdir_open(&e, NULL);
     struct wal w = new_log(d.fd, ID_A);
     struct mtxn *a = mtxn_random(1, 2);
     write_txn(&w, a, 1);
@@ -923,9 +924,8 @@ static void other_store_refused(void **state)
 
 static void reset_invalidates_old_records(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     assert_int_equal(w.generation, 1);
     uint64_t salt1 = w.salt;
@@ -1062,14 +1062,14 @@ static void apply_ranges_rejects_malformed(void **state)
     assert_cairn_ok(apply_guarded(buf, p, p->len));
 
     int n = 0;
-#define BAD(desc, stmts, cut)                                                                                    \
-    do {                                                                                                          \
-        stmts;                                                                                                    \
-        size_t l_ = (cut) ? (size_t)(cut) : p->len;                                                               \
-        int rc_ = apply_guarded(buf, p, l_);                                                                      \
-        if (rc_ != CAIRN_CORRUPT)                                                                                 \
-            fail_msg("%s: wal_apply_ranges gave %d, want CAIRN_CORRUPT", desc, rc_);                             \
-        n++;                                                                                                      \
+#define BAD(desc, stmts, cut)                                                                                          \
+    do {                                                                                                               \
+        stmts;                                                                                                         \
+        size_t l_ = (cut) ? (size_t)(cut) : p->len;                                                                    \
+        int rc_ = apply_guarded(buf, p, l_);                                                                           \
+        if (rc_ != CAIRN_CORRUPT)                                                                                      \
+            fail_msg("%s: wal_apply_ranges gave %d, want CAIRN_CORRUPT", desc, rc_);                                   \
+        n++;                                                                                                           \
     } while (0)
 
     for (size_t l = 1; l < 16; l++) /* shorter than the page head */
@@ -1110,15 +1110,15 @@ static void apply_ranges_rejects_malformed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(diffs_roundtrip),
-        cmocka_unit_test(random_diffs_roundtrip),
-        cmocka_unit_test(uncommitted_not_applied),
-        cmocka_unit_test(commit_rule_enforced),
-        cmocka_unit_test(replay_after_skips),
-        cmocka_unit_test(torn_tail),
-        cmocka_unit_test(flipped_bytes),
-        cmocka_unit_test(other_store_refused),
-        cmocka_unit_test(reset_invalidates_old_records),
+        tu_dir_test(diffs_roundtrip),
+        tu_dir_test(random_diffs_roundtrip),
+        tu_dir_test(uncommitted_not_applied),
+        tu_dir_test(commit_rule_enforced),
+        tu_dir_test(replay_after_skips),
+        tu_dir_test(torn_tail),
+        tu_dir_test(flipped_bytes),
+        tu_dir_test(other_store_refused),
+        tu_dir_test(reset_invalidates_old_records),
         cmocka_unit_test(apply_ranges_rejects_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
