@@ -10,208 +10,33 @@
  * n at least the last acknowledged one: a prefix of the commits, never a
  * partial transaction.
  *
- * The workload: root "hdr" -> struct hdr, created by transaction 0.
- * Transaction i (i >= 1):
- *   - allocates node i (val = i) with a payload of plen(i) bytes filled
- *     with pbyte(i, j), and pushes it on hdr->list;
- *   - if i % 7 == 0, frees the payload of node i-1 (payload = NULL, len 0);
- *   - writes in every page p of the 20-page object hdr->wide: word 0 = i,
- *     word 1 + i % 511 = i * 1000 + p;
- *   - sets hdr->last = hdr->count = i and the root "last" to node i.
- * Before every fifth transaction an aborted one scribbles over all of it.
- * So the state after transaction n is a function of n alone, which
- * verify_store() checks in full.
+ * The workload is the list model of tests/lib/prefix_model.h (shared with
+ * the power-loss harness), with a 20-page hdr->wide: the state after
+ * transaction n is a function of n alone, which verify_store() checks in
+ * full.
  *
  * Set CAIRN_TEST_SEED to replay a run; the seed is printed.
  */
 #define _GNU_SOURCE
 #include "testutil.h"
 #include "files.h"
+#include "prefix_model.h"
 #include "splitmix.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "pager/layout.h"
 
-#define WIDE_PAGES 20
-#define WIDE_WORDS (WIDE_PAGES * 512)
-#define SLOTS 511
-
-struct node {
-    int64_t val;
-    struct node *next;
-    unsigned char *payload;
-    int64_t payload_len;
-};
-
-struct hdr {
-    int64_t last;
-    int64_t count;
-    struct node *list;
-    uint64_t *wide;
-};
-
-struct types {
-    cairn_type node, hdr;
-};
-
-/* ---- the workload (used by the child, and by the parent in-process) ---- */
-
-static size_t plen(int64_t i)
-{
-    if (i % 10 == 0)
-        return 5000 + (size_t)(i % 3) * 4096; /* large objects: whole pages */
-    return 8 + (size_t)((i * 37) % 600);
-}
-
-static unsigned char pbyte(int64_t i, size_t j)
-{
-    return (unsigned char)(i * 131 + (int64_t)j * 7 + 1);
-}
-
-static int payload_freed(int64_t k, int64_t n)
-{
-    return k + 1 <= n && (k + 1) % 7 == 0;
-}
-
-static uint64_t wide_expect(int64_t n, size_t page, size_t k)
-{
-    if (n <= 0)
-        return 0;
-    if (k == 0)
-        return (uint64_t)n;
-    int64_t slot = (int64_t)k - 1;
-    int64_t d = ((n - slot) % SLOTS + SLOTS) % SLOTS;
-    int64_t i = n - d;
-    return i >= 1 ? (uint64_t)(i * 1000 + (int64_t)page) : 0;
-}
-
-static int wl_types(cairn_store *s, struct types *ty)
-{
-    size_t np[] = {offsetof(struct node, next), offsetof(struct node, payload)};
-    size_t hp[] = {offsetof(struct hdr, list), offsetof(struct hdr, wide)};
-    int rc = cairn_type_register(s, "node", sizeof(struct node), np, 2, &ty->node);
-    if (rc)
-        return rc;
-    return cairn_type_register(s, "hdr", sizeof(struct hdr), hp, 2, &ty->hdr);
-}
-
-/* Find hdr, or create it (transaction 0); *created tells which. */
-static int wl_setup(cairn_store *s, const struct types *ty, struct hdr **out, int *created)
-{
-    void *p;
-    *created = 0;
-    int rc = cairn_root_get(s, "hdr", &p);
-    if (rc == 0) {
-        *out = p;
-        return 0;
-    }
-    if (rc != CAIRN_NOT_FOUND)
-        return rc;
-    cairn_txn *t;
-    rc = cairn_txn_begin(s, &t);
-    if (rc)
-        return rc;
-    struct hdr *h;
-    rc = cairn_alloc(t, ty->hdr, 1, (void **)&h);
-    if (rc == 0)
-        rc = cairn_alloc_bytes(t, WIDE_WORDS * 8, (void **)&h->wide);
-    if (rc == 0)
-        rc = cairn_root_set(t, "hdr", h);
-    if (rc == 0)
-        rc = cairn_txn_commit(t);
-    if (rc) {
-        cairn_txn_abort(t);
-        return rc;
-    }
-    *out = h;
-    *created = 1;
-    return 0;
-}
-
-#define WL_ABORT_LEAK (-1) /* abort did not restore the store */
-
-static int wl_txn(cairn_store *s, const struct types *ty, struct hdr *h, int64_t i)
-{
-    cairn_txn *t;
-    int rc;
-    if (i % 5 == 0) {
-        /* An aborted transaction touching everything the real ones touch. */
-        rc = cairn_txn_begin(s, &t);
-        if (rc)
-            return rc;
-        struct node *junk;
-        rc = cairn_alloc(t, ty->node, 1, (void **)&junk);
-        if (rc == 0)
-            rc = cairn_alloc_bytes(t, 9000, (void **)&junk->payload);
-        if (rc == 0) {
-            junk->val = -i;
-            junk->next = h->list;
-            if (h->list && h->list->payload) {
-                rc = cairn_free(t, h->list->payload);
-                h->list->payload = NULL;
-            }
-            h->list = junk;
-            h->last = -1;
-            h->count = -1;
-            for (size_t p = 0; p < WIDE_PAGES; p++)
-                h->wide[p * 512 + 7] = 0xdeadbeef;
-        }
-        if (rc == 0)
-            rc = cairn_root_set(t, "last", junk);
-        cairn_txn_abort(t);
-        if (rc)
-            return rc;
-        if (h->last != i - 1 || h->count != i - 1 || (h->list && h->list->val != i - 1))
-            return WL_ABORT_LEAK;
-    }
-    rc = cairn_txn_begin(s, &t);
-    if (rc)
-        return rc;
-    struct node *nd;
-    rc = cairn_alloc(t, ty->node, 1, (void **)&nd);
-    size_t len = plen(i);
-    if (rc == 0)
-        rc = cairn_alloc_bytes(t, len, (void **)&nd->payload);
-    if (rc == 0) {
-        nd->val = i;
-        nd->payload_len = (int64_t)len;
-        for (size_t j = 0; j < len; j++)
-            nd->payload[j] = pbyte(i, j);
-        nd->next = h->list;
-        if (i % 7 == 0 && h->list) {
-            rc = cairn_free(t, h->list->payload);
-            h->list->payload = NULL;
-            h->list->payload_len = 0;
-        }
-    }
-    if (rc == 0) {
-        h->list = nd;
-        h->count++;
-        h->last = i;
-        for (size_t p = 0; p < WIDE_PAGES; p++) {
-            h->wide[p * 512] = (uint64_t)i;
-            h->wide[p * 512 + 1 + (size_t)(i % SLOTS)] = (uint64_t)(i * 1000 + (int64_t)p);
-        }
-        rc = cairn_root_set(t, "last", nd);
-    }
-    if (rc == 0)
-        rc = cairn_txn_commit(t);
-    if (rc)
-        cairn_txn_abort(t);
-    return rc;
-}
+/* The list model (tests/lib/prefix_model.c) with a 20-page hdr->wide. */
+static struct list_model model = {.wide_pages = 20};
 
 /* ---- the child ---- */
 
@@ -231,10 +56,10 @@ static void child_send(int fd, int kind, int64_t txn, uint64_t wal_bytes, uint64
         _exit(90);
 }
 
-static void child_fail(const char *what, int64_t i, int rc, cairn_store *s)
+static void child_fail(const char *what, int64_t i, int rc, cairn_store *s, const char *err)
 {
-    fprintf(stderr, "child: %s (txn %lld): %d (%s) %s\n", what, (long long)i, rc, cairn_strerror(rc),
-            s ? cairn_errmsg(s) : "");
+    fprintf(stderr, "child: %s (txn %lld): %d (%s) %s %s\n", what, (long long)i, rc, cairn_strerror(rc),
+            s ? cairn_errmsg(s) : "", err ? err : "");
     _exit(80);
 }
 
@@ -256,37 +81,39 @@ static int child_main(int argc, char **argv)
     cairn_store *s;
     int rc = cairn_open(dir, &o, &s);
     if (rc)
-        child_fail("cairn_open", -1, rc, NULL);
+        child_fail("cairn_open", -1, rc, NULL, NULL);
     if (open_only) {
         child_send(fd, MSG_OPENED, -1, 0, 0);
         for (;;)
             pause();
     }
-    struct types ty;
-    rc = wl_types(s, &ty);
+    rc = list_register(&model, s);
     if (rc)
-        child_fail("register types", -1, rc, s);
-    struct hdr *h;
-    int created;
-    rc = wl_setup(s, &ty, &h, &created);
+        child_fail("register types", -1, rc, s, NULL);
+    int64_t n;
+    rc = list_current(s, &n);
     if (rc)
-        child_fail("setup", 0, rc, s);
+        child_fail("setup", 0, rc, s, NULL);
     cairn_stats st;
-    if (created) {
+    char err[256] = "";
+    if (n < 0) { /* a new store: transaction 0 creates the root */
+        rc = list_txn(&model, s, 0, err, sizeof err);
+        if (rc)
+            child_fail("setup", 0, rc, s, err);
+        n = 0;
         cairn_stats_get(s, &st);
         child_send(fd, MSG_ACK, 0, st.wal_bytes, st.checkpoints);
     }
-    int64_t n = h->last;
     for (int64_t i = n + 1; i <= n + max_txns; i++) {
-        rc = wl_txn(s, &ty, h, i);
+        rc = list_txn(&model, s, i, err, sizeof err);
         if (rc)
-            child_fail("transaction", i, rc, s);
+            child_fail("transaction", i, rc, s, err);
         cairn_stats_get(s, &st);
         child_send(fd, MSG_ACK, i, st.wal_bytes, st.checkpoints);
         if (ckpt_every && i % ckpt_every == 0) {
             rc = cairn_checkpoint(s);
             if (rc)
-                child_fail("checkpoint", i, rc, s);
+                child_fail("checkpoint", i, rc, s, NULL);
         }
     }
     child_send(fd, MSG_DONE, n + max_txns, 0, 0);
@@ -503,59 +330,20 @@ static void close_store(cairn_store *s)
  * lo = -1 allows the empty store.  Returns n. */
 static int64_t verify_store(cairn_store *s, int64_t lo, int64_t hi)
 {
-    void *p;
-    int rc = cairn_root_get(s, "hdr", &p);
-    if (rc == CAIRN_NOT_FOUND) {
-        if (lo > -1)
-            fail_msg("root \"hdr\" is missing, but txn %lld was acknowledged", (long long)lo);
-        assert_cairn_rc(cairn_root_get(s, "last", &p), CAIRN_NOT_FOUND);
-        return -1;
-    }
-    assert_cairn_ok(rc);
-    const struct hdr *h = p;
-    int64_t n = h->last;
-    if (n < lo || n > hi)
-        fail_msg("store holds the state of txn %lld; expected one in [%lld, %lld]", (long long)n, (long long)lo,
-                 (long long)hi);
-    if (h->count != n)
-        fail_msg("txn %lld: count %lld (a partial transaction?)", (long long)n, (long long)h->count);
-    assert_non_null(h->wide);
-    for (size_t pg = 0; pg < WIDE_PAGES; pg++)
-        for (size_t k = 0; k < 512; k++)
-            if (h->wide[pg * 512 + k] != wide_expect(n, pg, k))
-                fail_msg("txn %lld: wide page %zu word %zu is %llu, want %llu", (long long)n, pg, k,
-                         (unsigned long long)h->wide[pg * 512 + k], (unsigned long long)wide_expect(n, pg, k));
-    const struct node *nd = h->list;
-    for (int64_t k = n; k >= 1; k--) {
-        if (!nd)
-            fail_msg("txn %lld: list ends before node %lld", (long long)n, (long long)k);
-        if (nd->val != k)
-            fail_msg("txn %lld: node %lld found where node %lld belongs", (long long)n, (long long)nd->val,
-                     (long long)k);
-        if (payload_freed(k, n)) {
-            if (nd->payload || nd->payload_len)
-                fail_msg("txn %lld: node %lld still has its payload", (long long)n, (long long)k);
-        } else {
-            if (!nd->payload || nd->payload_len != (int64_t)plen(k))
-                fail_msg("txn %lld: node %lld payload %p len %lld, want len %zu", (long long)n, (long long)k,
-                         (void *)nd->payload, (long long)nd->payload_len, plen(k));
-            for (size_t j = 0; j < plen(k); j++)
-                if (nd->payload[j] != pbyte(k, j))
-                    fail_msg("txn %lld: node %lld payload byte %zu is %u, want %u", (long long)n, (long long)k, j,
-                             nd->payload[j], pbyte(k, j));
-        }
-        nd = nd->next;
-    }
-    if (nd)
-        fail_msg("txn %lld: list continues past node 1 (node %lld)", (long long)n, (long long)nd->val);
-    rc = cairn_root_get(s, "last", &p);
-    if (n >= 1) {
-        assert_cairn_ok(rc);
-        assert_ptr_equal(p, h->list);
-    } else {
-        assert_cairn_rc(rc, CAIRN_NOT_FOUND);
-    }
+    int64_t n;
+    char err[512];
+    if (list_verify(&model, s, lo, hi, &n, err, sizeof err))
+        fail_msg("%s", err);
     return n;
+}
+
+/* Transaction i of the model, committed. */
+static void run_txn(cairn_store *s, int64_t i)
+{
+    char err[256] = "";
+    int rc = list_txn(&model, s, i, err, sizeof err);
+    if (rc)
+        fail_msg("txn %lld: %d (%s) %s", (long long)i, rc, cairn_strerror(rc), err);
 }
 
 /* Both stores hold the same state and the same bytes in every page up to
@@ -953,14 +741,12 @@ static void torn_tail(void **state)
         open_store(d, &s);
         int64_t n = verify_store(s, cuts[i].want, cuts[i].want);
         /* The store goes on from there: the next commit replaces the torn tail. */
-        struct types ty;
-        struct hdr *h;
-        int created;
-        assert_cairn_ok(wl_types(s, &ty));
-        assert_cairn_ok(wl_setup(s, &ty, &h, &created));
-        assert_false(created);
-        assert_cairn_ok(wl_txn(s, &ty, h, n + 1));
-        assert_cairn_ok(wl_txn(s, &ty, h, n + 2));
+        int64_t cur;
+        assert_cairn_ok(list_register(&model, s));
+        assert_cairn_ok(list_current(s, &cur));
+        assert_int_equal(cur, n);
+        run_txn(s, n + 1);
+        run_txn(s, n + 2);
         close_store(s);
         open_store(d, &s);
         verify_store(s, n + 2, n + 2);

@@ -6,7 +6,8 @@
  * The rest of tests/lib is included where it is used: files.h (whole
  * files of a store directory), storeutil.h (opening, moving and damaging
  * test stores; the shared link type), child.h (checks inside re-executed
- * child processes), splitmix.h (the tests' random numbers).
+ * child processes), splitmix.h (the tests' random numbers), prefix_model.h
+ * (the list workload of the recovery and power-loss suites).
  */
 #ifndef CAIRN_TESTUTIL_H
 #define CAIRN_TESTUTIL_H
