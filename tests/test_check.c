@@ -91,17 +91,12 @@ static void dangling_pointer_is_reported(void **state)
     assert_cairn_ok(cairn_close(s));
 }
 
-/* Damage allocator metadata through the client view (any store byte can be
- * written inside a transaction) and expect the checker to see it. */
-static void damaged_descriptor_is_reported(void **state)
+/* Allocator metadata is damaged through the client view (any store byte
+ * can be written inside a transaction), and the checker must see it.  The
+ * store is populate()'s; the descriptor is that of the page of the list's
+ * first link, a slab page. */
+static struct page_desc *list_descriptor(cairn_store *s)
 {
-    const char *dir = *state;
-    cairn_options o;
-    tu_options(&o);
-    cairn_store *s;
-    cairn_txn *t;
-    cairn_check_report r;
-    assert_cairn_ok(cairn_open(dir, &o, &s));
     populate(s);
     char *base;
     size_t len;
@@ -111,25 +106,53 @@ static void damaged_descriptor_is_reported(void **state)
     uint64_t n = (uint64_t)((char *)list - base) / PAGE_BYTES;
     struct page_desc *d = (struct page_desc *)(base + layout_desc_page(n) * PAGE_BYTES + layout_desc_offset(n));
     assert_int_equal(d->kind, DESC_SLAB);
+    return d;
+}
 
+/* A slab page's live count one too high: an allocator error, no bad
+ * pointer. */
+static void wrong_live_count_is_reported(void **state)
+{
+    cairn_store *s = tu_open(*state, 0);
+    cairn_txn *t;
+    cairn_check_report r;
+    struct page_desc *d = list_descriptor(s);
     assert_cairn_ok(cairn_txn_begin(s, &t));
     d->live += 1;
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
     assert_true(r.alloc_errors >= 1);
     assert_int_equal(r.bad_pointers, 0);
+    assert_cairn_ok(cairn_close(s));
+}
 
+/* A slab page marked unused: the page is leaked and its objects dead, so
+ * the pointers to them are bad too. */
+static void unused_descriptor_of_live_objects_is_reported(void **state)
+{
+    cairn_store *s = tu_open(*state, 0);
+    cairn_txn *t;
+    cairn_check_report r;
+    struct page_desc *d = list_descriptor(s);
     assert_cairn_ok(cairn_txn_begin(s, &t));
-    d->live -= 1;
-    d->kind = DESC_UNUSED; /* now the page is leaked and its objects dead */
+    d->kind = DESC_UNUSED;
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
     assert_true(r.alloc_errors >= 1);
     assert_true(r.bad_pointers >= 1);
+    assert_cairn_ok(cairn_close(s));
+}
 
+/* A pointer bit on a word that is not a pointer field is reported; put
+ * back, the store checks clean. */
+static void pointer_bit_on_a_plain_word_is_reported(void **state)
+{
+    cairn_store *s = tu_open(*state, 0);
+    cairn_txn *t;
+    cairn_check_report r;
+    struct page_desc *d = list_descriptor(s);
     assert_cairn_ok(cairn_txn_begin(s, &t));
-    d->kind = DESC_SLAB;
-    d->ptr_bits[0] ^= 2; /* a pointer bit on a non-pointer word */
+    d->ptr_bits[0] ^= 2;
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
     assert_cairn_ok(cairn_txn_begin(s, &t));
@@ -180,8 +203,12 @@ static void stats_on_a_corrupt_superblock(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        tu_dir_test(clean_store_checks_clean),       tu_dir_test(dangling_pointer_is_reported),
-        tu_dir_test(damaged_descriptor_is_reported), tu_dir_test(corrupt_extent_is_reported),
+        tu_dir_test(clean_store_checks_clean),
+        tu_dir_test(dangling_pointer_is_reported),
+        tu_dir_test(wrong_live_count_is_reported),
+        tu_dir_test(unused_descriptor_of_live_objects_is_reported),
+        tu_dir_test(pointer_bit_on_a_plain_word_is_reported),
+        tu_dir_test(corrupt_extent_is_reported),
         tu_dir_test(stats_on_a_corrupt_superblock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -457,77 +457,93 @@ static void newer_data_mdb_with_records(void **state)
     free_saved(&mixed);
 }
 
-/* Another store's data.mdb, with an empty log and with records. */
-static void foreign_data_mdb(void **state)
+/* Store b's data.mdb beside store a's log (with records in it or not):
+ * refused, nothing changed; both stores intact afterwards. */
+static void foreign_data_mdb_refused(const char *a, int records)
 {
-    (void)state;
-    for (int records = 0; records < 2; records++) {
-        char *a = tu_tempdir(), *b = tu_tempdir();
-        cairn_store *s = tu_open(b, 0);
-        bump(s, 7);
+    char *b = tu_tempdir();
+    cairn_store *s = tu_open(b, 0);
+    bump(s, 7);
+    assert_cairn_ok(cairn_close(s));
+    if (records) {
+        commit_and_crash(a, 20, 0);
+    } else {
+        s = tu_open(a, 0);
+        bump(s, 20);
         assert_cairn_ok(cairn_close(s));
-        if (records) {
-            commit_and_crash(a, 20, 0);
-        } else {
-            s = tu_open(a, 0);
-            bump(s, 20);
-            assert_cairn_ok(cairn_close(s));
-        }
-        struct saved va = save_files(a), vb = save_files(b);
-        tu_file_write(a, "data.mdb", vb.mdb, vb.mdb_len);
-        struct saved mixed = save_files(a);
-        open_refused(a, CAIRN_CORRUPT, "the log is of store");
-        assert_files_are(a, &mixed, "refused open");
-        tu_file_write(a, "data.mdb", va.mdb, va.mdb_len);
-        expect_counter(a, 20);
-        expect_counter(b, 7);
-        free_saved(&va);
-        free_saved(&vb);
-        free_saved(&mixed);
-        tu_rmdir(a);
-        tu_rmdir(b);
     }
+    struct saved va = save_files(a), vb = save_files(b);
+    tu_file_write(a, "data.mdb", vb.mdb, vb.mdb_len);
+    struct saved mixed = save_files(a);
+    open_refused(a, CAIRN_CORRUPT, "the log is of store");
+    assert_files_are(a, &mixed, "refused open");
+    tu_file_write(a, "data.mdb", va.mdb, va.mdb_len);
+    expect_counter(a, 20);
+    expect_counter(b, 7);
+    free_saved(&va);
+    free_saved(&vb);
+    free_saved(&mixed);
+    tu_rmdir(b);
+}
+
+/* Another store's data.mdb, with an empty log. */
+static void foreign_data_mdb_refused_empty_log(void **state)
+{
+    foreign_data_mdb_refused(*state, 0);
+}
+
+/* Another store's data.mdb, with records in the log. */
+static void foreign_data_mdb_refused_with_records(void **state)
+{
+    foreign_data_mdb_refused(*state, 1);
 }
 
 /* LMDB's newest meta page damaged, so that LMDB falls back to the older
- * one (the previous checkpoint): refused, with an empty log and with
- * records in it. */
-static void lmdb_meta_fallback(void **state)
+ * one (the previous checkpoint): refused, nothing changed; with the right
+ * data.mdb back the store opens with everything. */
+static void meta_fallback_refused(const char *dir, int records)
 {
-    (void)state;
-    for (int records = 0; records < 2; records++) {
-        char *dir = tu_tempdir();
-        cairn_store *s = tu_open(dir, 0);
+    cairn_store *s = tu_open(dir, 0);
+    bump(s, 150);
+    assert_cairn_ok(cairn_close(s));
+    if (records) {
+        commit_and_crash(dir, 150, 100);
+    } else {
+        s = tu_open(dir, 0);
         bump(s, 150);
         assert_cairn_ok(cairn_close(s));
-        if (records) {
-            commit_and_crash(dir, 150, 100);
-        } else {
-            s = tu_open(dir, 0);
-            bump(s, 150);
-            assert_cairn_ok(cairn_close(s));
-        }
-        struct saved cur = save_files(dir);
-        /* LMDB 0.9 meta pages: pages 0 and 1; the transaction id is at
-         * byte 144 of each (16-byte page header, then the meta fields);
-         * LMDB uses the one with the larger id. */
-        uint64_t t0, t1, zero = 0;
-        memcpy(&t0, cur.mdb + 144, 8);
-        memcpy(&t1, cur.mdb + 4096 + 144, 8);
-        unsigned char *damaged = malloc(cur.mdb_len);
-        memcpy(damaged, cur.mdb, cur.mdb_len);
-        memcpy(damaged + (t0 > t1 ? 0 : 4096) + 144, &zero, 8);
-        tu_file_write(dir, "data.mdb", damaged, cur.mdb_len);
-        struct saved mixed = save_files(dir);
-        open_refused(dir, CAIRN_CORRUPT, "older than the log");
-        assert_files_are(dir, &mixed, "refused open");
-        tu_file_write(dir, "data.mdb", cur.mdb, cur.mdb_len);
-        expect_counter(dir, 300);
-        free(damaged);
-        free_saved(&cur);
-        free_saved(&mixed);
-        tu_rmdir(dir);
     }
+    struct saved cur = save_files(dir);
+    /* LMDB 0.9 meta pages: pages 0 and 1; the transaction id is at
+     * byte 144 of each (16-byte page header, then the meta fields);
+     * LMDB uses the one with the larger id. */
+    uint64_t t0, t1, zero = 0;
+    memcpy(&t0, cur.mdb + 144, 8);
+    memcpy(&t1, cur.mdb + 4096 + 144, 8);
+    unsigned char *damaged = malloc(cur.mdb_len);
+    memcpy(damaged, cur.mdb, cur.mdb_len);
+    memcpy(damaged + (t0 > t1 ? 0 : 4096) + 144, &zero, 8);
+    tu_file_write(dir, "data.mdb", damaged, cur.mdb_len);
+    struct saved mixed = save_files(dir);
+    open_refused(dir, CAIRN_CORRUPT, "older than the log");
+    assert_files_are(dir, &mixed, "refused open");
+    tu_file_write(dir, "data.mdb", cur.mdb, cur.mdb_len);
+    expect_counter(dir, 300);
+    free(damaged);
+    free_saved(&cur);
+    free_saved(&mixed);
+}
+
+/* The older meta page, with an empty log. */
+static void lmdb_meta_fallback_refused_empty_log(void **state)
+{
+    meta_fallback_refused(*state, 0);
+}
+
+/* The older meta page, with records in the log. */
+static void lmdb_meta_fallback_refused_with_records(void **state)
+{
+    meta_fallback_refused(*state, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -547,52 +563,59 @@ static char *listing(const char *dir)
     return out;
 }
 
-/* 20 transactions only in the log, then data.mdb removed: the open is
- * refused, the log keeps every byte, no file appears or goes.  Also once
- * the log is empty (the store was closed), where lock.mdb tells. */
-static void missing_data_mdb_keeps_the_log(void **state)
+/* 20 transactions, then data.mdb removed: the open is refused (read-write
+ * and read-only), the log keeps every byte, no file appears or goes. */
+static void missing_data_mdb_refused(const char *dir, int closed)
 {
-    (void)state;
-    for (int closed = 0; closed < 2; closed++) {
-        char *dir = tu_tempdir();
-        if (closed) {
-            cairn_store *s = tu_open(dir, 0);
-            bump(s, 20);
-            assert_cairn_ok(cairn_close(s));
-        } else {
-            commit_and_crash(dir, 20, 0);
-        }
-        char *p = tu_path(dir, "data.mdb");
-        assert_int_equal(unlink(p), 0);
-        free(p);
-        size_t wal_len;
-        unsigned char *wal = tu_file_read(dir, "wal", &wal_len);
-        assert_true(closed || wal_len > 64);
-        char *before = listing(dir);
-        for (int ro = 0; ro < 2; ro++) {
-            cairn_options o;
-            tu_options(&o);
-            o.flags = ro ? CAIRN_RDONLY : 0;
-            cairn_store *s = NULL;
-            int rc = cairn_open(dir, &o, &s);
-            if (rc != CAIRN_CORRUPT)
-                fail_msg("open%s without data.mdb: %d (%s), want CAIRN_CORRUPT; \"%s\"", ro ? " read-only" : "", rc,
-                         cairn_strerror(rc), cairn_errmsg(NULL));
-            assert_non_null(strstr(cairn_errmsg(NULL), "data.mdb is missing"));
-            size_t l2;
-            unsigned char *w2 = tu_file_read(dir, "wal", &l2);
-            assert_int_equal(l2, wal_len);
-            assert_memory_equal(w2, wal, wal_len);
-            free(w2);
-            char *after = listing(dir);
-            assert_string_equal(after, before);
-            free(after);
-        }
-        print_message("refused: %s\n", cairn_errmsg(NULL));
-        free(before);
-        free(wal);
-        tu_rmdir(dir);
+    if (closed) {
+        cairn_store *s = tu_open(dir, 0);
+        bump(s, 20);
+        assert_cairn_ok(cairn_close(s));
+    } else {
+        commit_and_crash(dir, 20, 0);
     }
+    char *p = tu_path(dir, "data.mdb");
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    size_t wal_len;
+    unsigned char *wal = tu_file_read(dir, "wal", &wal_len);
+    assert_true(closed || wal_len > 64);
+    char *before = listing(dir);
+    for (int ro = 0; ro < 2; ro++) {
+        cairn_options o;
+        tu_options(&o);
+        o.flags = ro ? CAIRN_RDONLY : 0;
+        cairn_store *s = NULL;
+        int rc = cairn_open(dir, &o, &s);
+        if (rc != CAIRN_CORRUPT)
+            fail_msg("open%s without data.mdb: %d (%s), want CAIRN_CORRUPT; \"%s\"", ro ? " read-only" : "", rc,
+                     cairn_strerror(rc), cairn_errmsg(NULL));
+        assert_non_null(strstr(cairn_errmsg(NULL), "data.mdb is missing"));
+        size_t l2;
+        unsigned char *w2 = tu_file_read(dir, "wal", &l2);
+        assert_int_equal(l2, wal_len);
+        assert_memory_equal(w2, wal, wal_len);
+        free(w2);
+        char *after = listing(dir);
+        assert_string_equal(after, before);
+        free(after);
+    }
+    print_message("refused: %s\n", cairn_errmsg(NULL));
+    free(before);
+    free(wal);
+}
+
+/* The 20 transactions only in the log (the writer died). */
+static void missing_data_mdb_keeps_the_log_of_a_crash(void **state)
+{
+    missing_data_mdb_refused(*state, 0);
+}
+
+/* The store was closed: the log is empty, and lock.mdb tells the store
+ * was there. */
+static void missing_data_mdb_keeps_the_log_of_a_closed_store(void **state)
+{
+    missing_data_mdb_refused(*state, 1);
 }
 
 /* A directory that is not a store and not empty (a user's own file named
@@ -628,8 +651,7 @@ static void no_store_over_a_users_directory(void **state)
 }
 
 /* What an interrupted creation leaves (the lock, the staging directory,
- * a log never written to) does not stop the next creation; a read-only
- * open of a missing directory creates nothing. */
+ * a log never written to) does not stop the next creation. */
 static void creation_after_an_interrupted_one(void **state)
 {
     const char *dir = *state;
@@ -648,9 +670,13 @@ static void creation_after_an_interrupted_one(void **state)
     bump(s, 3);
     assert_cairn_ok(cairn_close(s));
     expect_counter(dir, 3);
+}
 
-    char *other = tu_tempdir();
-    char *missing = tu_path(other, "nothing-here");
+/* A read-only open of a missing directory creates nothing. */
+static void readonly_open_of_a_missing_directory_creates_nothing(void **state)
+{
+    cairn_store *s;
+    char *missing = tu_path(*state, "nothing-here");
     cairn_options o;
     tu_options(&o);
     o.flags = CAIRN_RDONLY;
@@ -658,7 +684,6 @@ static void creation_after_an_interrupted_one(void **state)
     struct stat st;
     assert_int_equal(stat(missing, &st), -1);
     free(missing);
-    tu_rmdir(other);
 }
 
 /* ------------------------------------------------------------------ */
@@ -969,32 +994,50 @@ static void put16(unsigned char *p, uint16_t v)
     memcpy(p, &v, 2);
 }
 
-/* LMDB's pages damaged where its reads do not look but its writes do (a
- * leaf's bounds), where a page hides nodes, or carries another number: a
- * read-write open refuses the store before LMDB writes anything, a
- * read-only open's cairn_check reports it, nothing crashes.  And a meta
- * page's page size of 0, which LMDB divides by. */
-static void damaged_lmdb_pages(void **state)
+/* A store built in dir, its files kept to damage copies of. */
+struct pristine {
+    unsigned char *mdb, *img, *wal; /* img: the copy to damage */
+    size_t len, wal_len, used;
+};
+
+static void pristine_build(const char *dir, struct pristine *v)
+{
+    build_store(dir, 0);
+    v->mdb = tu_file_read(dir, "data.mdb", &v->len);
+    v->img = malloc(v->len);
+    assert_non_null(v->img);
+    v->wal = tu_file_read(dir, "wal", &v->wal_len); /* a write cycle changes it */
+    v->used = tu_lmdb_used(v->mdb, v->len);
+    assert_int_equal(open_and_read(dir), 0);
+}
+
+static void pristine_free(struct pristine *v)
+{
+    free(v->img);
+    free(v->mdb);
+    free(v->wal);
+}
+
+/* LMDB's leaf pages damaged where its reads do not look but its writes do
+ * (a leaf's bounds), where a page hides nodes, or carries another number:
+ * a read-write open refuses the store before LMDB writes anything, a
+ * read-only open's cairn_check reports it, nothing crashes. */
+static void damaged_lmdb_leaf_pages_refused(void **state)
 {
     const char *dir = *state;
-    build_store(dir, 0);
-    size_t len;
-    unsigned char *orig = tu_file_read(dir, "data.mdb", &len), *img = malloc(len);
-    size_t wal_len;
-    unsigned char *wal = tu_file_read(dir, "wal", &wal_len); /* a write cycle changes it */
-    size_t used = tu_lmdb_used(orig, len);
-    assert_int_equal(open_and_read(dir), 0);
+    struct pristine v;
+    pristine_build(dir, &v);
     int leaves = 0, cases = 0, detected[3] = {0};
-    for (size_t pg = 2; pg < used / 4096 && leaves < 6; pg++) {
-        unsigned char *p = orig + pg * 4096;
+    for (size_t pg = 2; pg < v.used / 4096 && leaves < 6; pg++) {
+        unsigned char *p = v.mdb + pg * 4096;
         uint64_t num;
         memcpy(&num, p, 8);
         if (num != pg || get16(p + 10) != 0x02 || get16(p + 12) < 16 + 2 * 2)
             continue; /* not a leaf with two nodes or more */
         leaves++;
         for (int kind = 0; kind < 3; kind++) {
-            memcpy(img, orig, len);
-            unsigned char *q = img + pg * 4096;
+            memcpy(v.img, v.mdb, v.len);
+            unsigned char *q = v.img + pg * 4096;
             const char *what = kind == 0 ? "lower above upper" : kind == 1 ? "a node hidden" : "another number";
             if (kind == 0)
                 put16(q + 12, (uint16_t)(get16(q + 14) + 2));
@@ -1002,7 +1045,7 @@ static void damaged_lmdb_pages(void **state)
                 put16(q + 12, (uint16_t)(get16(q + 12) - 2));
             else
                 q[0] ^= 0x40;
-            restore(dir, img, len, wal, wal_len);
+            restore(dir, v.img, v.len, v.wal, v.wal_len);
             int rw = open_and_read(dir), ro = check_read_only(dir);
             if (rw == 1 && ro != 1 && ro != 2)
                 fail_msg("leaf page %zu, %s: read-only open and check gave %d, want damage reported", pg, what, ro);
@@ -1019,19 +1062,30 @@ static void damaged_lmdb_pages(void **state)
     assert_true(leaves > 0);
     for (int kind = 0; kind < 3; kind++)
         assert_true(detected[kind] > 0);
-    /* An overflow run's page count, which LMDB frees by when it replaces
-     * the value: cairn_check reports it, a checkpoint refuses to replace. */
+    print_message("%d leaf pages, %d damaged copies: %d, %d, %d of each kind refused, the rest in free pages "
+                  "and harmless\n",
+                  leaves, cases, detected[0], detected[1], detected[2]);
+    pristine_free(&v);
+}
+
+/* An overflow run's page count, which LMDB frees by when it replaces the
+ * value: cairn_check reports it, a checkpoint refuses to replace it. */
+static void damaged_overflow_page_count_reported(void **state)
+{
+    const char *dir = *state;
+    struct pristine v;
+    pristine_build(dir, &v);
     int runs = 0, runs_detected = 0;
-    for (size_t pg = 2; pg < used / 4096 && runs < 6; pg++) {
-        unsigned char *p = orig + pg * 4096;
+    for (size_t pg = 2; pg < v.used / 4096 && runs < 6; pg++) {
+        unsigned char *p = v.mdb + pg * 4096;
         uint64_t num;
         memcpy(&num, p, 8);
         if (num != pg || !(get16(p + 10) & 0x04))
             continue;
         runs++;
-        memcpy(img, orig, len);
-        img[pg * 4096 + 12] ^= 0x01; /* mp_pages */
-        restore(dir, img, len, wal, wal_len);
+        memcpy(v.img, v.mdb, v.len);
+        v.img[pg * 4096 + 12] ^= 0x01; /* mp_pages */
+        restore(dir, v.img, v.len, v.wal, v.wal_len);
         int rw = open_and_read(dir);
         if (rw == 0 && (write_cycle(dir) != 0 || open_and_read(dir) != 0))
             fail_msg("overflow page %zu, page count: a clean check, but a write cycle failed", pg);
@@ -1040,18 +1094,24 @@ static void damaged_lmdb_pages(void **state)
         runs_detected += rw == 1;
     }
     assert_true(runs_detected > 0);
-    memcpy(img, orig, len);
-    memset(img + 40, 0, 4); /* meta page 0: mm_dbs[FREE_DBI].md_pad, the page size */
-    restore(dir, img, len, wal, wal_len);
+    print_message("%d of %d overflow page counts reported\n", runs_detected, runs);
+    pristine_free(&v);
+}
+
+/* A meta page's page size of 0, which LMDB divides by: refused; the
+ * undamaged file opens. */
+static void zero_page_size_in_meta_refused(void **state)
+{
+    const char *dir = *state;
+    struct pristine v;
+    pristine_build(dir, &v);
+    memcpy(v.img, v.mdb, v.len);
+    memset(v.img + 40, 0, 4); /* meta page 0: mm_dbs[FREE_DBI].md_pad, the page size */
+    restore(dir, v.img, v.len, v.wal, v.wal_len);
     assert_int_equal(open_and_read(dir), 1);
-    restore(dir, orig, len, wal, wal_len);
+    restore(dir, v.mdb, v.len, v.wal, v.wal_len);
     assert_int_equal(open_and_read(dir), 0);
-    print_message("%d leaf pages, %d damaged copies: %d, %d, %d of each kind refused, the rest in free pages "
-                  "and harmless; %d of %d overflow page counts reported\n",
-                  leaves, cases, detected[0], detected[1], detected[2], runs_detected, runs);
-    free(img);
-    free(orig);
-    free(wal);
+    pristine_free(&v);
 }
 
 int main(void)
@@ -1061,11 +1121,15 @@ int main(void)
         tu_dir_test(stale_data_mdb_with_records),
         tu_dir_test(newer_data_mdb_empty_log),
         tu_dir_test(newer_data_mdb_with_records),
-        tu_dir_test(foreign_data_mdb),
-        tu_dir_test(lmdb_meta_fallback),
-        tu_dir_test(missing_data_mdb_keeps_the_log),
+        tu_dir_test(foreign_data_mdb_refused_empty_log),
+        tu_dir_test(foreign_data_mdb_refused_with_records),
+        tu_dir_test(lmdb_meta_fallback_refused_empty_log),
+        tu_dir_test(lmdb_meta_fallback_refused_with_records),
+        tu_dir_test(missing_data_mdb_keeps_the_log_of_a_crash),
+        tu_dir_test(missing_data_mdb_keeps_the_log_of_a_closed_store),
         tu_dir_test(no_store_over_a_users_directory),
         tu_dir_test(creation_after_an_interrupted_one),
+        tu_dir_test(readonly_open_of_a_missing_directory_creates_nothing),
         cmocka_unit_test_setup_teardown(creation_on_a_full_file_system, tu_dir_setup, unmount_tmpfs),
         tu_dir_test(fork_child_does_not_hold_the_store),
         tu_dir_test(fork_child_opens_after_parent_closed),
@@ -1073,7 +1137,9 @@ int main(void)
         tu_dir_test(truncated_data_mdb),
         tu_dir_test(truncated_data_mdb_with_log),
         tu_dir_test(truncated_while_open),
-        tu_dir_test(damaged_lmdb_pages),
+        tu_dir_test(damaged_lmdb_leaf_pages_refused),
+        tu_dir_test(damaged_overflow_page_count_reported),
+        tu_dir_test(zero_page_size_in_meta_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

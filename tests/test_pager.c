@@ -1164,9 +1164,8 @@ static void write_outside_txn_aborts(void **state)
     assert_cairn_ok(cairn_close(s));
 }
 
-/* A fault that is not the store's still kills (or reaches the
- * application's handler); store faults never reach that handler. */
-static void foreign_faults_still_kill(void **state)
+/* A fault that is not the store's still kills, with a store open. */
+static void foreign_fault_kills_with_a_store_open(void **state)
 {
     const char *dir = *state;
     make_blob_store(dir, 3 * PAGES_PER_EXTENT, NULL, NULL);
@@ -1187,8 +1186,16 @@ static void foreign_faults_still_kill(void **state)
     assert_child_signaled(r, SIGBUS);
     assert_contains(r->out, "ready\n");
     assert_not_contains(r->out, "survived");
+}
 
-    /* The application's handler, installed before the store was opened. */
+/* A foreign fault reaches the application's handler, installed before the
+ * store was opened, once; store faults never reach it. */
+static void foreign_fault_reaches_the_app_handler(void **state)
+{
+    const char *dir = *state;
+    make_blob_store(dir, 3 * PAGES_PER_EXTENT, NULL, NULL);
+    struct child_result *r = &child_res;
+
     run_child(r, "app_handler", dir, "siginfo");
     assert_child_exited(r, 42);
     assert_contains(r->out, "inside-ok\n");
@@ -1301,20 +1308,29 @@ static void corrupt_extent(const char *dir, uint64_t e)
     free(copy);
 }
 
-/* A corrupt extent is never shown: prefault reports CAIRN_CORRUPT, a
- * plain touch calls fault_error (or, by default, aborts with a message). */
-static void corrupt_extent_never_shown(void **state)
+/* A blob store of 4 extents in dir with one extent of the blob damaged:
+ * *bad_pg is a blob page in it, *good_pg one in the next extent, *first
+ * the blob's first page in the store. */
+static void make_corrupt_blob_store(const char *dir, uint64_t *first, uint64_t *bad_pg, uint64_t *good_pg)
+{
+    make_blob_store(dir, 4 * PAGES_PER_EXTENT, NULL, first);
+    uint64_t bad_e = ext_of_page(*first) + 1;        /* whole extent inside the blob */
+    *bad_pg = bad_e * PAGES_PER_EXTENT - *first + 4; /* blob page in it */
+    *good_pg = *bad_pg + PAGES_PER_EXTENT;           /* blob page in the next extent */
+    assert_true(*good_pg < 4 * PAGES_PER_EXTENT);
+    corrupt_extent(dir, bad_e);
+}
+
+/* A corrupt extent is never shown: prefault reports CAIRN_CORRUPT (for a
+ * range that holds it too, and for writing), loads nothing of it, and the
+ * rest of the store reads fine. */
+static void corrupt_extent_fails_prefault(void **state)
 {
     const char *dir = *state;
     cairn_options o;
     tu_options(&o);
-    uint64_t first;
-    make_blob_store(dir, 4 * PAGES_PER_EXTENT, &o, &first);
-    uint64_t bad_e = ext_of_page(first) + 1;                /* whole extent inside the blob */
-    uint64_t bad_pg = bad_e * PAGES_PER_EXTENT - first + 4; /* blob page in it */
-    uint64_t good_pg = bad_pg + PAGES_PER_EXTENT;           /* blob page in the next extent */
-    assert_true(good_pg < 4 * PAGES_PER_EXTENT);
-    corrupt_extent(dir, bad_e);
+    uint64_t first, bad_pg, good_pg;
+    make_corrupt_blob_store(dir, &first, &bad_pg, &good_pg);
 
     cairn_store *s;
     uint64_t *blob;
@@ -1342,11 +1358,18 @@ static void corrupt_extent_never_shown(void **state)
     for (uint64_t w = 0; w < PAGE_WORDS; w++)
         assert_int_equal(blob[good_pg * PAGE_WORDS + w], pat(good_pg, w));
     assert_cairn_ok(cairn_close(s));
+}
 
+/* A plain touch of a corrupt extent calls fault_error from the handler,
+ * with CAIRN_CORRUPT, the address, the store and the callback's argument. */
+static void corrupt_extent_touch_calls_fault_error(void **state)
+{
+    const char *dir = *state;
+    uint64_t first, bad_pg, good_pg;
+    make_corrupt_blob_store(dir, &first, &bad_pg, &good_pg);
     char arg[64];
     struct child_result *r = &child_res;
 
-    /* fault_error is called from the handler with CAIRN_CORRUPT. */
     snprintf(arg, sizeof arg, "cb:%" PRIu64 ":%" PRIu64, bad_pg, good_pg);
     run_child(r, "corrupt", dir, arg);
     assert_child_exited(r, 43);
@@ -1356,8 +1379,18 @@ static void corrupt_extent_never_shown(void **state)
     assert_int_equal(find_hex(r->out, "cb-addr="), find_hex(r->out, "target="));
     assert_int_equal(find_hex(r->out, "cb-store="), find_hex(r->out, "store="));
     assert_int_equal(find_hex(r->out, "cb-arg="), find_hex(r->out, "\narg="));
+}
 
-    /* Without a callback: abort, naming page and error. */
+/* Without a fault_error callback, a touch of a corrupt extent aborts with
+ * a message naming the address and the error. */
+static void corrupt_extent_touch_aborts_by_default(void **state)
+{
+    const char *dir = *state;
+    uint64_t first, bad_pg, good_pg;
+    make_corrupt_blob_store(dir, &first, &bad_pg, &good_pg);
+    char arg[64];
+    struct child_result *r = &child_res;
+
     snprintf(arg, sizeof arg, "default:%" PRIu64 ":%" PRIu64, bad_pg, good_pg);
     run_child(r, "corrupt", dir, arg);
     assert_child_signaled(r, SIGABRT);
@@ -1367,9 +1400,19 @@ static void corrupt_extent_never_shown(void **state)
     char hex[40];
     snprintf(hex, sizeof hex, "0x%lx", (unsigned long)find_hex(r->out, "target="));
     assert_contains(r->err, hex);
+}
 
-    /* A callback that leaves with siglongjmp: the process goes on, the
-     * page is still not shown, the rest of the store works. */
+/* A fault_error callback that leaves with siglongjmp: the process goes on,
+ * the page is still not shown (and reported again), the rest of the store
+ * works and closes cleanly. */
+static void fault_error_may_leave_by_longjmp(void **state)
+{
+    const char *dir = *state;
+    uint64_t first, bad_pg, good_pg;
+    make_corrupt_blob_store(dir, &first, &bad_pg, &good_pg);
+    char arg[64];
+    struct child_result *r = &child_res;
+
     snprintf(arg, sizeof arg, "longjmp:%" PRIu64 ":%" PRIu64, bad_pg, good_pg);
     run_child(r, "corrupt", dir, arg);
     if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
@@ -1499,10 +1542,14 @@ int main(int argc, char **argv)
         tu_dir_test(syscalls_need_prefault),
         tu_dir_test(prefault_errors),
         tu_dir_test(write_outside_txn_aborts),
-        tu_dir_test(foreign_faults_still_kill),
+        tu_dir_test(foreign_fault_kills_with_a_store_open),
+        tu_dir_test(foreign_fault_reaches_the_app_handler),
         tu_dir_test(app_handler_installed_after_open),
         tu_dir_test(fork_child_has_no_store),
-        tu_dir_test(corrupt_extent_never_shown),
+        tu_dir_test(corrupt_extent_fails_prefault),
+        tu_dir_test(corrupt_extent_touch_calls_fault_error),
+        tu_dir_test(corrupt_extent_touch_aborts_by_default),
+        tu_dir_test(fault_error_may_leave_by_longjmp),
         tu_dir_test(mprotect_map_count_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -497,47 +497,28 @@ static void killed_store(const char *dir, int64_t min_txns, int64_t *last_ack, s
         run_free(&run);
 }
 
-static void recover_twice_same_as_once(void **state)
+/* A copy of orig recovered once, and closed; *n the state it holds (at
+ * least ack, the last acknowledged commit). */
+static char *recovered_copy(const char *orig, int64_t ack, int64_t *n)
 {
-    const char *orig = *state;
-    seed_rng("recover_twice_same_as_once");
-    int64_t ack;
-    killed_store(orig, 60, &ack, NULL);
-    char *a = tu_copy_store(orig), *b = tu_copy_store(orig), *c = tu_copy_store(orig);
-    cairn_store *sa, *sb, *sc;
-
-    /* B: recovered once. */
+    char *b = tu_copy_store(orig);
+    cairn_store *sb;
     open_store(b, &sb);
-    int64_t n = verify_store(sb, ack, ack + 1);
+    *n = verify_store(sb, ack, ack + 1);
     close_store(sb);
+    return b;
+}
 
-    /* A: recovered, closed, opened again. */
-    open_store(a, &sa);
-    assert_int_equal(verify_store(sa, n, n), n);
-    close_store(sa);
-    open_store(a, &sa);
-    open_store(b, &sb);
-    compare_stores(sa, sb, n);
-    close_store(sa);
-
-    /* C: recovered, then the old log put back, as if the process had died
-     * between the checkpoint commit and the log reset: its records are all
-     * at or below the checkpoint and must not be applied again. */
-    open_store(c, &sc);
-    close_store(sc);
-    size_t wlen;
-    unsigned char *wal = tu_file_read(orig, "wal", &wlen);
-    tu_file_write(c, "wal", wal, wlen);
-    free(wal);
-    open_store(c, &sc);
-    compare_stores(sc, sb, n);
-    close_store(sc);
-    close_store(sb);
-
-    /* D: recovery itself killed at a random moment, then recovered again. */
+/* Copies of orig whose recovery is killed at a random moment (all but the
+ * first, whose recovery runs to the end to time it), each then recovered
+ * by open_store and compared with ref (state n).  batched: the killed
+ * recoveries write a batch per transaction (CAIRN_RECOVER_BATCH is set),
+ * and every other copy finishes in one batch what was left. */
+static void kill_recoveries(const char *orig, cairn_store *ref, int64_t n, int runs, int batched)
+{
     int64_t open_us = 0;
     int killed_early = 0;
-    for (int i = 0; i < 10; i++) {
+    for (int i = 0; i < runs; i++) {
         char *d = tu_copy_store(orig);
         struct child_cfg cc = {.open_only = 1};
         struct run run;
@@ -551,70 +532,130 @@ static void recover_twice_same_as_once(void **state)
         }
         killed_early += !run.opened;
         cairn_store *sd;
+        if (batched && i % 2)
+            unsetenv("CAIRN_RECOVER_BATCH");
         open_store(d, &sd);
-        open_store(b, &sb);
-        compare_stores(sd, sb, n);
+        if (batched)
+            setenv("CAIRN_RECOVER_BATCH", "1", 1);
+        compare_stores(sd, ref, n);
         close_store(sd);
-        close_store(sb);
         tu_rmdir(d);
         run_free(&run);
     }
-    print_message("recovery takes %lld us; %d of 9 kills landed before it finished\n", (long long)open_us,
-                  killed_early);
+    print_message("%srecovery takes %lld us; %d of %d kills landed before it finished\n", batched ? "batched " : "",
+                  (long long)open_us, killed_early, runs - 1);
+}
+
+/* A recovered store, closed and opened again, is what one recovery made:
+ * the second open finds nothing to do. */
+static void reopen_after_recovery_changes_nothing(void **state)
+{
+    const char *orig = *state;
+    seed_rng("reopen_after_recovery_changes_nothing");
+    int64_t ack, n;
+    killed_store(orig, 60, &ack, NULL);
+    char *a = tu_copy_store(orig), *b = recovered_copy(orig, ack, &n);
+    cairn_store *sa, *sb;
+    open_store(a, &sa);
+    assert_int_equal(verify_store(sa, n, n), n);
+    close_store(sa);
+    open_store(a, &sa);
+    open_store(b, &sb);
+    compare_stores(sa, sb, n);
+    close_store(sa);
+    close_store(sb);
     tu_rmdir(a);
+    tu_rmdir(b);
+}
+
+/* Recovered, then the old log put back, as if the process had died between
+ * the checkpoint commit and the log reset: its records are all at or below
+ * the checkpoint and are not applied again. */
+static void old_log_after_recovery_is_not_replayed(void **state)
+{
+    const char *orig = *state;
+    seed_rng("old_log_after_recovery_is_not_replayed");
+    int64_t ack, n;
+    killed_store(orig, 60, &ack, NULL);
+    char *b = recovered_copy(orig, ack, &n), *c = tu_copy_store(orig);
+    cairn_store *sb, *sc;
+    open_store(c, &sc);
+    close_store(sc);
+    size_t wlen;
+    unsigned char *wal = tu_file_read(orig, "wal", &wlen);
+    tu_file_write(c, "wal", wal, wlen);
+    free(wal);
+    open_store(c, &sc);
+    open_store(b, &sb);
+    compare_stores(sc, sb, n);
+    close_store(sc);
+    close_store(sb);
     tu_rmdir(b);
     tu_rmdir(c);
 }
 
-/* Recovery writing a batch after every transaction (each batch an
- * ordinary checkpoint of a prefix of the log) ends where recovery in one
- * batch does, also when it is killed between batches and run again. */
-static void recover_in_batches(void **state)
+/* Recovery itself killed at a random moment, then run again, ends where
+ * one recovery does. */
+static void killed_recovery_recovers_the_same(void **state)
 {
     const char *orig = *state;
-    seed_rng("recover_in_batches");
-    int64_t ack;
+    seed_rng("killed_recovery_recovers_the_same");
+    int64_t ack, n;
     killed_store(orig, 60, &ack, NULL);
-    char *a = tu_copy_store(orig), *b = tu_copy_store(orig);
+    char *b = recovered_copy(orig, ack, &n);
+    cairn_store *sb;
+    open_store(b, &sb);
+    kill_recoveries(orig, sb, n, 10, 0);
+    close_store(sb);
+    tu_rmdir(b);
+}
+
+/* Recovery writing a batch after every transaction (each batch an
+ * ordinary checkpoint of a prefix of the log) ends where recovery in one
+ * batch does. */
+static void recover_in_batches_ends_where_one_batch_does(void **state)
+{
+    const char *orig = *state;
+    seed_rng("recover_in_batches_ends_where_one_batch_does");
+    int64_t ack, n;
+    killed_store(orig, 60, &ack, NULL);
+    char *a = recovered_copy(orig, ack, &n), *b = tu_copy_store(orig);
     cairn_store *sa, *sb;
-    open_store(a, &sa); /* one batch */
-    int64_t n = verify_store(sa, ack, ack + 1);
+    open_store(a, &sa);
     setenv("CAIRN_RECOVER_BATCH", "1", 1);
     open_store(b, &sb); /* a batch per transaction */
+    unsetenv("CAIRN_RECOVER_BATCH");
     compare_stores(sb, sa, n);
     close_store(sb);
-
-    int64_t open_us = 0;
-    int killed_early = 0;
-    for (int i = 0; i < 8; i++) {
-        char *d = tu_copy_store(orig);
-        struct child_cfg cc = {.open_only = 1};
-        struct run run;
-        if (i == 0)
-            run_child(d, &cc, STOP_OPENED, 0, 0, &run);
-        else
-            run_child(d, &cc, STOP_DELAY, (int64_t)rnd((uint64_t)(open_us + open_us / 2 + 1)), 0, &run);
-        if (i == 0) {
-            assert_true(run.opened);
-            open_us = run.open_us;
-        }
-        killed_early += !run.opened;
-        cairn_store *sd;
-        if (i % 2)
-            unsetenv("CAIRN_RECOVER_BATCH"); /* finish in one batch what was left */
-        open_store(d, &sd);
-        setenv("CAIRN_RECOVER_BATCH", "1", 1);
-        compare_stores(sd, sa, n);
-        close_store(sd);
-        tu_rmdir(d);
-        run_free(&run);
-    }
-    unsetenv("CAIRN_RECOVER_BATCH");
-    print_message("batched recovery takes %lld us; %d of 7 kills landed before it finished\n", (long long)open_us,
-                  killed_early);
     close_store(sa);
     tu_rmdir(a);
     tu_rmdir(b);
+}
+
+/* Batched recovery killed between batches and run again (in batches, or in
+ * one batch) ends where recovery in one batch does. */
+static void recover_in_batches_killed_between_batches_ends_the_same(void **state)
+{
+    const char *orig = *state;
+    seed_rng("recover_in_batches_killed_between_batches_ends_the_same");
+    int64_t ack, n;
+    killed_store(orig, 60, &ack, NULL);
+    char *a = recovered_copy(orig, ack, &n);
+    cairn_store *sa;
+    open_store(a, &sa);
+    setenv("CAIRN_RECOVER_BATCH", "1", 1);
+    kill_recoveries(orig, sa, n, 8, 1);
+    unsetenv("CAIRN_RECOVER_BATCH");
+    close_store(sa);
+    tu_rmdir(a);
+}
+
+/* The teardown of the batched-recovery tests: no later test recovers in
+ * batches, whatever happened to this one. */
+static int unset_batch_teardown(void **state)
+{
+    unsetenv("CAIRN_RECOVER_BATCH");
+    return tu_dir_teardown(state);
 }
 
 static void missing_log_refused(void **state)
@@ -791,8 +832,13 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         tu_dir_test(kill_rounds_sync_full),
         tu_dir_test(kill_rounds_sync_off),
-        tu_dir_test(recover_twice_same_as_once),
-        tu_dir_test(recover_in_batches),
+        tu_dir_test(reopen_after_recovery_changes_nothing),
+        tu_dir_test(old_log_after_recovery_is_not_replayed),
+        tu_dir_test(killed_recovery_recovers_the_same),
+        cmocka_unit_test_setup_teardown(recover_in_batches_ends_where_one_batch_does, tu_dir_setup,
+                                        unset_batch_teardown),
+        cmocka_unit_test_setup_teardown(recover_in_batches_killed_between_batches_ends_the_same, tu_dir_setup,
+                                        unset_batch_teardown),
         tu_dir_test(missing_log_refused),
         tu_dir_test(foreign_log_refused),
         tu_dir_test(torn_tail),

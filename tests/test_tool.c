@@ -200,6 +200,15 @@ static void verify_list(cairn_store *s)
         assert_int_equal(l->val, (uint64_t)i * 7);
 }
 
+/* A store of build_graph()'s in dir, closed. */
+static void graph_store(const char *dir)
+{
+    uint64_t garbage[200];
+    cairn_store *s = tu_open(dir, 0);
+    build_graph(s, garbage);
+    assert_cairn_ok(cairn_close(s));
+}
+
 static void gc_frees_exactly_the_unreachable(void **state)
 {
     const char *dir = *state;
@@ -349,10 +358,7 @@ static void compact_preserves_every_object(void **state)
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
-    uint64_t garbage[200];
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    build_graph(s, garbage);
-    assert_cairn_ok(cairn_close(s));
+    graph_store(dir);
 
     assert_int_equal(tool(dir, "dump --max-bytes 0 %s", dir), 0);
     char *before = slurp(out_path);
@@ -383,28 +389,27 @@ static void compact_preserves_every_object(void **state)
     assert_true(out_has("dictionary estimate"));
 }
 
-static void check_exit_codes_on_damage(void **state)
+/* A damaged extent: check finds problems, lists them and exits 1; gc
+ * refuses to run. */
+static void check_reports_a_damaged_extent(void **state)
 {
     const char *dir = *state;
-    cairn_options o;
-    tu_options(&o);
-    cairn_store *s;
-    uint64_t garbage[200];
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    build_graph(s, garbage);
-    assert_cairn_ok(cairn_close(s));
+    graph_store(dir);
     assert_int_equal(tool(dir, "check --json %s", dir), 0);
     assert_true(out_has("\"clean\":true"));
-
-    /* A damaged extent: problems found, listed, exit 1; gc refuses. */
     tu_flip_extent_byte(dir, TU_LAST_EXTENT);
     assert_int_equal(tool(dir, "check %s", dir), 1);
     assert_true(out_has("problem: extent"));
     assert_true(out_has("fails to decode"));
     assert_int_equal(tool(dir, "gc %s", dir), 1);
     assert_true(err_has("refusing"));
+}
 
-    /* No log: the store is damaged (1), not absent (2). */
+/* No log: the store is damaged (exit 1), not absent (2). */
+static void check_reports_a_missing_log_as_damage(void **state)
+{
+    const char *dir = *state;
+    graph_store(dir);
     char wal[4200], moved[4200];
     snprintf(wal, sizeof wal, "%s/wal", dir);
     snprintf(moved, sizeof moved, "%s/wal.saved", dir);
@@ -412,8 +417,13 @@ static void check_exit_codes_on_damage(void **state)
     assert_int_equal(tool(dir, "check %s", dir), 1);
     assert_true(out_has("the log is missing"));
     assert_int_equal(rename(moved, wal), 0);
+}
 
-    /* A data.mdb LMDB does not recognise. */
+/* A data.mdb LMDB does not recognise: check and stat exit 1. */
+static void check_and_stat_report_an_unknown_data_mdb(void **state)
+{
+    const char *dir = *state;
+    graph_store(dir);
     char data[4200];
     snprintf(data, sizeof data, "%s/data.mdb", dir);
     int fd = open(data, O_WRONLY | O_TRUNC);
@@ -431,13 +441,7 @@ static void check_exit_codes_on_damage(void **state)
 static void truncated_data_mdb_never_crashes(void **state)
 {
     const char *dir = *state;
-    cairn_options o;
-    tu_options(&o);
-    cairn_store *s;
-    uint64_t garbage[200];
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    build_graph(s, garbage);
-    assert_cairn_ok(cairn_close(s));
+    graph_store(dir);
     char data[4200], dest[4300];
     snprintf(data, sizeof data, "%s/data.mdb", dir);
     snprintf(dest, sizeof dest, "%s.dest", dir);
@@ -489,21 +493,13 @@ static void truncated_data_mdb_never_crashes(void **state)
 static void mixed_files_are_refused(void **state)
 {
     const char *dir = *state;
-    cairn_options o;
-    tu_options(&o);
-    cairn_store *s;
-    uint64_t garbage[200];
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    build_graph(s, garbage);
-    assert_cairn_ok(cairn_close(s));
+    graph_store(dir);
     char data[4200], saved[4200], cmd[9000];
     snprintf(data, sizeof data, "%s/data.mdb", dir);
     snprintf(saved, sizeof saved, "%s.data.mdb", dir);
     snprintf(cmd, sizeof cmd, "cp %s %s", data, saved);
     assert_int_equal(system(cmd), 0);
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    build_graph(s, garbage);
-    assert_cairn_ok(cairn_close(s));
+    graph_store(dir);
     snprintf(cmd, sizeof cmd, "cp %s %s", saved, data);
     assert_int_equal(system(cmd), 0);
     static const char *const cmds[] = {"stat", "check", "dump"};
@@ -653,7 +649,9 @@ int main(void)
         tu_dir_test(dump_of_a_cycle_terminates),
         tu_dir_test(read_commands_work_on_an_open_store),
         tu_dir_test(compact_preserves_every_object),
-        tu_dir_test(check_exit_codes_on_damage),
+        tu_dir_test(check_reports_a_damaged_extent),
+        tu_dir_test(check_reports_a_missing_log_as_damage),
+        tu_dir_test(check_and_stat_report_an_unknown_data_mdb),
         tu_dir_test(truncated_data_mdb_never_crashes),
         tu_dir_test(mixed_files_are_refused),
         tu_dir_test(backup_under_a_concurrent_writer),

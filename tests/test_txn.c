@@ -885,8 +885,15 @@ static void readonly_open(void **state)
     n->key = 1;
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_close(s));
+}
 
-    /* Read-only open of a missing store fails and creates nothing. */
+/* A read-only open of a missing store fails and creates nothing, neither
+ * the directory nor, in an empty one, any file. */
+static void readonly_open_of_a_missing_store_creates_nothing(void **state)
+{
+    const char *dir = *state;
+    cairn_options o;
+    tu_options(&o);
     o.flags = CAIRN_RDONLY;
     char *missing;
     assert_true(asprintf(&missing, "%s/missing", dir) > 0);
@@ -1022,8 +1029,10 @@ static void begin_waits_for_current_txn(void **state)
 
 /* ---- misc ---- */
 
-static void strerror_and_null_handles(void **state)
+/* Every code has a text of its own; other values get some text too. */
+static void strerror_texts_are_distinct(void **state)
 {
+    (void)state;
     static const int codes[] = {CAIRN_OK,    CAIRN_CORRUPT,   CAIRN_EXTERNAL_POINTER, CAIRN_SCHEMA_MISMATCH,
                                 CAIRN_BUSY,  CAIRN_NOT_FOUND, CAIRN_INVALID,          CAIRN_READONLY,
                                 CAIRN_IOERR, CAIRN_FULL,      CAIRN_UNSUPPORTED};
@@ -1044,7 +1053,12 @@ static void strerror_and_null_handles(void **state)
         assert_non_null(m);
         assert_true(*m);
     }
+}
 
+/* NULL handles are CAIRN_INVALID (close and abort of NULL are no-ops). */
+static void null_handles_are_invalid(void **state)
+{
+    (void)state;
     assert_cairn_ok(cairn_close(NULL));
     cairn_txn_abort(NULL);
     cairn_txn *t;
@@ -1067,9 +1081,14 @@ static void strerror_and_null_handles(void **state)
     assert_cairn_rc(cairn_open(NULL, NULL, &s), CAIRN_INVALID);
     assert_non_null(cairn_errmsg(NULL));
     cairn_options_init(NULL);
+}
 
-    /* A fresh store has no error message; a failure with detail sets one. */
-    s = tu_open(*state, 0);
+/* A fresh store has no error message; a failure with detail sets one. */
+static void errmsg_is_set_by_a_failure_with_detail(void **state)
+{
+    cairn_txn *t;
+    void *p;
+    cairn_store *s = tu_open(*state, 0);
     assert_string_equal(cairn_errmsg(s), "");
     assert_cairn_ok(cairn_txn_begin(s, &t));
     int64_t x;
@@ -1097,9 +1116,12 @@ int main(void)
         tu_dir_test(roots_capacity),
         tu_dir_test(second_open_is_busy),
         tu_dir_test(readonly_open),
+        tu_dir_test(readonly_open_of_a_missing_store_creates_nothing),
         tu_dir_test(close_aborts_open_txn),
         tu_dir_test(begin_waits_for_current_txn),
-        tu_dir_test(strerror_and_null_handles),
+        cmocka_unit_test(strerror_texts_are_distinct),
+        cmocka_unit_test(null_handles_are_invalid),
+        tu_dir_test(errmsg_is_set_by_a_failure_with_detail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

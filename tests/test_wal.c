@@ -745,79 +745,111 @@ static unsigned char *three_txns(int dirfd, struct mtxn **a, struct mtxn **b, st
     return f;
 }
 
-static void torn_tail(void **state)
-{
+/* A log of three_txns() in the fixture's directory. */
+struct log3 {
     struct tdir d;
-    tdir_open(&d, *state);
     struct mtxn *a, *b, *c;
+    unsigned char *f; /* the whole file */
     size_t len;
-    unsigned char *f = three_txns(d.fd, &a, &b, &c, &len);
-    struct mtxn *ab[] = {a, b};
-    struct mtxn *abc[] = {a, b, c};
+};
 
-    /* Every cut inside C: A and B replay, C does not. */
-    for (size_t cut = c->start; cut < c->end; cut++) {
-        file_write(d.fd, "wal", f, cut);
-        expect_replay(d.fd, ID_A, 0, ab, 2, b->commit_lsn, b->end, NULL);
+static void log3_open(struct log3 *x, const char *path)
+{
+    tdir_open(&x->d, path);
+    x->f = three_txns(x->d.fd, &x->a, &x->b, &x->c, &x->len);
+}
+
+static void log3_close(struct log3 *x)
+{
+    free(x->f);
+    free(x->a), free(x->b), free(x->c);
+    tdir_close(&x->d);
+}
+
+/* Every cut inside C: A and B replay, C does not; the whole file: all three. */
+static void torn_tail_loses_only_the_torn_transaction(void **state)
+{
+    struct log3 x;
+    log3_open(&x, *state);
+    struct mtxn *ab[] = {x.a, x.b};
+    struct mtxn *abc[] = {x.a, x.b, x.c};
+    for (size_t cut = x.c->start; cut < x.c->end; cut++) {
+        file_write(x.d.fd, "wal", x.f, cut);
+        expect_replay(x.d.fd, ID_A, 0, ab, 2, x.b->commit_lsn, x.b->end, NULL);
     }
-    /* The whole file: all three. */
-    file_write(d.fd, "wal", f, len);
-    expect_replay(d.fd, ID_A, 0, abc, 3, c->commit_lsn, c->end, NULL);
+    file_write(x.d.fd, "wal", x.f, x.len);
+    expect_replay(x.d.fd, ID_A, 0, abc, 3, x.c->commit_lsn, x.c->end, NULL);
+    log3_close(&x);
+}
 
-    /* After a cut, the next transaction goes over the torn tail and replays. */
+/* After a cut, the next transaction goes over the torn tail and replays. */
+static void append_after_a_torn_tail_replays(void **state)
+{
+    struct log3 x;
+    log3_open(&x, *state);
+    struct mtxn *c = x.c;
     size_t cuts[] = {c->start, c->start + 1, c->start + (c->end - c->start) / 2, c->end - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
-        file_write(d.fd, "wal", f, cuts[i]);
+        file_write(x.d.fd, "wal", x.f, cuts[i]);
         struct wal w;
-        assert_cairn_ok(wal_open(&w, d.fd, ID_A, 0, 0));
+        assert_cairn_ok(wal_open(&w, x.d.fd, ID_A, 0, 0));
         struct coll cl = {0};
         uint64_t last, ntx;
         assert_cairn_ok(wal_replay(&w, 0, collect, NULL, &cl, &last, &ntx));
         coll_free(&cl);
         struct mtxn *e = mtxn_random(40 + i, 1 + i);
         write_txn(&w, e, 1);
-        assert_int_equal(e->start, b->end);
+        assert_int_equal(e->start, x.b->end);
         wal_close(&w);
-        struct mtxn *abe[] = {a, b, e};
+        struct mtxn *abe[] = {x.a, x.b, e};
         uint64_t end = e->end;
-        expect_replay(d.fd, ID_A, 0, abe, 3, e->commit_lsn, end, NULL);
+        expect_replay(x.d.fd, ID_A, 0, abe, 3, e->commit_lsn, end, NULL);
         free(e);
     }
+    log3_close(&x);
+}
 
-    /* Cuts inside the header: the log is refused. */
+/* Cuts inside the header: the log is refused.  Only the header: an empty
+ * log. */
+static void cut_inside_the_header_refused(void **state)
+{
+    struct log3 x;
+    log3_open(&x, *state);
     for (size_t cut = 0; cut < WAL_HEADER_SIZE; cut++) {
-        file_write(d.fd, "wal", f, cut);
+        file_write(x.d.fd, "wal", x.f, cut);
         struct wal w;
-        int rc = wal_open(&w, d.fd, ID_A, 0, 0);
+        int rc = wal_open(&w, x.d.fd, ID_A, 0, 0);
         wal_close(&w);
         if (rc != CAIRN_CORRUPT)
             fail_msg("header cut at %zu: wal_open gave %d, want CAIRN_CORRUPT", cut, rc);
     }
-    /* Only the header: an empty log. */
-    file_write(d.fd, "wal", f, WAL_HEADER_SIZE);
-    expect_replay(d.fd, ID_A, 0, NULL, 0, 0, WAL_HEADER_SIZE, NULL);
-
-    free(f);
-    free(a), free(b), free(c);
-    tdir_close(&d);
+    file_write(x.d.fd, "wal", x.f, WAL_HEADER_SIZE);
+    expect_replay(x.d.fd, ID_A, 0, NULL, 0, 0, WAL_HEADER_SIZE, NULL);
+    log3_close(&x);
 }
 
-static void flipped_bytes(void **state)
+static const unsigned char flip_masks[] = {0x01, 0x80, 0xff};
+
+/* Every byte of every record of C (the last record, its commit, included),
+ * with each mask: a checksummed byte loses C, a padding byte (not
+ * checksummed, by the format) nothing.  A byte of the first transaction:
+ * nothing replays (byte 40 of its first record, in the payload of a page
+ * record; a transaction whose random pages all came out unchanged has
+ * only its commit record, 40 bytes long, whose payload starts at 32). */
+static void flipped_record_byte_loses_its_transaction(void **state)
 {
-    struct tdir d;
-    tdir_open(&d, *state);
-    struct mtxn *a, *b, *c;
-    size_t len;
-    unsigned char *f = three_txns(d.fd, &a, &b, &c, &len);
+    struct log3 x;
+    log3_open(&x, *state);
+    struct mtxn *a = x.a, *b = x.b, *c = x.c;
     struct mtxn *ab[] = {a, b};
     struct mtxn *abc[] = {a, b, c};
 
-    /* Which bytes of C are padding (not checksummed, by the format). */
-    unsigned char *is_pad = calloc(len, 1);
+    /* Which bytes of C are padding. */
+    unsigned char *is_pad = calloc(x.len, 1);
     size_t nrec = 0;
     for (size_t at = c->start; at < c->end; nrec++) {
         uint32_t rl;
-        memcpy(&rl, f + at + 4, 4);
+        memcpy(&rl, x.f + at + 4, 4);
         size_t end = at + WAL_RECORD_HEADER + rl;
         for (size_t i = end; i < pad8(end); i++)
             is_pad[i] = 1;
@@ -828,49 +860,53 @@ static void flipped_bytes(void **state)
     for (size_t i = c->start; i < c->end; i++)
         npad += is_pad[i];
     assert_true(npad > 0); /* the case is exercised */
+    size_t first_rec_byte = a->nrec ? 40 : WAL_RECORD_HEADER;
 
-    /* Every byte of every record of C (the last record, its commit,
-     * included), with each mask. */
-    static const unsigned char masks[] = {0x01, 0x80, 0xff};
-    unsigned char *g = malloc(len);
-    for (size_t m = 0; m < sizeof masks; m++) {
+    unsigned char *g = malloc(x.len);
+    for (size_t m = 0; m < sizeof flip_masks; m++) {
         for (size_t i = c->start; i < c->end; i++) {
-            memcpy(g, f, len);
-            g[i] ^= masks[m];
-            file_write(d.fd, "wal", g, len);
+            memcpy(g, x.f, x.len);
+            g[i] ^= flip_masks[m];
+            file_write(x.d.fd, "wal", g, x.len);
             if (is_pad[i])
-                expect_replay(d.fd, ID_A, 0, abc, 3, c->commit_lsn, c->end, NULL);
+                expect_replay(x.d.fd, ID_A, 0, abc, 3, c->commit_lsn, c->end, NULL);
             else
-                expect_replay(d.fd, ID_A, 0, ab, 2, b->commit_lsn, b->end, NULL);
+                expect_replay(x.d.fd, ID_A, 0, ab, 2, b->commit_lsn, b->end, NULL);
         }
-        /* A byte of the first transaction: nothing replays. */
-        memcpy(g, f, len);
-        g[a->start + 40] ^= masks[m];
-        file_write(d.fd, "wal", g, len);
-        expect_replay(d.fd, ID_A, 0, NULL, 0, 0, WAL_HEADER_SIZE, NULL);
+        memcpy(g, x.f, x.len);
+        g[a->start + first_rec_byte] ^= flip_masks[m];
+        file_write(x.d.fd, "wal", g, x.len);
+        expect_replay(x.d.fd, ID_A, 0, NULL, 0, 0, WAL_HEADER_SIZE, NULL);
     }
-
-    /* Any header byte: the log is refused. */
-    for (size_t i = 0; i < WAL_HEADER_SIZE; i++) {
-        for (size_t m = 0; m < sizeof masks; m++) {
-            memcpy(g, f, len);
-            g[i] ^= masks[m];
-            file_write(d.fd, "wal", g, len);
-            struct wal w;
-            int rc = wal_open(&w, d.fd, ID_A, 0, 0);
-            wal_close(&w);
-            if (rc != CAIRN_CORRUPT)
-                fail_msg("header byte %zu ^ 0x%02x: wal_open gave %d, want CAIRN_CORRUPT", i, masks[m], rc);
-        }
-    }
-    file_write(d.fd, "wal", f, len);
-    expect_replay(d.fd, ID_A, 0, abc, 3, c->commit_lsn, c->end, NULL);
-
     free(g);
     free(is_pad);
-    free(f);
-    free(a), free(b), free(c);
-    tdir_close(&d);
+    log3_close(&x);
+}
+
+/* Any header byte flipped, with each mask: the log is refused; the
+ * undamaged file replays in full. */
+static void flipped_header_byte_refused(void **state)
+{
+    struct log3 x;
+    log3_open(&x, *state);
+    struct mtxn *abc[] = {x.a, x.b, x.c};
+    unsigned char *g = malloc(x.len);
+    for (size_t i = 0; i < WAL_HEADER_SIZE; i++) {
+        for (size_t m = 0; m < sizeof flip_masks; m++) {
+            memcpy(g, x.f, x.len);
+            g[i] ^= flip_masks[m];
+            file_write(x.d.fd, "wal", g, x.len);
+            struct wal w;
+            int rc = wal_open(&w, x.d.fd, ID_A, 0, 0);
+            wal_close(&w);
+            if (rc != CAIRN_CORRUPT)
+                fail_msg("header byte %zu ^ 0x%02x: wal_open gave %d, want CAIRN_CORRUPT", i, flip_masks[m], rc);
+        }
+    }
+    file_write(x.d.fd, "wal", x.f, x.len);
+    expect_replay(x.d.fd, ID_A, 0, abc, 3, x.c->commit_lsn, x.c->end, NULL);
+    free(g);
+    log3_close(&x);
 }
 
 static void other_store_refused(void **state)
@@ -1115,8 +1151,11 @@ int main(void)
         tu_dir_test(uncommitted_not_applied),
         tu_dir_test(commit_rule_enforced),
         tu_dir_test(replay_after_skips),
-        tu_dir_test(torn_tail),
-        tu_dir_test(flipped_bytes),
+        tu_dir_test(torn_tail_loses_only_the_torn_transaction),
+        tu_dir_test(append_after_a_torn_tail_replays),
+        tu_dir_test(cut_inside_the_header_refused),
+        tu_dir_test(flipped_record_byte_loses_its_transaction),
+        tu_dir_test(flipped_header_byte_refused),
         tu_dir_test(other_store_refused),
         tu_dir_test(reset_invalidates_old_records),
         cmocka_unit_test(apply_ranges_rejects_malformed),
