@@ -7,6 +7,7 @@
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -69,14 +70,24 @@ int tu_scratch_begin(void)
     return 0;
 }
 
+static int keep_scratch(void)
+{
+    const char *k = getenv("CAIRN_TEST_KEEP");
+    return k && *k && strcmp(k, "0") != 0;
+}
+
 void tu_scratch_end(void)
 {
     if (!scratch)
         return;
-    if (getpid() == scratch_pid)
-        tu_rmdir(scratch);
-    else
+    if (getpid() != scratch_pid) {
         free(scratch);
+    } else if (keep_scratch()) {
+        fprintf(stderr, "CAIRN_TEST_KEEP: kept %s\n", scratch);
+        free(scratch);
+    } else {
+        tu_rmdir(scratch);
+    }
     scratch = NULL;
 }
 

@@ -21,6 +21,8 @@
  * assertion (which longjmps past the test's own cleanup), a caught signal
  * and a skip alike.  So a failing test leaves nothing behind, and a test
  * needs no cleanup of its own beyond closing what it opened.
+ * CAIRN_TEST_KEEP=1 keeps the scratch directories instead, and prints
+ * where they are (to look at a failure's files).
  *
  * The cmocka group fixtures of a suite that shares files between its tests
  * (crash/test_corrupt.c) call tu_scratch_begin and tu_scratch_end the same
