@@ -2,12 +2,11 @@
  * arrays, free, a randomized model check, and a full address range. */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "storeutil.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /* ---- patterns: position-dependent bytes, different per seed ---- */
 
@@ -93,21 +92,6 @@ static void assert_zero(const void *p, size_t n, const char *what)
 
 /* ---- store helpers ---- */
 
-static cairn_store *open_with(const char *dir, const cairn_options *o)
-{
-    cairn_store *s = NULL;
-    assert_cairn_ok(cairn_open(dir, o, &s));
-    assert_non_null(s);
-    return s;
-}
-
-static cairn_store *open_store(const char *dir)
-{
-    cairn_options o;
-    tu_options(&o);
-    return open_with(dir, &o);
-}
-
 static void range_of(cairn_store *s, char **base, size_t *len)
 {
     void *b;
@@ -153,29 +137,6 @@ static void assert_disjoint(struct span *v, size_t n)
                      v[i].off, v[i].off + v[i].size);
 }
 
-/* Keep the range of a closed store occupied, so that the next open must
- * place the store elsewhere and every stored pointer changes value. */
-struct blocker {
-    void *addr;
-    size_t len;
-};
-
-static struct blocker close_and_block(cairn_store *s)
-{
-    struct blocker b;
-    assert_cairn_ok(cairn_range(s, &b.addr, &b.len));
-    assert_cairn_ok(cairn_close(s));
-    void *m = mmap(b.addr, b.len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-    if (m != b.addr)
-        fail_msg("could not reserve the old store range %p: %s", b.addr, m == MAP_FAILED ? strerror(errno) : "moved");
-    return b;
-}
-
-static void unblock(struct blocker b)
-{
-    assert_int_equal(munmap(b.addr, b.len), 0);
-}
-
 /* ---- every size ---- */
 
 #define SMALL_MAX 2048
@@ -185,9 +146,8 @@ static const size_t large_sizes[] = {2049, 4095, 4096, 4097, 8192 + 16, 1 << 20,
 
 static void every_size_distinct_zeroed_aligned(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     static struct span objs[NALL], sorted[NALL];
     char *base;
     range_of(s, &base, NULL);
@@ -229,7 +189,7 @@ static void every_size_distinct_zeroed_aligned(void **state)
     }
     assert_cairn_ok(cairn_close(s));
 
-    s = open_store(dir);
+    s = tu_open(dir, 0);
     range_of(s, &base, NULL);
     for (size_t i = 0; i < n; i++) {
         snprintf(what, sizeof what, "object #%zu after reopen", i);
@@ -252,7 +212,6 @@ static void every_size_distinct_zeroed_aligned(void **state)
     assert_disjoint(more, m);
     cairn_txn_abort(t);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* ---- arrays of a pointer type ---- */
@@ -317,9 +276,8 @@ static void get_arrays(cairn_store *s, struct link **arr)
 
 static void pointer_arrays_swizzle(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     cairn_type lt;
     assert_int_equal(sizeof(struct link), 40);
     assert_cairn_ok(cairn_type_register(s, "link", sizeof(struct link), link_ptrs, 2, &lt));
@@ -343,8 +301,8 @@ static void pointer_arrays_swizzle(void **state)
     check_links(arr, 0, h, base, base, "after commit");
 
     char *old_base = base;
-    struct blocker b = close_and_block(s);
-    s = open_store(dir);
+    struct tu_blocker b = tu_close_and_block(s);
+    s = tu_open(dir, 0);
     range_of(s, &base, NULL);
     assert_ptr_not_equal(base, old_base);
     get_arrays(s, arr);
@@ -357,8 +315,8 @@ static void pointer_arrays_swizzle(void **state)
     check_links(arr, 1, h, base, base, "after second commit");
     char *base2 = base;
     assert_cairn_ok(cairn_close(s));
-    unblock(b);
-    s = open_store(dir);
+    tu_unblock(b);
+    s = tu_open(dir, 0);
     range_of(s, &base, NULL);
     get_arrays(s, arr);
     check_links(arr, 1, h, base2, base, "after second reopen");
@@ -389,8 +347,8 @@ static void pointer_arrays_swizzle(void **state)
     assert_cairn_ok(cairn_root_set(t, "raw", raw));
     assert_cairn_ok(cairn_txn_commit(t));
     size_t raw_off = (size_t)((char *)raw - base);
-    b = close_and_block(s);
-    s = open_store(dir);
+    b = tu_close_and_block(s);
+    s = tu_open(dir, 0);
     char *base3 = base;
     range_of(s, &base, NULL);
     assert_ptr_not_equal(base, base3);
@@ -414,18 +372,16 @@ static void pointer_arrays_swizzle(void **state)
                 fail_msg("array %zu element %zu: p=%p after the neighbour was freed", a, i, (void *)v[i].p);
     }
     assert_cairn_ok(cairn_close(s));
-    unblock(b);
+    tu_unblock(b);
     free(heap);
-    tu_rmdir(dir);
 }
 
 /* ---- free ---- */
 
 static void free_reuse_and_errors(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     char *base;
     size_t len;
     range_of(s, &base, &len);
@@ -500,7 +456,7 @@ static void free_reuse_and_errors(void **state)
 
     /* The same after reopen: sm[5] is free, its neighbours are not. */
     size_t off5 = (size_t)((char *)sm[5] - base), off6 = (size_t)((char *)sm[6] - base);
-    s = open_store(dir);
+    s = tu_open(dir, 0);
     range_of(s, &base, &len);
     assert_cairn_ok(cairn_txn_begin(s, &t));
     assert_cairn_rc(cairn_free(t, base + off5), CAIRN_INVALID);
@@ -539,7 +495,6 @@ static void free_reuse_and_errors(void **state)
     }
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* ---- randomized model check ---- */
@@ -675,13 +630,12 @@ struct model_cfg {
     uint64_t checkpoint_bytes; /* 0: default */
 };
 
-static void run_model(const struct model_cfg *cfg)
+static void run_model(const char *dir, const struct model_cfg *cfg)
 {
-    char *dir = tu_tempdir();
     cairn_options o;
     tu_options(&o);
     o.checkpoint_bytes = cfg->checkpoint_bytes;
-    cairn_store *s = open_with(dir, &o);
+    cairn_store *s = tu_open_with(dir, &o);
     cairn_type srt;
     assert_cairn_ok(cairn_type_register(s, "selfref", sizeof(struct selfref), selfref_ptrs, 1, &srt));
     rng_state = cfg->seed;
@@ -756,10 +710,10 @@ static void run_model(const struct model_cfg *cfg)
         } else if (r < 996) { /* checkpoint while the transaction is open */
             assert_cairn_ok(cairn_checkpoint(s));
         } else { /* close (aborting the open txn) and reopen elsewhere */
-            struct blocker b = close_and_block(s);
+            struct tu_blocker b = tu_close_and_block(s);
             model_copy(&cur, &committed);
-            s = open_with(dir, &o);
-            unblock(b);
+            s = tu_open_with(dir, &o);
+            tu_unblock(b);
             char *old_base = base;
             range_of(s, &base, &len);
             assert_ptr_not_equal(base, old_base);
@@ -772,7 +726,7 @@ static void run_model(const struct model_cfg *cfg)
     model_copy(&committed, &cur);
     model_verify(s, &cur, "after the last commit", cfg->steps);
     assert_cairn_ok(cairn_close(s));
-    s = open_with(dir, &o);
+    s = tu_open_with(dir, &o);
     model_verify(s, &committed, "after the last reopen", cfg->steps);
     /* Free everything: the store takes it all back. */
     range_of(s, &base, &len);
@@ -786,35 +740,32 @@ static void run_model(const struct model_cfg *cfg)
     assert_true(commits > 10 && aborts > 10 && reopens > 0);
     free(cur.v);
     free(committed.v);
-    tu_rmdir(dir);
 }
 
 static void random_model(void **state)
 {
-    (void)state;
     struct model_cfg cfg = {.seed = 0xc0ffee1234ull, .steps = 6000, .max_live = 400};
-    run_model(&cfg);
+    run_model(*state, &cfg);
 }
 
 /* The same with a background flusher checkpointing all the time. */
 static void random_model_busy_flusher(void **state)
 {
-    (void)state;
     struct model_cfg cfg = {.seed = 0xfeedbeef42ull, .steps = 4000, .max_live = 300, .checkpoint_bytes = 128 << 10};
-    run_model(&cfg);
+    run_model(*state, &cfg);
 }
 
 /* ---- exhaustion ---- */
 
-static void full_store(void **state)
+/* More than the whole range, on a 1 GiB store: CAIRN_FULL (or, for sizes
+ * that overflow, CAIRN_INVALID), and the transaction goes on. */
+static void alloc_beyond_the_range_fails(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_txn *t;
     void *p;
 
-    /* More than the whole range, on a 1 GiB store. */
-    cairn_store *s = open_store(dir);
+    cairn_store *s = tu_open(dir, 0);
     assert_cairn_ok(cairn_txn_begin(s, &t));
     assert_cairn_rc(cairn_alloc_bytes(t, (size_t)2 << 30, &p), CAIRN_FULL);
     assert_cairn_rc(cairn_alloc_bytes(t, (size_t)1 << 30, &p), CAIRN_FULL);
@@ -827,14 +778,22 @@ static void full_store(void **state)
     assert_cairn_ok(cairn_alloc_bytes(t, 100, &p));
     cairn_txn_abort(t);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
+}
 
-    /* Fill the smallest store (16 MiB) with 1 MiB objects. */
-    dir = tu_tempdir();
+/* The smallest store (16 MiB) filled with 1 MiB objects: CAIRN_FULL with a
+ * message, still consistent (a free makes room for exactly one more), and
+ * an abort gives it all back, twice the same, with the store usable and
+ * its committed data intact after a reopen. */
+static void filled_store_gives_everything_back_on_abort(void **state)
+{
+    const char *dir = *state;
+    cairn_txn *t;
+    void *p;
+    int rc;
     cairn_options o;
     tu_options(&o);
     o.max_bytes = (uint64_t)16 << 20;
-    s = open_with(dir, &o);
+    cairn_store *s = tu_open_with(dir, &o);
     unsigned char *keep;
     assert_cairn_ok(cairn_txn_begin(s, &t));
     assert_cairn_ok(cairn_alloc_bytes(t, 1000, (void **)&keep));
@@ -882,13 +841,12 @@ static void full_store(void **state)
     assert_cairn_ok(cairn_root_set(t, "more", more));
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_close(s));
-    s = open_with(dir, &o);
+    s = tu_open_with(dir, &o);
     assert_cairn_ok(cairn_root_get(s, "keep", (void **)&keep));
     assert_cairn_ok(cairn_root_get(s, "more", (void **)&more));
     assert_pattern(keep, 1000, 99, "object after reopen");
     assert_pattern(more, 3 << 20, 7, "object allocated after the full abort, after reopen");
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* The superblock's live counters (docs/FORMAT.md, page 1), read through
@@ -908,9 +866,8 @@ static void live_counts(cairn_store *s, uint64_t *objects, uint64_t *bytes)
  * agrees at every step, and across a reopen. */
 static void live_bytes_exact(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     cairn_txn *t;
     uint64_t objs, bytes;
     cairn_check_report r;
@@ -954,7 +911,7 @@ static void live_bytes_exact(void **state)
     assert_cairn_ok(cairn_alloc(t, odd, 9, &arr)); /* 108 bytes: slot of 112 */
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_close(s));
-    s = open_store(dir);
+    s = tu_open(dir, 0);
     assert_cairn_ok(cairn_check(s, &r));
     live_counts(s, &objs, &bytes);
     assert_int_equal(objs, 1);
@@ -967,15 +924,13 @@ static void live_bytes_exact(void **state)
     assert_int_equal(bytes, 0);
     assert_cairn_ok(cairn_check(s, &r));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* A type no object could ever have is refused. */
 static void absurd_type_sizes(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     char *base;
     size_t len;
     range_of(s, &base, &len);
@@ -987,20 +942,20 @@ static void absurd_type_sizes(void **state)
     assert_cairn_rc(cairn_type_register(s, "zero", 0, NULL, 0, &ty), CAIRN_INVALID);
     assert_cairn_ok(cairn_type_register(s, "whole", len, NULL, 0, &ty)); /* fits, in principle */
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_size_distinct_zeroed_aligned),
-        cmocka_unit_test(pointer_arrays_swizzle),
-        cmocka_unit_test(free_reuse_and_errors),
-        cmocka_unit_test(random_model),
-        cmocka_unit_test(random_model_busy_flusher),
-        cmocka_unit_test(full_store),
-        cmocka_unit_test(live_bytes_exact),
-        cmocka_unit_test(absurd_type_sizes),
+        tu_dir_test(every_size_distinct_zeroed_aligned),
+        tu_dir_test(pointer_arrays_swizzle),
+        tu_dir_test(free_reuse_and_errors),
+        tu_dir_test(random_model),
+        tu_dir_test(random_model_busy_flusher),
+        tu_dir_test(alloc_beyond_the_range_fails),
+        tu_dir_test(filled_store_gives_everything_back_on_abort),
+        tu_dir_test(live_bytes_exact),
+        tu_dir_test(absurd_type_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

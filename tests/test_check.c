@@ -3,37 +3,24 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "storeutil.h"
 
-#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pager/layout.h"
 
-struct link {
-    struct link *next;
-    uint64_t val;
-};
-
-static cairn_type link_type(cairn_store *s)
-{
-    cairn_type t;
-    size_t ptrs[] = {0};
-    assert_cairn_ok(cairn_type_register(s, "link", sizeof(struct link), ptrs, 1, &t));
-    return t;
-}
-
 /* A store with small and large objects, typed and raw, some freed. */
 static void populate(cairn_store *s)
 {
-    cairn_type lt = link_type(s);
+    cairn_type lt = tu_link_type(s);
     cairn_txn *t;
-    struct link *prev = NULL, *arr;
+    struct tu_link *prev = NULL, *arr;
     void *junk[40];
     assert_cairn_ok(cairn_txn_begin(s, &t));
     for (int i = 0; i < 2000; i++) {
-        struct link *l;
+        struct tu_link *l;
         assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&l));
         l->next = prev;
         l->val = (uint64_t)i;
@@ -54,8 +41,7 @@ static void populate(cairn_store *s)
 
 static void clean_store_checks_clean(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -78,21 +64,19 @@ static void clean_store_checks_clean(void **state)
     assert_int_equal(r.objects, 2000 + 1 + 40 - 14);
     assert_true(r.extents_checked > 0);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 static void dangling_pointer_is_reported(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
     cairn_txn *t;
     cairn_check_report r;
     assert_cairn_ok(cairn_open(dir, &o, &s));
-    cairn_type lt = link_type(s);
-    struct link *a, *b;
+    cairn_type lt = tu_link_type(s);
+    struct tu_link *a, *b;
     assert_cairn_ok(cairn_txn_begin(s, &t));
     assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&a));
     assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&b));
@@ -105,49 +89,70 @@ static void dangling_pointer_is_reported(void **state)
     assert_int_equal(r.problems, 1);
     assert_non_null(strstr(r.first_problem, "not a live object"));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
-/* Damage allocator metadata through the client view (any store byte can be
- * written inside a transaction) and expect the checker to see it. */
-static void damaged_descriptor_is_reported(void **state)
+/* Allocator metadata is damaged through the client view (any store byte
+ * can be written inside a transaction), and the checker must see it.  The
+ * store is populate()'s; the descriptor is that of the page of the list's
+ * first link, a slab page. */
+static struct page_desc *list_descriptor(cairn_store *s)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_options o;
-    tu_options(&o);
-    cairn_store *s;
-    cairn_txn *t;
-    cairn_check_report r;
-    assert_cairn_ok(cairn_open(dir, &o, &s));
     populate(s);
     char *base;
     size_t len;
     assert_cairn_ok(cairn_range(s, (void **)&base, &len));
-    struct link *list;
+    struct tu_link *list;
     assert_cairn_ok(cairn_root_get(s, "list", (void **)&list));
     uint64_t n = (uint64_t)((char *)list - base) / PAGE_BYTES;
     struct page_desc *d = (struct page_desc *)(base + layout_desc_page(n) * PAGE_BYTES + layout_desc_offset(n));
     assert_int_equal(d->kind, DESC_SLAB);
+    return d;
+}
 
+/* A slab page's live count one too high: an allocator error, no bad
+ * pointer. */
+static void wrong_live_count_is_reported(void **state)
+{
+    cairn_store *s = tu_open(*state, 0);
+    cairn_txn *t;
+    cairn_check_report r;
+    struct page_desc *d = list_descriptor(s);
     assert_cairn_ok(cairn_txn_begin(s, &t));
     d->live += 1;
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
     assert_true(r.alloc_errors >= 1);
     assert_int_equal(r.bad_pointers, 0);
+    assert_cairn_ok(cairn_close(s));
+}
 
+/* A slab page marked unused: the page is leaked and its objects dead, so
+ * the pointers to them are bad too. */
+static void unused_descriptor_of_live_objects_is_reported(void **state)
+{
+    cairn_store *s = tu_open(*state, 0);
+    cairn_txn *t;
+    cairn_check_report r;
+    struct page_desc *d = list_descriptor(s);
     assert_cairn_ok(cairn_txn_begin(s, &t));
-    d->live -= 1;
-    d->kind = DESC_UNUSED; /* now the page is leaked and its objects dead */
+    d->kind = DESC_UNUSED;
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
     assert_true(r.alloc_errors >= 1);
     assert_true(r.bad_pointers >= 1);
+    assert_cairn_ok(cairn_close(s));
+}
 
+/* A pointer bit on a word that is not a pointer field is reported; put
+ * back, the store checks clean. */
+static void pointer_bit_on_a_plain_word_is_reported(void **state)
+{
+    cairn_store *s = tu_open(*state, 0);
+    cairn_txn *t;
+    cairn_check_report r;
+    struct page_desc *d = list_descriptor(s);
     assert_cairn_ok(cairn_txn_begin(s, &t));
-    d->kind = DESC_SLAB;
-    d->ptr_bits[0] ^= 2; /* a pointer bit on a non-pointer word */
+    d->ptr_bits[0] ^= 2;
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
     assert_cairn_ok(cairn_txn_begin(s, &t));
@@ -155,40 +160,11 @@ static void damaged_descriptor_is_reported(void **state)
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_check(s, &r));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
-}
-
-/* Flip one payload byte of the first (first=1) or last stored extent. */
-static void flip_extent(const char *dir, int first)
-{
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 4);
-    mdb_env_set_mapsize(env, (size_t)4 << 30);
-    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &dbi), 0);
-    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
-    assert_int_equal(mdb_cursor_get(cur, &k, &v, first ? MDB_FIRST : MDB_LAST), 0);
-    unsigned char *copy = malloc(v.mv_size);
-    memcpy(copy, v.mv_data, v.mv_size);
-    copy[v.mv_size / 2] ^= 0x40;
-    MDB_val nv = {v.mv_size, copy};
-    assert_int_equal(mdb_put(txn, dbi, &k, &nv, 0), 0);
-    mdb_cursor_close(cur);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-    free(copy);
 }
 
 static void corrupt_extent_is_reported(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -196,22 +172,20 @@ static void corrupt_extent_is_reported(void **state)
     assert_cairn_ok(cairn_open(dir, &o, &s));
     populate(s);
     assert_cairn_ok(cairn_close(s));
-    flip_extent(dir, 0);
+    tu_flip_extent_byte(dir, TU_LAST_EXTENT);
 
     assert_cairn_ok(cairn_open(dir, &o, &s));
     assert_cairn_rc(cairn_check(s, &r), CAIRN_CORRUPT);
     assert_int_equal(r.corrupt_extents, 1);
     assert_non_null(strstr(r.first_problem, "fails to decode"));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* cairn_stats_get loads the superblock's extent for pages_allocated; when
  * that extent is damaged it returns the load's error, and does not crash. */
 static void stats_on_a_corrupt_superblock(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -219,20 +193,23 @@ static void stats_on_a_corrupt_superblock(void **state)
     assert_cairn_ok(cairn_open(dir, &o, &s));
     populate(s);
     assert_cairn_ok(cairn_close(s));
-    flip_extent(dir, 1); /* extent 0: superblock and the first roots */
+    tu_flip_extent_byte(dir, TU_FIRST_EXTENT); /* extent 0: superblock and the first roots */
 
     assert_cairn_ok(cairn_open(dir, &o, &s)); /* open reads no page */
     assert_cairn_rc(cairn_stats_get(s, &st), CAIRN_CORRUPT);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(clean_store_checks_clean),       cmocka_unit_test(dangling_pointer_is_reported),
-        cmocka_unit_test(damaged_descriptor_is_reported), cmocka_unit_test(corrupt_extent_is_reported),
-        cmocka_unit_test(stats_on_a_corrupt_superblock),
+        tu_dir_test(clean_store_checks_clean),
+        tu_dir_test(dangling_pointer_is_reported),
+        tu_dir_test(wrong_live_count_is_reported),
+        tu_dir_test(unused_descriptor_of_live_objects_is_reported),
+        tu_dir_test(pointer_bit_on_a_plain_word_is_reported),
+        tu_dir_test(corrupt_extent_is_reported),
+        tu_dir_test(stats_on_a_corrupt_superblock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

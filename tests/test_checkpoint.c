@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "files.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,22 +12,6 @@
 #include <unistd.h>
 
 #include "store/store_internal.h"
-
-static void copy_file(const char *from_dir, const char *to_dir, const char *name)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cp '%s/%s' '%s/%s'", from_dir, name, to_dir, name);
-    assert_int_equal(system(cmd), 0);
-}
-
-/* Snapshot a store's files while it is open, as a crash would leave them. */
-static char *copy_store(const char *dir)
-{
-    char *copy = tu_tempdir();
-    copy_file(dir, copy, "data.mdb");
-    copy_file(dir, copy, "wal");
-    return copy;
-}
 
 static uint64_t *make_counter(cairn_store *s, uint64_t v)
 {
@@ -43,8 +28,7 @@ static uint64_t *make_counter(cairn_store *s, uint64_t v)
 
 static void checkpoint_empties_log_and_keeps_data(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -62,7 +46,7 @@ static void checkpoint_empties_log_and_keeps_data(void **state)
     assert_int_equal(st.checkpoints, before + 1);
     assert_int_equal(c[1000], 5);
     /* What is in LMDB alone (the log is empty) is the committed state. */
-    char *copy = copy_store(dir);
+    char *copy = tu_copy_store(dir);
     cairn_store *s2;
     assert_cairn_ok(cairn_open(copy, &o, &s2));
     uint64_t *c2;
@@ -72,13 +56,11 @@ static void checkpoint_empties_log_and_keeps_data(void **state)
     assert_cairn_ok(cairn_close(s2));
     assert_cairn_ok(cairn_close(s));
     tu_rmdir(copy);
-    tu_rmdir(dir);
 }
 
 static void checkpoint_during_open_txn_writes_committed_state(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -89,7 +71,7 @@ static void checkpoint_during_open_txn_writes_committed_state(void **state)
     for (int i = 0; i < 3 * 512; i++)
         c[i] = 2; /* uncommitted */
     assert_cairn_ok(cairn_checkpoint(s));
-    char *copy = copy_store(dir);
+    char *copy = tu_copy_store(dir);
     for (int i = 0; i < 3 * 512; i++)
         assert_int_equal(c[i], 2); /* the open transaction still sees its writes */
     assert_cairn_ok(cairn_txn_commit(t));
@@ -109,13 +91,11 @@ static void checkpoint_during_open_txn_writes_committed_state(void **state)
         assert_int_equal(c[i], 2);
     assert_cairn_ok(cairn_close(s));
     tu_rmdir(copy);
-    tu_rmdir(dir);
 }
 
 static void flusher_checkpoints_when_log_grows(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     o.checkpoint_bytes = 1; /* every commit leaves the log over the limit */
@@ -131,13 +111,11 @@ static void flusher_checkpoints_when_log_grows(void **state)
     }
     assert_true(st.checkpoints > 0);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 static void many_cycles_of_commit_and_checkpoint(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -171,14 +149,12 @@ static void many_cycles_of_commit_and_checkpoint(void **state)
     assert_cairn_ok(cairn_close(s));
     free(objs);
     free(offs);
-    tu_rmdir(dir);
 }
 
 /* MDB_MAP_FULL at checkpoint: the map grows and the checkpoint succeeds. */
 static void checkpoint_grows_a_full_map(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -216,17 +192,16 @@ static void checkpoint_grows_a_full_map(void **state)
     cairn_check_report r;
     assert_cairn_ok(cairn_check(s, &r));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(checkpoint_empties_log_and_keeps_data),
-        cmocka_unit_test(checkpoint_during_open_txn_writes_committed_state),
-        cmocka_unit_test(flusher_checkpoints_when_log_grows),
-        cmocka_unit_test(many_cycles_of_commit_and_checkpoint),
-        cmocka_unit_test(checkpoint_grows_a_full_map),
+        tu_dir_test(checkpoint_empties_log_and_keeps_data),
+        tu_dir_test(checkpoint_during_open_txn_writes_committed_state),
+        tu_dir_test(flusher_checkpoints_when_log_grows),
+        tu_dir_test(many_cycles_of_commit_and_checkpoint),
+        tu_dir_test(checkpoint_grows_a_full_map),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "child.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -57,23 +58,6 @@ static double now(void)
 /* Child side (no cmocka): exit 0 on success, 90/91 on a failure       */
 /* ------------------------------------------------------------------ */
 
-#define CK(expr)                                                                                              \
-    do {                                                                                                      \
-        int rc_ = (expr);                                                                                     \
-        if (rc_ != CAIRN_OK) {                                                                                \
-            fprintf(stderr, "child: %s failed: %d (%s) line %d\n", #expr, rc_, cairn_strerror(rc_), __LINE__); \
-            _exit(90);                                                                                        \
-        }                                                                                                     \
-    } while (0)
-
-#define CHECK(cond)                                                                                           \
-    do {                                                                                                      \
-        if (!(cond)) {                                                                                        \
-            fprintf(stderr, "child: check failed: %s line %d\n", #cond, __LINE__);                            \
-            _exit(91);                                                                                        \
-        }                                                                                                     \
-    } while (0)
-
 static cairn_store *cs;
 static cairn_txn *ctx;
 static cairn_type node_type;
@@ -89,7 +73,7 @@ static void child_options(cairn_options *o)
 static void child_register(void)
 {
     size_t ptrs[] = {offsetof(struct node, left), offsetof(struct node, right)};
-    CK(cairn_type_register(cs, "xp.node", sizeof(struct node), ptrs, 2, &node_type));
+    CHILD_OK(cairn_type_register(cs, "xp.node", sizeof(struct node), ptrs, 2, &node_type));
 }
 
 /* Balanced subtree over [lo, hi], preorder; a transaction rolls over every
@@ -99,12 +83,12 @@ static struct node *build(int64_t lo, int64_t hi)
     if (lo > hi)
         return NULL;
     if (built && built % BATCH == 0) {
-        CK(cairn_txn_commit(ctx));
-        CK(cairn_txn_begin(cs, &ctx));
+        CHILD_OK(cairn_txn_commit(ctx));
+        CHILD_OK(cairn_txn_begin(cs, &ctx));
     }
     struct node *n;
     int64_t mid = lo + (hi - lo) / 2;
-    CK(cairn_alloc(ctx, node_type, 1, (void **)&n));
+    CHILD_OK(cairn_alloc(ctx, node_type, 1, (void **)&n));
     built++;
     n->key = mid;
     n->value = value_built(mid);
@@ -121,14 +105,14 @@ static void child_build(const char *dir)
     cairn_options o;
     child_options(&o);
     double t0 = now();
-    CK(cairn_open(dir, &o, &cs));
+    CHILD_OK(cairn_open(dir, &o, &cs));
     child_register();
-    CK(cairn_txn_begin(cs, &ctx));
+    CHILD_OK(cairn_txn_begin(cs, &ctx));
     struct node *root = build(0, N_FIRST - 1);
-    CK(cairn_root_set(ctx, "tree", root));
-    CK(cairn_txn_commit(ctx));
+    CHILD_OK(cairn_root_set(ctx, "tree", root));
+    CHILD_OK(cairn_txn_commit(ctx));
     cairn_stats st;
-    CK(cairn_stats_get(cs, &st));
+    CHILD_OK(cairn_stats_get(cs, &st));
     printf("built=%" PRIu64 " commits=%" PRIu64 " checkpoints=%" PRIu64 " wal=%" PRIu64 " seconds=%.3f\n", built,
            st.commits, st.checkpoints, st.wal_bytes, now() - t0);
     fflush(stdout);
@@ -143,17 +127,17 @@ static void child_append(const char *dir)
     child_options(&o);
     double t0 = now();
     struct node *root;
-    CK(cairn_open(dir, &o, &cs));
+    CHILD_OK(cairn_open(dir, &o, &cs));
     child_register();
-    CK(cairn_root_get(cs, "tree", (void **)&root));
-    CK(cairn_txn_begin(cs, &ctx));
+    CHILD_OK(cairn_root_get(cs, "tree", (void **)&root));
+    CHILD_OK(cairn_txn_begin(cs, &ctx));
     struct node *n = root;
     while (n->right)
         n = n->right;
-    CHECK(n->key == N_FIRST - 1);
+    CHILD_CHECK(n->key == N_FIRST - 1);
     built = 1; /* no rollover inside this build: one transaction */
     struct node *sub = build(N_FIRST, N_FIRST + N_APPEND - 1);
-    CHECK(built == 1 + N_APPEND);
+    CHILD_CHECK(built == 1 + N_APPEND);
     n->right = sub;
     /* In-order walk, changing old values. */
     struct node *stack[128];
@@ -161,7 +145,7 @@ static void child_append(const char *dir)
     int64_t changed = 0;
     for (n = root; n || sp;) {
         while (n) {
-            CHECK(sp < 128);
+            CHILD_CHECK(sp < 128);
             stack[sp++] = n;
             n = n->left;
         }
@@ -172,9 +156,9 @@ static void child_append(const char *dir)
         }
         n = n->right;
     }
-    CHECK(changed == N_FIRST / 1000);
-    CK(cairn_txn_commit(ctx));
-    CK(cairn_close(cs));
+    CHILD_CHECK(changed == N_FIRST / 1000);
+    CHILD_OK(cairn_txn_commit(ctx));
+    CHILD_OK(cairn_close(cs));
     printf("appended=%d changed=%" PRId64 " seconds=%.3f\n", N_APPEND, changed, now() - t0);
     fflush(stdout);
     _exit(0);
@@ -187,19 +171,19 @@ static void child_dirty_exit(const char *dir)
     cairn_options o;
     child_options(&o);
     struct node *root;
-    CK(cairn_open(dir, &o, &cs));
+    CHILD_OK(cairn_open(dir, &o, &cs));
     child_register();
-    CK(cairn_root_get(cs, "tree", (void **)&root));
-    CK(cairn_txn_begin(cs, &ctx));
+    CHILD_OK(cairn_root_get(cs, "tree", (void **)&root));
+    CHILD_OK(cairn_txn_begin(cs, &ctx));
     root->value = -12345;
-    CK(cairn_txn_commit(ctx));
-    CK(cairn_txn_begin(cs, &ctx));
+    CHILD_OK(cairn_txn_commit(ctx));
+    CHILD_OK(cairn_txn_begin(cs, &ctx));
     struct node *stack[128];
     int sp = 0;
     int64_t changed = 0;
     for (struct node *n = root; n || sp;) {
         while (n) {
-            CHECK(sp < 128);
+            CHILD_CHECK(sp < 128);
             stack[sp++] = n;
             n = n->left;
         }
@@ -276,10 +260,10 @@ static int run_child(const char *what, const char *dir, char *out, size_t cap)
     return status;
 }
 
-#define assert_child_ok(status, out)                                                                          \
-    do {                                                                                                      \
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)                                                   \
-            fail_msg("child failed (status 0x%x); stdout: %s", (status), (out));                              \
+#define assert_child_ok(status, out)                                                                                   \
+    do {                                                                                                               \
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)                                                            \
+            fail_msg("child failed (status 0x%x); stdout: %s", (status), (out));                                       \
     } while (0)
 
 /* Entries in the "extents" database of the store's LMDB environment. */
@@ -325,8 +309,7 @@ static int64_t check_tree(const struct node *root, int64_t first, int64_t (*valu
         if (n->key != expect)
             fail_msg("in-order key %" PRId64 " where %" PRId64 " was expected", n->key, expect);
         if (n->value != value_of(n->key))
-            fail_msg("key %" PRId64 ": value %" PRId64 ", expected %" PRId64, n->key, n->value,
-                     value_of(n->key));
+            fail_msg("key %" PRId64 ": value %" PRId64 ", expected %" PRId64, n->key, n->value, value_of(n->key));
         expect++;
         count++;
         n = n->right;
@@ -342,8 +325,7 @@ static int64_t value_after_dirty_exit(int64_t k)
 
 static void million_nodes_across_processes(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     char out[4096];
     cairn_options o;
     tu_options(&o);
@@ -416,7 +398,6 @@ static void million_nodes_across_processes(void **state)
                   "walk %.2f s, dirty-exit phase %.2f s; total %.2f s\n",
                   t1 - t0, t3 - t1, t2 - t1, t4 - t3, t5 - t4, t6 - t5, t6 - t0);
     free(wal);
-    tu_rmdir(dir);
 }
 
 int main(int argc, char **argv)
@@ -424,7 +405,7 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "--child") == 0)
         return child_main(argc - 2, argv + 2);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(million_nodes_across_processes),
+        tu_dir_test(million_nodes_across_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

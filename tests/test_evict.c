@@ -60,8 +60,7 @@ static void build(const char *dir, const cairn_options *o)
 
 static void walk_eight_times_the_budget(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     build(dir, &o);
@@ -101,13 +100,11 @@ static void walk_eight_times_the_budget(void **state)
     cairn_check_report r;
     assert_cairn_ok(cairn_check(s, &r));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 static void written_pages_stay_until_checkpointed(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     build(dir, &o);
@@ -149,13 +146,11 @@ static void written_pages_stay_until_checkpointed(void **state)
     cairn_check_report r;
     assert_cairn_ok(cairn_check(s, &r));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 static void prefaulted_pages_stay_until_released(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     build(dir, &o);
@@ -189,7 +184,6 @@ static void prefaulted_pages_stay_until_released(void **state)
     close(p[0]);
     close(p[1]);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 struct walker {
@@ -220,8 +214,7 @@ static void *walk_thread(void *arg)
 
 static void threads_race_eviction(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     build(dir, &o);
@@ -242,16 +235,15 @@ static void threads_race_eviction(void **state)
     assert_cairn_ok(cairn_stats_get(s, &st));
     assert_true(st.evictions > 0);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(walk_eight_times_the_budget),
-        cmocka_unit_test(written_pages_stay_until_checkpointed),
-        cmocka_unit_test(prefaulted_pages_stay_until_released),
-        cmocka_unit_test(threads_race_eviction),
+        tu_dir_test(walk_eight_times_the_budget),
+        tu_dir_test(written_pages_stay_until_checkpointed),
+        tu_dir_test(prefaulted_pages_stay_until_released),
+        tu_dir_test(threads_race_eviction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,8 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "files.h"
+#include "storeutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,16 +31,6 @@
 struct counter {
     uint64_t n;
 };
-
-static cairn_store *open_ok(const char *dir, unsigned flags)
-{
-    cairn_options o;
-    tu_options(&o);
-    o.flags = flags;
-    cairn_store *s = NULL;
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    return s;
-}
 
 /* Commit `count` transactions that each increment the counter root. */
 static void bump(cairn_store *s, int count)
@@ -62,57 +54,6 @@ static uint64_t counter_of(cairn_store *s)
     if (cairn_root_get(s, "counter", (void **)&c) == CAIRN_NOT_FOUND)
         return 0;
     return c->n;
-}
-
-/* ------------------------------------------------------------------ */
-/* files                                                               */
-/* ------------------------------------------------------------------ */
-
-static char *path_in(const char *dir, const char *name)
-{
-    char *p;
-    if (asprintf(&p, "%s/%s", dir, name) < 0)
-        abort();
-    return p;
-}
-
-/* The whole of dir/name; NULL (and *len 0) if it does not exist. */
-static unsigned char *file_get(const char *dir, const char *name, size_t *len)
-{
-    char *p = path_in(dir, name);
-    int fd = open(p, O_RDONLY);
-    free(p);
-    *len = 0;
-    if (fd < 0)
-        return NULL;
-    struct stat st;
-    assert_int_equal(fstat(fd, &st), 0);
-    unsigned char *buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-    assert_non_null(buf);
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = pread(fd, buf + got, (size_t)st.st_size - got, (off_t)got);
-        assert_true(n > 0);
-        got += (size_t)n;
-    }
-    close(fd);
-    *len = got;
-    return buf;
-}
-
-static void file_put(const char *dir, const char *name, const void *buf, size_t len)
-{
-    char *p = path_in(dir, name);
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    free(p);
-    assert_true(fd >= 0);
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)done);
-        assert_true(n > 0);
-        done += (size_t)n;
-    }
-    close(fd);
 }
 
 /* Object contents: a pattern from (object, word), incompressible enough
@@ -217,20 +158,19 @@ static int open_and_read(const char *dir)
 /* Put the saved files back into a fresh dir, data.mdb cut to len. */
 static void restore(const char *dir, const unsigned char *mdb, size_t len, const unsigned char *wal, size_t wal_len)
 {
-    char *p = path_in(dir, "lock.mdb");
+    char *p = tu_path(dir, "lock.mdb");
     unlink(p);
     free(p);
-    file_put(dir, "data.mdb", mdb, len);
-    file_put(dir, "wal", wal, wal_len);
+    tu_file_write(dir, "data.mdb", mdb, len);
+    tu_file_write(dir, "wal", wal, wal_len);
 }
 
-static void truncations(int crash_tail)
+static void truncations(const char *dir, int crash_tail)
 {
-    char *dir = tu_tempdir();
     build_store(dir, crash_tail);
     size_t mdb_len, wal_len;
-    unsigned char *mdb = file_get(dir, "data.mdb", &mdb_len);
-    unsigned char *wal = file_get(dir, "wal", &wal_len);
+    unsigned char *mdb = tu_file_read(dir, "data.mdb", &mdb_len);
+    unsigned char *wal = tu_file_read(dir, "wal", &wal_len);
     assert_true(mdb_len > 64 * 4096);
     assert_int_equal(open_and_read(dir), 0);
     size_t used = tu_lmdb_used(mdb, mdb_len);
@@ -255,7 +195,7 @@ static void truncations(int crash_tail)
         load_errors += got == 20;
         /* The log is never touched by a refused open. */
         size_t l2;
-        unsigned char *w2 = file_get(dir, "wal", &l2);
+        unsigned char *w2 = tu_file_read(dir, "wal", &l2);
         if (got == 1 && (l2 != wal_len || memcmp(w2, wal, wal_len) != 0))
             fail_msg("data.mdb cut to %zu: the refused open changed the log", cuts[i]);
         free(w2);
@@ -267,33 +207,29 @@ static void truncations(int crash_tail)
     assert_int_equal(open_and_read(dir), 0);
     free(mdb);
     free(wal);
-    tu_rmdir(dir);
 }
 
 /* data.mdb cut at many sizes, the log empty: CAIRN_CORRUPT, never a signal. */
 static void truncated_data_mdb(void **state)
 {
-    (void)state;
-    truncations(0);
+    truncations(*state, 0);
 }
 
 /* The same with committed transactions in the log, which recovery would
  * replay onto the cut file. */
 static void truncated_data_mdb_with_log(void **state)
 {
-    (void)state;
-    truncations(1);
+    truncations(*state, 1);
 }
 
 /* Cut while the store is open: the next load reports CAIRN_CORRUPT
  * through fault_error, not SIGBUS. */
 static void truncated_while_open(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     build_store(dir, 0);
     size_t mdb_len;
-    unsigned char *mdb = file_get(dir, "data.mdb", &mdb_len);
+    unsigned char *mdb = tu_file_read(dir, "data.mdb", &mdb_len);
     size_t used = tu_lmdb_used(mdb, mdb_len);
     free(mdb);
     fflush(NULL);
@@ -309,7 +245,7 @@ static void truncated_while_open(void **state)
         uint64_t **arr;
         if (cairn_root_get(s, "objs", (void **)&arr) != CAIRN_OK)
             _exit(4);
-        char *p = path_in(dir, "data.mdb");
+        char *p = tu_path(dir, "data.mdb");
         if (truncate(p, (off_t)(used / 2)) != 0)
             _exit(5);
         uint64_t sum = 0;
@@ -322,7 +258,6 @@ static void truncated_while_open(void **state)
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 20)
         fail_msg("status %#x (%s %d), want exit 20 (CAIRN_CORRUPT from a load)", status,
                  WIFSIGNALED(status) ? "signal" : "exit", WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-    tu_rmdir(dir);
 }
 
 /* ------------------------------------------------------------------ */
@@ -337,8 +272,8 @@ struct saved {
 static struct saved save_files(const char *dir)
 {
     struct saved v;
-    v.mdb = file_get(dir, "data.mdb", &v.mdb_len);
-    v.wal = file_get(dir, "wal", &v.wal_len);
+    v.mdb = tu_file_read(dir, "data.mdb", &v.mdb_len);
+    v.wal = tu_file_read(dir, "wal", &v.wal_len);
     assert_non_null(v.mdb);
     assert_non_null(v.wal);
     return v;
@@ -413,7 +348,7 @@ static void commit_and_crash(const char *dir, int n, int ckpt_after)
 
 static void expect_counter(const char *dir, uint64_t want)
 {
-    cairn_store *s = open_ok(dir, 0);
+    cairn_store *s = tu_open(dir, 0);
     assert_int_equal(counter_of(s), want);
     cairn_check_report r;
     assert_cairn_ok(cairn_check(s, &r));
@@ -424,43 +359,40 @@ static void expect_counter(const char *dir, uint64_t want)
  * data.mdb back: refused, nothing changed; the right one opens at 300. */
 static void stale_data_mdb_empty_log(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_ok(dir, 0);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     bump(s, 150);
     assert_cairn_ok(cairn_close(s));
     struct saved old = save_files(dir);
-    s = open_ok(dir, 0);
+    s = tu_open(dir, 0);
     bump(s, 150);
     assert_cairn_ok(cairn_close(s));
     struct saved cur = save_files(dir);
-    file_put(dir, "data.mdb", old.mdb, old.mdb_len);
+    tu_file_write(dir, "data.mdb", old.mdb, old.mdb_len);
     struct saved mixed = save_files(dir);
     open_refused(dir, CAIRN_CORRUPT, "older than the log");
     assert_files_are(dir, &mixed, "refused open");
     open_refused(dir, CAIRN_CORRUPT, "older than the log"); /* and again: still refused */
-    file_put(dir, "data.mdb", cur.mdb, cur.mdb_len);
+    tu_file_write(dir, "data.mdb", cur.mdb, cur.mdb_len);
     expect_counter(dir, 300);
     free_saved(&old);
     free_saved(&cur);
     free_saved(&mixed);
-    tu_rmdir(dir);
 }
 
 /* The same with committed transactions in the log: they are not replayed
  * onto the old data.mdb. */
 static void stale_data_mdb_with_records(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_ok(dir, 0);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     bump(s, 150);
     assert_cairn_ok(cairn_close(s));
     struct saved old = save_files(dir);
     commit_and_crash(dir, 150, 100); /* 151..250 checkpointed, 251..300 only logged */
     struct saved cur = save_files(dir);
     assert_true(cur.wal_len > 64);
-    file_put(dir, "data.mdb", old.mdb, old.mdb_len);
+    tu_file_write(dir, "data.mdb", old.mdb, old.mdb_len);
     struct saved mixed = save_files(dir);
     open_refused(dir, CAIRN_CORRUPT, "older than the log");
     assert_files_are(dir, &mixed, "refused open");
@@ -471,136 +403,147 @@ static void stale_data_mdb_with_records(void **state)
     cairn_store *r;
     assert_cairn_rc(cairn_open(dir, &o, &r), CAIRN_CORRUPT);
     assert_files_are(dir, &mixed, "refused read-only open");
-    file_put(dir, "data.mdb", cur.mdb, cur.mdb_len);
+    tu_file_write(dir, "data.mdb", cur.mdb, cur.mdb_len);
     expect_counter(dir, 300);
     free_saved(&old);
     free_saved(&cur);
     free_saved(&mixed);
-    tu_rmdir(dir);
 }
 
 /* A log older than data.mdb: data.mdb is the newer file. */
 static void newer_data_mdb_empty_log(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_ok(dir, 0);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     bump(s, 150);
     assert_cairn_ok(cairn_close(s));
     struct saved old = save_files(dir);
-    s = open_ok(dir, 0);
+    s = tu_open(dir, 0);
     bump(s, 150);
     assert_cairn_ok(cairn_close(s));
     struct saved cur = save_files(dir);
-    file_put(dir, "wal", old.wal, old.wal_len);
+    tu_file_write(dir, "wal", old.wal, old.wal_len);
     struct saved mixed = save_files(dir);
     open_refused(dir, CAIRN_CORRUPT, "newer than the log");
     assert_files_are(dir, &mixed, "refused open");
-    file_put(dir, "wal", cur.wal, cur.wal_len);
+    tu_file_write(dir, "wal", cur.wal, cur.wal_len);
     expect_counter(dir, 300);
     free_saved(&old);
     free_saved(&cur);
     free_saved(&mixed);
-    tu_rmdir(dir);
 }
 
 /* An old log with committed records, beside a data.mdb that went on past
  * them. */
 static void newer_data_mdb_with_records(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     commit_and_crash(dir, 150, 0); /* all 150 only in the log */
     struct saved old = save_files(dir);
     assert_true(old.wal_len > 64);
     expect_counter(dir, 150); /* recovers, checkpoints, resets */
-    cairn_store *s = open_ok(dir, 0);
+    cairn_store *s = tu_open(dir, 0);
     bump(s, 150);
     assert_cairn_ok(cairn_close(s));
     struct saved cur = save_files(dir);
-    file_put(dir, "wal", old.wal, old.wal_len);
+    tu_file_write(dir, "wal", old.wal, old.wal_len);
     struct saved mixed = save_files(dir);
     open_refused(dir, CAIRN_CORRUPT, "newer than the log");
     assert_files_are(dir, &mixed, "refused open");
-    file_put(dir, "wal", cur.wal, cur.wal_len);
+    tu_file_write(dir, "wal", cur.wal, cur.wal_len);
     expect_counter(dir, 300);
     free_saved(&old);
     free_saved(&cur);
     free_saved(&mixed);
-    tu_rmdir(dir);
 }
 
-/* Another store's data.mdb, with an empty log and with records. */
-static void foreign_data_mdb(void **state)
+/* Store b's data.mdb beside store a's log (with records in it or not):
+ * refused, nothing changed; both stores intact afterwards. */
+static void foreign_data_mdb_refused(const char *a, int records)
 {
-    (void)state;
-    for (int records = 0; records < 2; records++) {
-        char *a = tu_tempdir(), *b = tu_tempdir();
-        cairn_store *s = open_ok(b, 0);
-        bump(s, 7);
+    char *b = tu_tempdir();
+    cairn_store *s = tu_open(b, 0);
+    bump(s, 7);
+    assert_cairn_ok(cairn_close(s));
+    if (records) {
+        commit_and_crash(a, 20, 0);
+    } else {
+        s = tu_open(a, 0);
+        bump(s, 20);
         assert_cairn_ok(cairn_close(s));
-        if (records) {
-            commit_and_crash(a, 20, 0);
-        } else {
-            s = open_ok(a, 0);
-            bump(s, 20);
-            assert_cairn_ok(cairn_close(s));
-        }
-        struct saved va = save_files(a), vb = save_files(b);
-        file_put(a, "data.mdb", vb.mdb, vb.mdb_len);
-        struct saved mixed = save_files(a);
-        open_refused(a, CAIRN_CORRUPT, "the log is of store");
-        assert_files_are(a, &mixed, "refused open");
-        file_put(a, "data.mdb", va.mdb, va.mdb_len);
-        expect_counter(a, 20);
-        expect_counter(b, 7);
-        free_saved(&va);
-        free_saved(&vb);
-        free_saved(&mixed);
-        tu_rmdir(a);
-        tu_rmdir(b);
     }
+    struct saved va = save_files(a), vb = save_files(b);
+    tu_file_write(a, "data.mdb", vb.mdb, vb.mdb_len);
+    struct saved mixed = save_files(a);
+    open_refused(a, CAIRN_CORRUPT, "the log is of store");
+    assert_files_are(a, &mixed, "refused open");
+    tu_file_write(a, "data.mdb", va.mdb, va.mdb_len);
+    expect_counter(a, 20);
+    expect_counter(b, 7);
+    free_saved(&va);
+    free_saved(&vb);
+    free_saved(&mixed);
+    tu_rmdir(b);
+}
+
+/* Another store's data.mdb, with an empty log. */
+static void foreign_data_mdb_refused_empty_log(void **state)
+{
+    foreign_data_mdb_refused(*state, 0);
+}
+
+/* Another store's data.mdb, with records in the log. */
+static void foreign_data_mdb_refused_with_records(void **state)
+{
+    foreign_data_mdb_refused(*state, 1);
 }
 
 /* LMDB's newest meta page damaged, so that LMDB falls back to the older
- * one (the previous checkpoint): refused, with an empty log and with
- * records in it. */
-static void lmdb_meta_fallback(void **state)
+ * one (the previous checkpoint): refused, nothing changed; with the right
+ * data.mdb back the store opens with everything. */
+static void meta_fallback_refused(const char *dir, int records)
 {
-    (void)state;
-    for (int records = 0; records < 2; records++) {
-        char *dir = tu_tempdir();
-        cairn_store *s = open_ok(dir, 0);
+    cairn_store *s = tu_open(dir, 0);
+    bump(s, 150);
+    assert_cairn_ok(cairn_close(s));
+    if (records) {
+        commit_and_crash(dir, 150, 100);
+    } else {
+        s = tu_open(dir, 0);
         bump(s, 150);
         assert_cairn_ok(cairn_close(s));
-        if (records) {
-            commit_and_crash(dir, 150, 100);
-        } else {
-            s = open_ok(dir, 0);
-            bump(s, 150);
-            assert_cairn_ok(cairn_close(s));
-        }
-        struct saved cur = save_files(dir);
-        /* LMDB 0.9 meta pages: pages 0 and 1; the transaction id is at
-         * byte 144 of each (16-byte page header, then the meta fields);
-         * LMDB uses the one with the larger id. */
-        uint64_t t0, t1, zero = 0;
-        memcpy(&t0, cur.mdb + 144, 8);
-        memcpy(&t1, cur.mdb + 4096 + 144, 8);
-        unsigned char *damaged = malloc(cur.mdb_len);
-        memcpy(damaged, cur.mdb, cur.mdb_len);
-        memcpy(damaged + (t0 > t1 ? 0 : 4096) + 144, &zero, 8);
-        file_put(dir, "data.mdb", damaged, cur.mdb_len);
-        struct saved mixed = save_files(dir);
-        open_refused(dir, CAIRN_CORRUPT, "older than the log");
-        assert_files_are(dir, &mixed, "refused open");
-        file_put(dir, "data.mdb", cur.mdb, cur.mdb_len);
-        expect_counter(dir, 300);
-        free(damaged);
-        free_saved(&cur);
-        free_saved(&mixed);
-        tu_rmdir(dir);
     }
+    struct saved cur = save_files(dir);
+    /* LMDB 0.9 meta pages: pages 0 and 1; the transaction id is at
+     * byte 144 of each (16-byte page header, then the meta fields);
+     * LMDB uses the one with the larger id. */
+    uint64_t t0, t1, zero = 0;
+    memcpy(&t0, cur.mdb + 144, 8);
+    memcpy(&t1, cur.mdb + 4096 + 144, 8);
+    unsigned char *damaged = malloc(cur.mdb_len);
+    memcpy(damaged, cur.mdb, cur.mdb_len);
+    memcpy(damaged + (t0 > t1 ? 0 : 4096) + 144, &zero, 8);
+    tu_file_write(dir, "data.mdb", damaged, cur.mdb_len);
+    struct saved mixed = save_files(dir);
+    open_refused(dir, CAIRN_CORRUPT, "older than the log");
+    assert_files_are(dir, &mixed, "refused open");
+    tu_file_write(dir, "data.mdb", cur.mdb, cur.mdb_len);
+    expect_counter(dir, 300);
+    free(damaged);
+    free_saved(&cur);
+    free_saved(&mixed);
+}
+
+/* The older meta page, with an empty log. */
+static void lmdb_meta_fallback_refused_empty_log(void **state)
+{
+    meta_fallback_refused(*state, 0);
+}
+
+/* The older meta page, with records in the log. */
+static void lmdb_meta_fallback_refused_with_records(void **state)
+{
+    meta_fallback_refused(*state, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -620,52 +563,59 @@ static char *listing(const char *dir)
     return out;
 }
 
-/* 20 transactions only in the log, then data.mdb removed: the open is
- * refused, the log keeps every byte, no file appears or goes.  Also once
- * the log is empty (the store was closed), where lock.mdb tells. */
-static void missing_data_mdb_keeps_the_log(void **state)
+/* 20 transactions, then data.mdb removed: the open is refused (read-write
+ * and read-only), the log keeps every byte, no file appears or goes. */
+static void missing_data_mdb_refused(const char *dir, int closed)
 {
-    (void)state;
-    for (int closed = 0; closed < 2; closed++) {
-        char *dir = tu_tempdir();
-        if (closed) {
-            cairn_store *s = open_ok(dir, 0);
-            bump(s, 20);
-            assert_cairn_ok(cairn_close(s));
-        } else {
-            commit_and_crash(dir, 20, 0);
-        }
-        char *p = path_in(dir, "data.mdb");
-        assert_int_equal(unlink(p), 0);
-        free(p);
-        size_t wal_len;
-        unsigned char *wal = file_get(dir, "wal", &wal_len);
-        assert_true(closed || wal_len > 64);
-        char *before = listing(dir);
-        for (int ro = 0; ro < 2; ro++) {
-            cairn_options o;
-            tu_options(&o);
-            o.flags = ro ? CAIRN_RDONLY : 0;
-            cairn_store *s = NULL;
-            int rc = cairn_open(dir, &o, &s);
-            if (rc != CAIRN_CORRUPT)
-                fail_msg("open%s without data.mdb: %d (%s), want CAIRN_CORRUPT; \"%s\"", ro ? " read-only" : "", rc,
-                         cairn_strerror(rc), cairn_errmsg(NULL));
-            assert_non_null(strstr(cairn_errmsg(NULL), "data.mdb is missing"));
-            size_t l2;
-            unsigned char *w2 = file_get(dir, "wal", &l2);
-            assert_int_equal(l2, wal_len);
-            assert_memory_equal(w2, wal, wal_len);
-            free(w2);
-            char *after = listing(dir);
-            assert_string_equal(after, before);
-            free(after);
-        }
-        print_message("refused: %s\n", cairn_errmsg(NULL));
-        free(before);
-        free(wal);
-        tu_rmdir(dir);
+    if (closed) {
+        cairn_store *s = tu_open(dir, 0);
+        bump(s, 20);
+        assert_cairn_ok(cairn_close(s));
+    } else {
+        commit_and_crash(dir, 20, 0);
     }
+    char *p = tu_path(dir, "data.mdb");
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    size_t wal_len;
+    unsigned char *wal = tu_file_read(dir, "wal", &wal_len);
+    assert_true(closed || wal_len > 64);
+    char *before = listing(dir);
+    for (int ro = 0; ro < 2; ro++) {
+        cairn_options o;
+        tu_options(&o);
+        o.flags = ro ? CAIRN_RDONLY : 0;
+        cairn_store *s = NULL;
+        int rc = cairn_open(dir, &o, &s);
+        if (rc != CAIRN_CORRUPT)
+            fail_msg("open%s without data.mdb: %d (%s), want CAIRN_CORRUPT; \"%s\"", ro ? " read-only" : "", rc,
+                     cairn_strerror(rc), cairn_errmsg(NULL));
+        assert_non_null(strstr(cairn_errmsg(NULL), "data.mdb is missing"));
+        size_t l2;
+        unsigned char *w2 = tu_file_read(dir, "wal", &l2);
+        assert_int_equal(l2, wal_len);
+        assert_memory_equal(w2, wal, wal_len);
+        free(w2);
+        char *after = listing(dir);
+        assert_string_equal(after, before);
+        free(after);
+    }
+    print_message("refused: %s\n", cairn_errmsg(NULL));
+    free(before);
+    free(wal);
+}
+
+/* The 20 transactions only in the log (the writer died). */
+static void missing_data_mdb_keeps_the_log_of_a_crash(void **state)
+{
+    missing_data_mdb_refused(*state, 0);
+}
+
+/* The store was closed: the log is empty, and lock.mdb tells the store
+ * was there. */
+static void missing_data_mdb_keeps_the_log_of_a_closed_store(void **state)
+{
+    missing_data_mdb_refused(*state, 1);
 }
 
 /* A directory that is not a store and not empty (a user's own file named
@@ -678,7 +628,7 @@ static void no_store_over_a_users_directory(void **state)
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char *dir = tu_tempdir();
         const char text[] = "my own file, not a log\n";
-        file_put(dir, names[i], text, sizeof text);
+        tu_file_write(dir, names[i], text, sizeof text);
         char *before = listing(dir);
         cairn_options o;
         tu_options(&o);
@@ -690,7 +640,7 @@ static void no_store_over_a_users_directory(void **state)
         char *after = listing(dir);
         assert_string_equal(after, before);
         size_t len;
-        unsigned char *got = file_get(dir, names[i], &len);
+        unsigned char *got = tu_file_read(dir, names[i], &len);
         assert_int_equal(len, sizeof text);
         assert_memory_equal(got, text, len);
         free(got);
@@ -701,31 +651,32 @@ static void no_store_over_a_users_directory(void **state)
 }
 
 /* What an interrupted creation leaves (the lock, the staging directory,
- * a log never written to) does not stop the next creation; a read-only
- * open of a missing directory creates nothing. */
+ * a log never written to) does not stop the next creation. */
 static void creation_after_an_interrupted_one(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_ok(dir, 0); /* a fresh store: its log is unused */
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0); /* a fresh store: its log is unused */
     assert_cairn_ok(cairn_close(s));
-    char *p = path_in(dir, "data.mdb");
+    char *p = tu_path(dir, "data.mdb");
     assert_int_equal(unlink(p), 0);
     free(p);
-    p = path_in(dir, "lock.mdb");
+    p = tu_path(dir, "lock.mdb");
     unlink(p); /* as if the crash came before the rename of data.mdb */
     free(p);
-    p = path_in(dir, "new.tmp");
+    p = tu_path(dir, "new.tmp");
     assert_int_equal(mkdir(p, 0755), 0);
     free(p);
-    s = open_ok(dir, 0);
+    s = tu_open(dir, 0);
     bump(s, 3);
     assert_cairn_ok(cairn_close(s));
     expect_counter(dir, 3);
-    tu_rmdir(dir);
+}
 
-    dir = tu_tempdir();
-    char *missing = path_in(dir, "nothing-here");
+/* A read-only open of a missing directory creates nothing. */
+static void readonly_open_of_a_missing_directory_creates_nothing(void **state)
+{
+    cairn_store *s;
+    char *missing = tu_path(*state, "nothing-here");
     cairn_options o;
     tu_options(&o);
     o.flags = CAIRN_RDONLY;
@@ -733,7 +684,6 @@ static void creation_after_an_interrupted_one(void **state)
     struct stat st;
     assert_int_equal(stat(missing, &st), -1);
     free(missing);
-    tu_rmdir(dir);
 }
 
 /* ------------------------------------------------------------------ */
@@ -766,29 +716,27 @@ static int create_in_child(const char *path)
 /* A small tmpfs, filled to leave `room` bytes: creating a store there
  * returns ENOSPC (never SIGBUS) and leaves the file system as it was,
  * whether the store's directory was missing or existed empty. */
-static char *tmpfs_mnt;
+static const char *tmpfs_mnt;
 
+/* The teardown: unmount the tmpfs (also when the test failed), then the
+ * fixture's. */
 static int unmount_tmpfs(void **state)
 {
-    (void)state;
     if (tmpfs_mnt) {
         umount2(tmpfs_mnt, MNT_DETACH);
-        tu_rmdir(tmpfs_mnt);
         tmpfs_mnt = NULL;
     }
-    return 0;
+    return tu_dir_teardown(state);
 }
 
 static void creation_on_a_full_file_system(void **state)
 {
-    (void)state;
-    char *mnt = tu_tempdir();
+    const char *mnt = *state;
     if (mount("tmpfs", mnt, "tmpfs", 0, "size=2m") == 0)
         tmpfs_mnt = mnt; /* unmount_tmpfs unmounts it, also if the test fails */
     else {
         print_message("skipped: cannot mount a tmpfs here (%s); run as root to test creation on a full disk\n",
                       strerror(errno));
-        tu_rmdir(mnt);
         skip();
     }
     size_t rooms[64];
@@ -799,11 +747,11 @@ static void creation_on_a_full_file_system(void **state)
     int enospc = 0, created = 0;
     for (size_t i = 0; i < nrooms; i++) {
         for (int pre = 0; pre < 2; pre++) {
-            char *store = path_in(mnt, "store");
+            char *store = tu_path(mnt, "store");
             if (pre)
                 assert_int_equal(mkdir(store, 0755), 0);
             /* Fill: write until full, then give back `room` bytes. */
-            char *filler = path_in(mnt, "filler");
+            char *filler = tu_path(mnt, "filler");
             int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0644);
             assert_true(fd >= 0);
             static char block[4096];
@@ -849,9 +797,8 @@ static void creation_on_a_full_file_system(void **state)
  * closes and reopens while the child lives. */
 static void fork_child_does_not_hold_the_store(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_ok(dir, 0);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     bump(s, 3);
     int go[2];
     assert_int_equal(pipe(go), 0);
@@ -867,25 +814,23 @@ static void fork_child_does_not_hold_the_store(void **state)
     }
     close(go[0]);
     assert_cairn_ok(cairn_close(s));
-    s = open_ok(dir, 0); /* was CAIRN_BUSY until the child exited */
+    s = tu_open(dir, 0); /* was CAIRN_BUSY until the child exited */
     assert_int_equal(counter_of(s), 3);
     assert_cairn_ok(cairn_close(s));
-    s = open_ok(dir, CAIRN_RDONLY);
+    s = tu_open(dir, CAIRN_RDONLY);
     assert_cairn_ok(cairn_close(s));
     close(go[1]);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    tu_rmdir(dir);
 }
 
 /* In the child: the parent's handle is dead; once the parent closed, the
  * child opens the store itself, read-only and then read-write. */
 static void fork_child_opens_after_parent_closed(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_ok(dir, 0);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     bump(s, 5);
     int go[2];
     assert_int_equal(pipe(go), 0);
@@ -930,18 +875,16 @@ static void fork_child_opens_after_parent_closed(void **state)
     assert_int_equal(waitpid(pid, &status, 0), pid);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fail_msg("child failed: status %#x", status);
-    s = open_ok(dir, 0);
+    s = tu_open(dir, 0);
     assert_int_equal(counter_of(s), 100);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* No descriptor of the store reaches a program the application execs. */
 static void exec_inherits_no_descriptor(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_ok(dir, 0);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     bump(s, 2);
     fflush(NULL);
     pid_t pid = fork();
@@ -983,12 +926,11 @@ static void exec_inherits_no_descriptor(void **state)
     closedir(d);
     assert_int_equal(leaked, 0);
     assert_cairn_ok(cairn_close(s));
-    s = open_ok(dir, 0);
+    s = tu_open(dir, 0);
     assert_int_equal(counter_of(s), 2);
     assert_cairn_ok(cairn_close(s));
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    tu_rmdir(dir);
 }
 
 /* A read-only open and cairn_check in a child: 0 clean, 1 problems
@@ -1052,33 +994,50 @@ static void put16(unsigned char *p, uint16_t v)
     memcpy(p, &v, 2);
 }
 
-/* LMDB's pages damaged where its reads do not look but its writes do (a
- * leaf's bounds), where a page hides nodes, or carries another number: a
- * read-write open refuses the store before LMDB writes anything, a
- * read-only open's cairn_check reports it, nothing crashes.  And a meta
- * page's page size of 0, which LMDB divides by. */
-static void damaged_lmdb_pages(void **state)
+/* A store built in dir, its files kept to damage copies of. */
+struct pristine {
+    unsigned char *mdb, *img, *wal; /* img: the copy to damage */
+    size_t len, wal_len, used;
+};
+
+static void pristine_build(const char *dir, struct pristine *v)
 {
-    (void)state;
-    char *dir = tu_tempdir();
     build_store(dir, 0);
-    size_t len;
-    unsigned char *orig = file_get(dir, "data.mdb", &len), *img = malloc(len);
-    size_t wal_len;
-    unsigned char *wal = file_get(dir, "wal", &wal_len); /* a write cycle changes it */
-    size_t used = tu_lmdb_used(orig, len);
+    v->mdb = tu_file_read(dir, "data.mdb", &v->len);
+    v->img = malloc(v->len);
+    assert_non_null(v->img);
+    v->wal = tu_file_read(dir, "wal", &v->wal_len); /* a write cycle changes it */
+    v->used = tu_lmdb_used(v->mdb, v->len);
     assert_int_equal(open_and_read(dir), 0);
+}
+
+static void pristine_free(struct pristine *v)
+{
+    free(v->img);
+    free(v->mdb);
+    free(v->wal);
+}
+
+/* LMDB's leaf pages damaged where its reads do not look but its writes do
+ * (a leaf's bounds), where a page hides nodes, or carries another number:
+ * a read-write open refuses the store before LMDB writes anything, a
+ * read-only open's cairn_check reports it, nothing crashes. */
+static void damaged_lmdb_leaf_pages_refused(void **state)
+{
+    const char *dir = *state;
+    struct pristine v;
+    pristine_build(dir, &v);
     int leaves = 0, cases = 0, detected[3] = {0};
-    for (size_t pg = 2; pg < used / 4096 && leaves < 6; pg++) {
-        unsigned char *p = orig + pg * 4096;
+    for (size_t pg = 2; pg < v.used / 4096 && leaves < 6; pg++) {
+        unsigned char *p = v.mdb + pg * 4096;
         uint64_t num;
         memcpy(&num, p, 8);
         if (num != pg || get16(p + 10) != 0x02 || get16(p + 12) < 16 + 2 * 2)
             continue; /* not a leaf with two nodes or more */
         leaves++;
         for (int kind = 0; kind < 3; kind++) {
-            memcpy(img, orig, len);
-            unsigned char *q = img + pg * 4096;
+            memcpy(v.img, v.mdb, v.len);
+            unsigned char *q = v.img + pg * 4096;
             const char *what = kind == 0 ? "lower above upper" : kind == 1 ? "a node hidden" : "another number";
             if (kind == 0)
                 put16(q + 12, (uint16_t)(get16(q + 14) + 2));
@@ -1086,13 +1045,13 @@ static void damaged_lmdb_pages(void **state)
                 put16(q + 12, (uint16_t)(get16(q + 12) - 2));
             else
                 q[0] ^= 0x40;
-            restore(dir, img, len, wal, wal_len);
+            restore(dir, v.img, v.len, v.wal, v.wal_len);
             int rw = open_and_read(dir), ro = check_read_only(dir);
             if (rw == 1 && ro != 1 && ro != 2)
                 fail_msg("leaf page %zu, %s: read-only open and check gave %d, want damage reported", pg, what, ro);
             if (rw == 0 && (ro != 0 || write_cycle(dir) != 0 || open_and_read(dir) != 0))
-                fail_msg("leaf page %zu, %s: a clean open, but the read-only check gave %d or a write failed", pg,
-                         what, ro);
+                fail_msg("leaf page %zu, %s: a clean open, but the read-only check gave %d or a write failed", pg, what,
+                         ro);
             if (rw != 0 && rw != 1)
                 fail_msg("leaf page %zu, %s: read-write open gave %d", pg, what, rw);
             /* Clean: a page the free list holds, rewritten before LMDB uses it. */
@@ -1103,19 +1062,30 @@ static void damaged_lmdb_pages(void **state)
     assert_true(leaves > 0);
     for (int kind = 0; kind < 3; kind++)
         assert_true(detected[kind] > 0);
-    /* An overflow run's page count, which LMDB frees by when it replaces
-     * the value: cairn_check reports it, a checkpoint refuses to replace. */
+    print_message("%d leaf pages, %d damaged copies: %d, %d, %d of each kind refused, the rest in free pages "
+                  "and harmless\n",
+                  leaves, cases, detected[0], detected[1], detected[2]);
+    pristine_free(&v);
+}
+
+/* An overflow run's page count, which LMDB frees by when it replaces the
+ * value: cairn_check reports it, a checkpoint refuses to replace it. */
+static void damaged_overflow_page_count_reported(void **state)
+{
+    const char *dir = *state;
+    struct pristine v;
+    pristine_build(dir, &v);
     int runs = 0, runs_detected = 0;
-    for (size_t pg = 2; pg < used / 4096 && runs < 6; pg++) {
-        unsigned char *p = orig + pg * 4096;
+    for (size_t pg = 2; pg < v.used / 4096 && runs < 6; pg++) {
+        unsigned char *p = v.mdb + pg * 4096;
         uint64_t num;
         memcpy(&num, p, 8);
         if (num != pg || !(get16(p + 10) & 0x04))
             continue;
         runs++;
-        memcpy(img, orig, len);
-        img[pg * 4096 + 12] ^= 0x01; /* mp_pages */
-        restore(dir, img, len, wal, wal_len);
+        memcpy(v.img, v.mdb, v.len);
+        v.img[pg * 4096 + 12] ^= 0x01; /* mp_pages */
+        restore(dir, v.img, v.len, v.wal, v.wal_len);
         int rw = open_and_read(dir);
         if (rw == 0 && (write_cycle(dir) != 0 || open_and_read(dir) != 0))
             fail_msg("overflow page %zu, page count: a clean check, but a write cycle failed", pg);
@@ -1124,41 +1094,52 @@ static void damaged_lmdb_pages(void **state)
         runs_detected += rw == 1;
     }
     assert_true(runs_detected > 0);
-    memcpy(img, orig, len);
-    memset(img + 40, 0, 4); /* meta page 0: mm_dbs[FREE_DBI].md_pad, the page size */
-    restore(dir, img, len, wal, wal_len);
+    print_message("%d of %d overflow page counts reported\n", runs_detected, runs);
+    pristine_free(&v);
+}
+
+/* A meta page's page size of 0, which LMDB divides by: refused; the
+ * undamaged file opens. */
+static void zero_page_size_in_meta_refused(void **state)
+{
+    const char *dir = *state;
+    struct pristine v;
+    pristine_build(dir, &v);
+    memcpy(v.img, v.mdb, v.len);
+    memset(v.img + 40, 0, 4); /* meta page 0: mm_dbs[FREE_DBI].md_pad, the page size */
+    restore(dir, v.img, v.len, v.wal, v.wal_len);
     assert_int_equal(open_and_read(dir), 1);
-    restore(dir, orig, len, wal, wal_len);
+    restore(dir, v.mdb, v.len, v.wal, v.wal_len);
     assert_int_equal(open_and_read(dir), 0);
-    print_message("%d leaf pages, %d damaged copies: %d, %d, %d of each kind refused, the rest in free pages "
-                  "and harmless; %d of %d overflow page counts reported\n",
-                  leaves, cases, detected[0], detected[1], detected[2], runs_detected, runs);
-    free(img);
-    free(orig);
-    free(wal);
-    tu_rmdir(dir);
+    pristine_free(&v);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(stale_data_mdb_empty_log),
-        cmocka_unit_test(stale_data_mdb_with_records),
-        cmocka_unit_test(newer_data_mdb_empty_log),
-        cmocka_unit_test(newer_data_mdb_with_records),
-        cmocka_unit_test(foreign_data_mdb),
-        cmocka_unit_test(lmdb_meta_fallback),
-        cmocka_unit_test(missing_data_mdb_keeps_the_log),
-        cmocka_unit_test(no_store_over_a_users_directory),
-        cmocka_unit_test(creation_after_an_interrupted_one),
-        cmocka_unit_test_teardown(creation_on_a_full_file_system, unmount_tmpfs),
-        cmocka_unit_test(fork_child_does_not_hold_the_store),
-        cmocka_unit_test(fork_child_opens_after_parent_closed),
-        cmocka_unit_test(exec_inherits_no_descriptor),
-        cmocka_unit_test(truncated_data_mdb),
-        cmocka_unit_test(truncated_data_mdb_with_log),
-        cmocka_unit_test(truncated_while_open),
-        cmocka_unit_test(damaged_lmdb_pages),
+        tu_dir_test(stale_data_mdb_empty_log),
+        tu_dir_test(stale_data_mdb_with_records),
+        tu_dir_test(newer_data_mdb_empty_log),
+        tu_dir_test(newer_data_mdb_with_records),
+        tu_dir_test(foreign_data_mdb_refused_empty_log),
+        tu_dir_test(foreign_data_mdb_refused_with_records),
+        tu_dir_test(lmdb_meta_fallback_refused_empty_log),
+        tu_dir_test(lmdb_meta_fallback_refused_with_records),
+        tu_dir_test(missing_data_mdb_keeps_the_log_of_a_crash),
+        tu_dir_test(missing_data_mdb_keeps_the_log_of_a_closed_store),
+        tu_dir_test(no_store_over_a_users_directory),
+        tu_dir_test(creation_after_an_interrupted_one),
+        tu_dir_test(readonly_open_of_a_missing_directory_creates_nothing),
+        cmocka_unit_test_setup_teardown(creation_on_a_full_file_system, tu_dir_setup, unmount_tmpfs),
+        tu_dir_test(fork_child_does_not_hold_the_store),
+        tu_dir_test(fork_child_opens_after_parent_closed),
+        tu_dir_test(exec_inherits_no_descriptor),
+        tu_dir_test(truncated_data_mdb),
+        tu_dir_test(truncated_data_mdb_with_log),
+        tu_dir_test(truncated_while_open),
+        tu_dir_test(damaged_lmdb_leaf_pages_refused),
+        tu_dir_test(damaged_overflow_page_count_reported),
+        tu_dir_test(zero_page_size_in_meta_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

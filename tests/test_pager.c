@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "child.h"
 
 #include "pager/layout.h"
 
@@ -335,23 +336,6 @@ static void ss_hex(const char *key, uint64_t v)
     ss_write(buf + i);
 }
 
-#define CK(expr)                                                                                                       \
-    do {                                                                                                               \
-        int rc_ = (expr);                                                                                              \
-        if (rc_ != CAIRN_OK) {                                                                                         \
-            fprintf(stderr, "child: %s failed: %d (%s) line %d\n", #expr, rc_, cairn_strerror(rc_), __LINE__);         \
-            _exit(90);                                                                                                 \
-        }                                                                                                              \
-    } while (0)
-
-#define CHECK(cond)                                                                                                    \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "child: check failed: %s line %d\n", #cond, __LINE__);                                     \
-            _exit(91);                                                                                                 \
-        }                                                                                                              \
-    } while (0)
-
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
@@ -365,8 +349,8 @@ static void say(const char *fmt, ...)
 static uint64_t *child_open_blob(const char *dir, cairn_options *o, cairn_store **s)
 {
     uint64_t *blob;
-    CK(cairn_open(dir, o, s));
-    CK(cairn_root_get(*s, "blob", (void **)&blob));
+    CHILD_OK(cairn_open(dir, o, s));
+    CHILD_OK(cairn_root_get(*s, "blob", (void **)&blob));
     return blob;
 }
 
@@ -375,7 +359,7 @@ static void child_verify_pages(const uint64_t *blob, uint64_t from, uint64_t to)
 {
     for (uint64_t pg = from; pg < to; pg++)
         for (uint64_t w = 0; w < PAGE_WORDS; w++)
-            CHECK(blob[pg * PAGE_WORDS + w] == pat(pg, w));
+            CHILD_CHECK(blob[pg * PAGE_WORDS + w] == pat(pg, w));
 }
 
 /* write_outside_txn: arg = loaded | cold | after_commit | after_abort */
@@ -387,17 +371,17 @@ static void child_write_outside_txn(const char *dir, const char *mode)
     uint64_t *blob = child_open_blob(dir, &o, &s);
     volatile uint64_t *target = &blob[5 * PAGE_WORDS + 7]; /* page 5, word 7 */
     if (strcmp(mode, "loaded") == 0) {
-        CHECK(*target == pat(5, 7));
+        CHILD_CHECK(*target == pat(5, 7));
     } else if (strcmp(mode, "after_commit") == 0 || strcmp(mode, "after_abort") == 0) {
         cairn_txn *t;
-        CK(cairn_txn_begin(s, &t));
+        CHILD_OK(cairn_txn_begin(s, &t));
         blob[5 * PAGE_WORDS + 8] = 0x1234; /* same page, inside the transaction */
         if (mode[6] == 'c')
-            CK(cairn_txn_commit(t));
+            CHILD_OK(cairn_txn_commit(t));
         else
             cairn_txn_abort(t);
     } else {
-        CHECK(strcmp(mode, "cold") == 0);
+        CHILD_CHECK(strcmp(mode, "cold") == 0);
     }
     say("ready\naddr=0x%lx\n", (unsigned long)(uintptr_t)target);
     *target = 0xdeadbeef;
@@ -423,7 +407,7 @@ static void child_foreign_segv(const char *dir, const char *mode)
     } else if (strcmp(mode, "raise_bus") == 0) {
         raise(SIGBUS);
     } else {
-        CHECK(!"unknown mode");
+        CHILD_CHECK(!"unknown mode");
     }
     say("survived\n");
     _exit(0);
@@ -455,8 +439,8 @@ static void child_app_handler(const char *dir, const char *mode)
     } else {
         sa.sa_handler = app_handler_plain;
     }
-    CHECK(sigaction(SIGSEGV, &sa, NULL) == 0);
-    CHECK(sigaction(SIGBUS, &sa, NULL) == 0);
+    CHILD_CHECK(sigaction(SIGSEGV, &sa, NULL) == 0);
+    CHILD_CHECK(sigaction(SIGBUS, &sa, NULL) == 0);
 
     cairn_options o;
     tu_options(&o);
@@ -464,10 +448,10 @@ static void child_app_handler(const char *dir, const char *mode)
     uint64_t *blob = child_open_blob(dir, &o, &s);
     child_verify_pages(blob, 0, 33); /* several extents: read faults (page 33 is written below) */
     cairn_txn *t;
-    CK(cairn_txn_begin(s, &t));
+    CHILD_OK(cairn_txn_begin(s, &t));
     blob[33 * PAGE_WORDS] = 77; /* write fault inside the store */
-    CK(cairn_txn_commit(t));
-    CHECK(blob[33 * PAGE_WORDS] == 77);
+    CHILD_OK(cairn_txn_commit(t));
+    CHILD_CHECK(blob[33 * PAGE_WORDS] == 77);
     say("inside-ok\n");
     volatile int *bad = (volatile int *)(uintptr_t)bad_address();
     say("value %d\n", *bad);
@@ -509,9 +493,9 @@ static void child_app_handler_after_open(const char *dir, const char *dir2)
     sigemptyset(&sa.sa_mask);
     sa.sa_sigaction = chaining_handler;
     sa.sa_flags = SA_SIGINFO;
-    CHECK(sigaction(SIGSEGV, &sa, &chain_prev) == 0);
-    CHECK(chain_prev.sa_flags & SA_SIGINFO); /* cairn's handler was installed */
-    CK(cairn_open(dir2, &o, &s2));
+    CHILD_CHECK(sigaction(SIGSEGV, &sa, &chain_prev) == 0);
+    CHILD_CHECK(chain_prev.sa_flags & SA_SIGINFO); /* cairn's handler was installed */
+    CHILD_OK(cairn_open(dir2, &o, &s2));
     child_verify_pages(blob, 16, 40); /* store faults still work */
     say("inside-ok calls=%d\n", (int)chain_calls);
     volatile int *bad = (volatile int *)(uintptr_t)bad_address();
@@ -530,11 +514,11 @@ static void child_fork(const char *dir, const char *mode)
     uint64_t *blob = child_open_blob(dir, &o, &s);
     child_verify_pages(blob, 0, 1); /* page 1 word 3 may hold 0xfeed from an earlier run */
     cairn_txn *t;
-    CK(cairn_txn_begin(s, &t));
+    CHILD_OK(cairn_txn_begin(s, &t));
     blob[1 * PAGE_WORDS + 3] = 0xfeed;
     fflush(NULL);
     pid_t pid = fork();
-    CHECK(pid >= 0);
+    CHILD_CHECK(pid >= 0);
     if (pid == 0) {
         if (strcmp(mode, "read") == 0) {
             /* page 0 is loaded in the parent; page 20 is not */
@@ -550,11 +534,11 @@ static void child_fork(const char *dir, const char *mode)
     }
     int st;
     while (waitpid(pid, &st, 0) < 0)
-        CHECK(errno == EINTR);
+        CHILD_CHECK(errno == EINTR);
     say("gc-signaled=%d gc-sig=%d gc-exited=%d\n", WIFSIGNALED(st), WIFSIGNALED(st) ? WTERMSIG(st) : 0, WIFEXITED(st));
     /* The parent carries on: its transaction, its data. */
-    CHECK(blob[1 * PAGE_WORDS + 3] == 0xfeed);
-    CK(cairn_txn_commit(t));
+    CHILD_CHECK(blob[1 * PAGE_WORDS + 3] == 0xfeed);
+    CHILD_OK(cairn_txn_commit(t));
     blob[1 * PAGE_WORDS + 3] = pat(1, 3); /* must trap: no transaction */
     _exit(92);
 }
@@ -568,11 +552,11 @@ static void child_fork_then_verify(const char *dir, const char *mode)
     uint64_t *blob = child_open_blob(dir, &o, &s);
     child_verify_pages(blob, 0, 1); /* page 1 word 3 may hold 0xfeed from an earlier run */
     cairn_txn *t;
-    CK(cairn_txn_begin(s, &t));
+    CHILD_OK(cairn_txn_begin(s, &t));
     blob[1 * PAGE_WORDS + 3] = 0xfeed;
     fflush(NULL);
     pid_t pid = fork();
-    CHECK(pid >= 0);
+    CHILD_CHECK(pid >= 0);
     if (pid == 0) {
         volatile uint64_t v = blob[0];
         ss_hex("grandchild-read-value=", v);
@@ -580,13 +564,13 @@ static void child_fork_then_verify(const char *dir, const char *mode)
     }
     int st;
     while (waitpid(pid, &st, 0) < 0)
-        CHECK(errno == EINTR);
+        CHILD_CHECK(errno == EINTR);
     say("gc-signaled=%d gc-sig=%d\n", WIFSIGNALED(st), WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-    CHECK(blob[1 * PAGE_WORDS + 3] == 0xfeed);
-    CK(cairn_txn_commit(t));
+    CHILD_CHECK(blob[1 * PAGE_WORDS + 3] == 0xfeed);
+    CHILD_OK(cairn_txn_commit(t));
     child_verify_pages(blob, 2, 32);
-    CHECK(blob[0] == pat(0, 0));
-    CK(cairn_close(s));
+    CHILD_CHECK(blob[0] == pat(0, 0));
+    CHILD_OK(cairn_close(s));
     say("parent-ok\n");
     _exit(0);
 }
@@ -618,7 +602,7 @@ static void child_corrupt(const char *dir, const char *arg)
 {
     char mode[16];
     unsigned long bad_pg, good_pg;
-    CHECK(sscanf(arg, "%15[a-z]:%lu:%lu", mode, &bad_pg, &good_pg) == 3);
+    CHILD_CHECK(sscanf(arg, "%15[a-z]:%lu:%lu", mode, &bad_pg, &good_pg) == 3);
     cairn_options o;
     tu_options(&o);
     if (strcmp(mode, "cb") == 0) {
@@ -628,7 +612,7 @@ static void child_corrupt(const char *dir, const char *arg)
         o.fault_error = corrupt_cb_jump;
         o.fault_error_arg = &corrupt_arg_marker;
     } else {
-        CHECK(strcmp(mode, "default") == 0);
+        CHILD_CHECK(strcmp(mode, "default") == 0);
     }
     cairn_store *s;
     uint64_t *blob = child_open_blob(dir, &o, &s);
@@ -657,7 +641,7 @@ static void child_corrupt(const char *dir, const char *arg)
     say("back-2 calls=%d\n", (int)corrupt_calls);
     /* The rest of the store works. */
     for (uint64_t w = 0; w < PAGE_WORDS; w++)
-        CHECK(blob[good_pg * PAGE_WORDS + w] == pat(good_pg, w));
+        CHILD_CHECK(blob[good_pg * PAGE_WORDS + w] == pat(good_pg, w));
     say("good-page-ok\n");
     rc = cairn_close(s);
     say("close-rc=%d\n", rc);
@@ -697,8 +681,7 @@ static int child_main(int argc, char **argv)
  * explicit option overrides the variable. */
 static void backend_follows_env(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -731,7 +714,6 @@ static void backend_follows_env(void **state)
     } else {
         assert_int_equal(rc, CAIRN_UNSUPPORTED);
     }
-    tu_rmdir(dir);
 }
 
 /*
@@ -753,8 +735,7 @@ static void backend_follows_env(void **state)
 
 static void lazy_loading(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -863,7 +844,6 @@ static void lazy_loading(void **state)
 #undef MARK
     free(loaded);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /*
@@ -921,8 +901,7 @@ static void *rf_thread(void *arg)
 
 static void racing_faults_see_whole_pages(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     uint64_t first;
@@ -970,7 +949,6 @@ static void racing_faults_see_whole_pages(void **state)
         assert_int_equal(after.pages_resident, after.extents_loaded * PAGES_PER_EXTENT);
         assert_cairn_ok(cairn_close(s));
     }
-    tu_rmdir(dir);
 }
 
 /*
@@ -980,8 +958,7 @@ static void racing_faults_see_whole_pages(void **state)
  */
 static void syscalls_need_prefault(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     const uint64_t npages = 6 * PAGES_PER_EXTENT;
@@ -1101,13 +1078,11 @@ static void syscalls_need_prefault(void **state)
         }
     }
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 static void prefault_errors(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     make_blob_store(dir, 2 * PAGES_PER_EXTENT, &o, NULL);
@@ -1151,15 +1126,13 @@ static void prefault_errors(void **state)
     assert_int_equal(blob[0], pat(0, 0));
     free(heap);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* A write with no transaction open kills the process with SIGABRT and a
  * message naming the address; the store keeps its data. */
 static void write_outside_txn_aborts(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     make_blob_store(dir, 2 * PAGES_PER_EXTENT, NULL, NULL);
     static const char *modes[] = {"loaded", "cold", "after_commit", "after_abort"};
     struct child_result *r = &child_res;
@@ -1189,15 +1162,12 @@ static void write_outside_txn_aborts(void **state)
     assert_int_equal(blob[5 * PAGE_WORDS + 7], pat(5, 7));
     assert_int_equal(blob[5 * PAGE_WORDS + 8], 0x1234); /* from after_commit */
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
-/* A fault that is not the store's still kills (or reaches the
- * application's handler); store faults never reach that handler. */
-static void foreign_faults_still_kill(void **state)
+/* A fault that is not the store's still kills, with a store open. */
+static void foreign_fault_kills_with_a_store_open(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     make_blob_store(dir, 3 * PAGES_PER_EXTENT, NULL, NULL);
     struct child_result *r = &child_res;
 
@@ -1216,8 +1186,16 @@ static void foreign_faults_still_kill(void **state)
     assert_child_signaled(r, SIGBUS);
     assert_contains(r->out, "ready\n");
     assert_not_contains(r->out, "survived");
+}
 
-    /* The application's handler, installed before the store was opened. */
+/* A foreign fault reaches the application's handler, installed before the
+ * store was opened, once; store faults never reach it. */
+static void foreign_fault_reaches_the_app_handler(void **state)
+{
+    const char *dir = *state;
+    make_blob_store(dir, 3 * PAGES_PER_EXTENT, NULL, NULL);
+    struct child_result *r = &child_res;
+
     run_child(r, "app_handler", dir, "siginfo");
     assert_child_exited(r, 42);
     assert_contains(r->out, "inside-ok\n");
@@ -1231,7 +1209,6 @@ static void foreign_faults_still_kill(void **state)
     assert_child_exited(r, 42);
     assert_contains(r->out, "inside-ok\n");
     assert_int_equal(find_hex(r->out, "app-handler-plain sig="), SIGSEGV);
-    tu_rmdir(dir);
 }
 
 /*
@@ -1244,13 +1221,11 @@ static void foreign_faults_still_kill(void **state)
  */
 static void app_handler_installed_after_open(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     char *dir2 = tu_tempdir();
     make_blob_store(dir, 3 * PAGES_PER_EXTENT, NULL, NULL);
     struct child_result *r = &child_res;
     run_child(r, "app_handler_after_open", dir, dir2);
-    tu_rmdir(dir);
     tu_rmdir(dir2);
     if (!WIFSIGNALED(r->status) || WTERMSIG(r->status) != SIGSEGV)
         describe_child(r);
@@ -1265,8 +1240,7 @@ static void app_handler_installed_after_open(void **state)
  * parent (with its transaction open across the fork) is unaffected. */
 static void fork_child_has_no_store(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     make_blob_store(dir, 2 * PAGES_PER_EXTENT, NULL, NULL);
     struct child_result *r = &child_res;
 
@@ -1298,7 +1272,6 @@ static void fork_child_has_no_store(void **state)
             if (!(pg == 1 && w == 3) && blob[pg * PAGE_WORDS + w] != pat(pg, w))
                 fail_msg("page %" PRIu64 " word %" PRIu64 " changed", pg, w);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* Flip one byte of the zstd payload of extent e in <dir>/data.mdb. */
@@ -1335,21 +1308,29 @@ static void corrupt_extent(const char *dir, uint64_t e)
     free(copy);
 }
 
-/* A corrupt extent is never shown: prefault reports CAIRN_CORRUPT, a
- * plain touch calls fault_error (or, by default, aborts with a message). */
-static void corrupt_extent_never_shown(void **state)
+/* A blob store of 4 extents in dir with one extent of the blob damaged:
+ * *bad_pg is a blob page in it, *good_pg one in the next extent, *first
+ * the blob's first page in the store. */
+static void make_corrupt_blob_store(const char *dir, uint64_t *first, uint64_t *bad_pg, uint64_t *good_pg)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    make_blob_store(dir, 4 * PAGES_PER_EXTENT, NULL, first);
+    uint64_t bad_e = ext_of_page(*first) + 1;        /* whole extent inside the blob */
+    *bad_pg = bad_e * PAGES_PER_EXTENT - *first + 4; /* blob page in it */
+    *good_pg = *bad_pg + PAGES_PER_EXTENT;           /* blob page in the next extent */
+    assert_true(*good_pg < 4 * PAGES_PER_EXTENT);
+    corrupt_extent(dir, bad_e);
+}
+
+/* A corrupt extent is never shown: prefault reports CAIRN_CORRUPT (for a
+ * range that holds it too, and for writing), loads nothing of it, and the
+ * rest of the store reads fine. */
+static void corrupt_extent_fails_prefault(void **state)
+{
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
-    uint64_t first;
-    make_blob_store(dir, 4 * PAGES_PER_EXTENT, &o, &first);
-    uint64_t bad_e = ext_of_page(first) + 1;                /* whole extent inside the blob */
-    uint64_t bad_pg = bad_e * PAGES_PER_EXTENT - first + 4; /* blob page in it */
-    uint64_t good_pg = bad_pg + PAGES_PER_EXTENT;           /* blob page in the next extent */
-    assert_true(good_pg < 4 * PAGES_PER_EXTENT);
-    corrupt_extent(dir, bad_e);
+    uint64_t first, bad_pg, good_pg;
+    make_corrupt_blob_store(dir, &first, &bad_pg, &good_pg);
 
     cairn_store *s;
     uint64_t *blob;
@@ -1377,11 +1358,18 @@ static void corrupt_extent_never_shown(void **state)
     for (uint64_t w = 0; w < PAGE_WORDS; w++)
         assert_int_equal(blob[good_pg * PAGE_WORDS + w], pat(good_pg, w));
     assert_cairn_ok(cairn_close(s));
+}
 
+/* A plain touch of a corrupt extent calls fault_error from the handler,
+ * with CAIRN_CORRUPT, the address, the store and the callback's argument. */
+static void corrupt_extent_touch_calls_fault_error(void **state)
+{
+    const char *dir = *state;
+    uint64_t first, bad_pg, good_pg;
+    make_corrupt_blob_store(dir, &first, &bad_pg, &good_pg);
     char arg[64];
     struct child_result *r = &child_res;
 
-    /* fault_error is called from the handler with CAIRN_CORRUPT. */
     snprintf(arg, sizeof arg, "cb:%" PRIu64 ":%" PRIu64, bad_pg, good_pg);
     run_child(r, "corrupt", dir, arg);
     assert_child_exited(r, 43);
@@ -1391,8 +1379,18 @@ static void corrupt_extent_never_shown(void **state)
     assert_int_equal(find_hex(r->out, "cb-addr="), find_hex(r->out, "target="));
     assert_int_equal(find_hex(r->out, "cb-store="), find_hex(r->out, "store="));
     assert_int_equal(find_hex(r->out, "cb-arg="), find_hex(r->out, "\narg="));
+}
 
-    /* Without a callback: abort, naming page and error. */
+/* Without a fault_error callback, a touch of a corrupt extent aborts with
+ * a message naming the address and the error. */
+static void corrupt_extent_touch_aborts_by_default(void **state)
+{
+    const char *dir = *state;
+    uint64_t first, bad_pg, good_pg;
+    make_corrupt_blob_store(dir, &first, &bad_pg, &good_pg);
+    char arg[64];
+    struct child_result *r = &child_res;
+
     snprintf(arg, sizeof arg, "default:%" PRIu64 ":%" PRIu64, bad_pg, good_pg);
     run_child(r, "corrupt", dir, arg);
     assert_child_signaled(r, SIGABRT);
@@ -1402,9 +1400,19 @@ static void corrupt_extent_never_shown(void **state)
     char hex[40];
     snprintf(hex, sizeof hex, "0x%lx", (unsigned long)find_hex(r->out, "target="));
     assert_contains(r->err, hex);
+}
 
-    /* A callback that leaves with siglongjmp: the process goes on, the
-     * page is still not shown, the rest of the store works. */
+/* A fault_error callback that leaves with siglongjmp: the process goes on,
+ * the page is still not shown (and reported again), the rest of the store
+ * works and closes cleanly. */
+static void fault_error_may_leave_by_longjmp(void **state)
+{
+    const char *dir = *state;
+    uint64_t first, bad_pg, good_pg;
+    make_corrupt_blob_store(dir, &first, &bad_pg, &good_pg);
+    char arg[64];
+    struct child_result *r = &child_res;
+
     snprintf(arg, sizeof arg, "longjmp:%" PRIu64 ":%" PRIu64, bad_pg, good_pg);
     run_child(r, "corrupt", dir, arg);
     if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
@@ -1419,7 +1427,6 @@ static void corrupt_extent_never_shown(void **state)
     assert_contains(r->out, "close-rc=0\n");
     assert_not_contains(r->out, "survived");
     assert_int_equal(-(int64_t)find_hex(r->out, "jump-rc-neg="), CAIRN_CORRUPT);
-    tu_rmdir(dir);
 }
 
 /*
@@ -1439,8 +1446,7 @@ static void corrupt_extent_never_shown(void **state)
 
 static void mprotect_map_count_bounded(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -1523,7 +1529,6 @@ static void mprotect_map_count_bounded(void **state)
         assert_int_equal(blob[pg * PAGE_WORDS + 1], want);
     }
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 int main(int argc, char **argv)
@@ -1531,17 +1536,21 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "--child") == 0)
         return child_main(argc - 2, argv + 2);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(backend_follows_env),
-        cmocka_unit_test(lazy_loading),
-        cmocka_unit_test(racing_faults_see_whole_pages),
-        cmocka_unit_test(syscalls_need_prefault),
-        cmocka_unit_test(prefault_errors),
-        cmocka_unit_test(write_outside_txn_aborts),
-        cmocka_unit_test(foreign_faults_still_kill),
-        cmocka_unit_test(app_handler_installed_after_open),
-        cmocka_unit_test(fork_child_has_no_store),
-        cmocka_unit_test(corrupt_extent_never_shown),
-        cmocka_unit_test(mprotect_map_count_bounded),
+        tu_dir_test(backend_follows_env),
+        tu_dir_test(lazy_loading),
+        tu_dir_test(racing_faults_see_whole_pages),
+        tu_dir_test(syscalls_need_prefault),
+        tu_dir_test(prefault_errors),
+        tu_dir_test(write_outside_txn_aborts),
+        tu_dir_test(foreign_fault_kills_with_a_store_open),
+        tu_dir_test(foreign_fault_reaches_the_app_handler),
+        tu_dir_test(app_handler_installed_after_open),
+        tu_dir_test(fork_child_has_no_store),
+        tu_dir_test(corrupt_extent_fails_prefault),
+        tu_dir_test(corrupt_extent_touch_calls_fault_error),
+        tu_dir_test(corrupt_extent_touch_aborts_by_default),
+        tu_dir_test(fault_error_may_leave_by_longjmp),
+        tu_dir_test(mprotect_map_count_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,206 +10,33 @@
  * n at least the last acknowledged one: a prefix of the commits, never a
  * partial transaction.
  *
- * The workload: root "hdr" -> struct hdr, created by transaction 0.
- * Transaction i (i >= 1):
- *   - allocates node i (val = i) with a payload of plen(i) bytes filled
- *     with pbyte(i, j), and pushes it on hdr->list;
- *   - if i % 7 == 0, frees the payload of node i-1 (payload = NULL, len 0);
- *   - writes in every page p of the 20-page object hdr->wide: word 0 = i,
- *     word 1 + i % 511 = i * 1000 + p;
- *   - sets hdr->last = hdr->count = i and the root "last" to node i.
- * Before every fifth transaction an aborted one scribbles over all of it.
- * So the state after transaction n is a function of n alone, which
- * verify_store() checks in full.
+ * The workload is the list model of tests/lib/prefix_model.h (shared with
+ * the power-loss harness), with a 20-page hdr->wide: the state after
+ * transaction n is a function of n alone, which verify_store() checks in
+ * full.
  *
  * Set CAIRN_TEST_SEED to replay a run; the seed is printed.
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "files.h"
+#include "prefix_model.h"
+#include "splitmix.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "pager/layout.h"
 
-#define WIDE_PAGES 20
-#define WIDE_WORDS (WIDE_PAGES * 512)
-#define SLOTS 511
-
-struct node {
-    int64_t val;
-    struct node *next;
-    unsigned char *payload;
-    int64_t payload_len;
-};
-
-struct hdr {
-    int64_t last;
-    int64_t count;
-    struct node *list;
-    uint64_t *wide;
-};
-
-struct types {
-    cairn_type node, hdr;
-};
-
-/* ---- the workload (used by the child, and by the parent in-process) ---- */
-
-static size_t plen(int64_t i)
-{
-    if (i % 10 == 0)
-        return 5000 + (size_t)(i % 3) * 4096; /* large objects: whole pages */
-    return 8 + (size_t)((i * 37) % 600);
-}
-
-static unsigned char pbyte(int64_t i, size_t j)
-{
-    return (unsigned char)(i * 131 + (int64_t)j * 7 + 1);
-}
-
-static int payload_freed(int64_t k, int64_t n)
-{
-    return k + 1 <= n && (k + 1) % 7 == 0;
-}
-
-static uint64_t wide_expect(int64_t n, size_t page, size_t k)
-{
-    if (n <= 0)
-        return 0;
-    if (k == 0)
-        return (uint64_t)n;
-    int64_t slot = (int64_t)k - 1;
-    int64_t d = ((n - slot) % SLOTS + SLOTS) % SLOTS;
-    int64_t i = n - d;
-    return i >= 1 ? (uint64_t)(i * 1000 + (int64_t)page) : 0;
-}
-
-static int wl_types(cairn_store *s, struct types *ty)
-{
-    size_t np[] = {offsetof(struct node, next), offsetof(struct node, payload)};
-    size_t hp[] = {offsetof(struct hdr, list), offsetof(struct hdr, wide)};
-    int rc = cairn_type_register(s, "node", sizeof(struct node), np, 2, &ty->node);
-    if (rc)
-        return rc;
-    return cairn_type_register(s, "hdr", sizeof(struct hdr), hp, 2, &ty->hdr);
-}
-
-/* Find hdr, or create it (transaction 0); *created tells which. */
-static int wl_setup(cairn_store *s, const struct types *ty, struct hdr **out, int *created)
-{
-    void *p;
-    *created = 0;
-    int rc = cairn_root_get(s, "hdr", &p);
-    if (rc == 0) {
-        *out = p;
-        return 0;
-    }
-    if (rc != CAIRN_NOT_FOUND)
-        return rc;
-    cairn_txn *t;
-    rc = cairn_txn_begin(s, &t);
-    if (rc)
-        return rc;
-    struct hdr *h;
-    rc = cairn_alloc(t, ty->hdr, 1, (void **)&h);
-    if (rc == 0)
-        rc = cairn_alloc_bytes(t, WIDE_WORDS * 8, (void **)&h->wide);
-    if (rc == 0)
-        rc = cairn_root_set(t, "hdr", h);
-    if (rc == 0)
-        rc = cairn_txn_commit(t);
-    if (rc) {
-        cairn_txn_abort(t);
-        return rc;
-    }
-    *out = h;
-    *created = 1;
-    return 0;
-}
-
-#define WL_ABORT_LEAK (-1) /* abort did not restore the store */
-
-static int wl_txn(cairn_store *s, const struct types *ty, struct hdr *h, int64_t i)
-{
-    cairn_txn *t;
-    int rc;
-    if (i % 5 == 0) {
-        /* An aborted transaction touching everything the real ones touch. */
-        rc = cairn_txn_begin(s, &t);
-        if (rc)
-            return rc;
-        struct node *junk;
-        rc = cairn_alloc(t, ty->node, 1, (void **)&junk);
-        if (rc == 0)
-            rc = cairn_alloc_bytes(t, 9000, (void **)&junk->payload);
-        if (rc == 0) {
-            junk->val = -i;
-            junk->next = h->list;
-            if (h->list && h->list->payload) {
-                rc = cairn_free(t, h->list->payload);
-                h->list->payload = NULL;
-            }
-            h->list = junk;
-            h->last = -1;
-            h->count = -1;
-            for (size_t p = 0; p < WIDE_PAGES; p++)
-                h->wide[p * 512 + 7] = 0xdeadbeef;
-        }
-        if (rc == 0)
-            rc = cairn_root_set(t, "last", junk);
-        cairn_txn_abort(t);
-        if (rc)
-            return rc;
-        if (h->last != i - 1 || h->count != i - 1 || (h->list && h->list->val != i - 1))
-            return WL_ABORT_LEAK;
-    }
-    rc = cairn_txn_begin(s, &t);
-    if (rc)
-        return rc;
-    struct node *nd;
-    rc = cairn_alloc(t, ty->node, 1, (void **)&nd);
-    size_t len = plen(i);
-    if (rc == 0)
-        rc = cairn_alloc_bytes(t, len, (void **)&nd->payload);
-    if (rc == 0) {
-        nd->val = i;
-        nd->payload_len = (int64_t)len;
-        for (size_t j = 0; j < len; j++)
-            nd->payload[j] = pbyte(i, j);
-        nd->next = h->list;
-        if (i % 7 == 0 && h->list) {
-            rc = cairn_free(t, h->list->payload);
-            h->list->payload = NULL;
-            h->list->payload_len = 0;
-        }
-    }
-    if (rc == 0) {
-        h->list = nd;
-        h->count++;
-        h->last = i;
-        for (size_t p = 0; p < WIDE_PAGES; p++) {
-            h->wide[p * 512] = (uint64_t)i;
-            h->wide[p * 512 + 1 + (size_t)(i % SLOTS)] = (uint64_t)(i * 1000 + (int64_t)p);
-        }
-        rc = cairn_root_set(t, "last", nd);
-    }
-    if (rc == 0)
-        rc = cairn_txn_commit(t);
-    if (rc)
-        cairn_txn_abort(t);
-    return rc;
-}
+/* The list model (tests/lib/prefix_model.c) with a 20-page hdr->wide. */
+static struct list_model model = {.wide_pages = 20};
 
 /* ---- the child ---- */
 
@@ -229,10 +56,10 @@ static void child_send(int fd, int kind, int64_t txn, uint64_t wal_bytes, uint64
         _exit(90);
 }
 
-static void child_fail(const char *what, int64_t i, int rc, cairn_store *s)
+static void child_fail(const char *what, int64_t i, int rc, cairn_store *s, const char *err)
 {
-    fprintf(stderr, "child: %s (txn %lld): %d (%s) %s\n", what, (long long)i, rc, cairn_strerror(rc),
-            s ? cairn_errmsg(s) : "");
+    fprintf(stderr, "child: %s (txn %lld): %d (%s) %s %s\n", what, (long long)i, rc, cairn_strerror(rc),
+            s ? cairn_errmsg(s) : "", err ? err : "");
     _exit(80);
 }
 
@@ -254,37 +81,39 @@ static int child_main(int argc, char **argv)
     cairn_store *s;
     int rc = cairn_open(dir, &o, &s);
     if (rc)
-        child_fail("cairn_open", -1, rc, NULL);
+        child_fail("cairn_open", -1, rc, NULL, NULL);
     if (open_only) {
         child_send(fd, MSG_OPENED, -1, 0, 0);
         for (;;)
             pause();
     }
-    struct types ty;
-    rc = wl_types(s, &ty);
+    rc = list_register(&model, s);
     if (rc)
-        child_fail("register types", -1, rc, s);
-    struct hdr *h;
-    int created;
-    rc = wl_setup(s, &ty, &h, &created);
+        child_fail("register types", -1, rc, s, NULL);
+    int64_t n;
+    rc = list_current(s, &n);
     if (rc)
-        child_fail("setup", 0, rc, s);
+        child_fail("setup", 0, rc, s, NULL);
     cairn_stats st;
-    if (created) {
+    char err[256] = "";
+    if (n < 0) { /* a new store: transaction 0 creates the root */
+        rc = list_txn(&model, s, 0, err, sizeof err);
+        if (rc)
+            child_fail("setup", 0, rc, s, err);
+        n = 0;
         cairn_stats_get(s, &st);
         child_send(fd, MSG_ACK, 0, st.wal_bytes, st.checkpoints);
     }
-    int64_t n = h->last;
     for (int64_t i = n + 1; i <= n + max_txns; i++) {
-        rc = wl_txn(s, &ty, h, i);
+        rc = list_txn(&model, s, i, err, sizeof err);
         if (rc)
-            child_fail("transaction", i, rc, s);
+            child_fail("transaction", i, rc, s, err);
         cairn_stats_get(s, &st);
         child_send(fd, MSG_ACK, i, st.wal_bytes, st.checkpoints);
         if (ckpt_every && i % ckpt_every == 0) {
             rc = cairn_checkpoint(s);
             if (rc)
-                child_fail("checkpoint", i, rc, s);
+                child_fail("checkpoint", i, rc, s, NULL);
         }
     }
     child_send(fd, MSG_DONE, n + max_txns, 0, 0);
@@ -501,59 +330,20 @@ static void close_store(cairn_store *s)
  * lo = -1 allows the empty store.  Returns n. */
 static int64_t verify_store(cairn_store *s, int64_t lo, int64_t hi)
 {
-    void *p;
-    int rc = cairn_root_get(s, "hdr", &p);
-    if (rc == CAIRN_NOT_FOUND) {
-        if (lo > -1)
-            fail_msg("root \"hdr\" is missing, but txn %lld was acknowledged", (long long)lo);
-        assert_cairn_rc(cairn_root_get(s, "last", &p), CAIRN_NOT_FOUND);
-        return -1;
-    }
-    assert_cairn_ok(rc);
-    const struct hdr *h = p;
-    int64_t n = h->last;
-    if (n < lo || n > hi)
-        fail_msg("store holds the state of txn %lld; expected one in [%lld, %lld]", (long long)n, (long long)lo,
-                 (long long)hi);
-    if (h->count != n)
-        fail_msg("txn %lld: count %lld (a partial transaction?)", (long long)n, (long long)h->count);
-    assert_non_null(h->wide);
-    for (size_t pg = 0; pg < WIDE_PAGES; pg++)
-        for (size_t k = 0; k < 512; k++)
-            if (h->wide[pg * 512 + k] != wide_expect(n, pg, k))
-                fail_msg("txn %lld: wide page %zu word %zu is %llu, want %llu", (long long)n, pg, k,
-                         (unsigned long long)h->wide[pg * 512 + k], (unsigned long long)wide_expect(n, pg, k));
-    const struct node *nd = h->list;
-    for (int64_t k = n; k >= 1; k--) {
-        if (!nd)
-            fail_msg("txn %lld: list ends before node %lld", (long long)n, (long long)k);
-        if (nd->val != k)
-            fail_msg("txn %lld: node %lld found where node %lld belongs", (long long)n, (long long)nd->val,
-                     (long long)k);
-        if (payload_freed(k, n)) {
-            if (nd->payload || nd->payload_len)
-                fail_msg("txn %lld: node %lld still has its payload", (long long)n, (long long)k);
-        } else {
-            if (!nd->payload || nd->payload_len != (int64_t)plen(k))
-                fail_msg("txn %lld: node %lld payload %p len %lld, want len %zu", (long long)n, (long long)k,
-                         (void *)nd->payload, (long long)nd->payload_len, plen(k));
-            for (size_t j = 0; j < plen(k); j++)
-                if (nd->payload[j] != pbyte(k, j))
-                    fail_msg("txn %lld: node %lld payload byte %zu is %u, want %u", (long long)n, (long long)k, j,
-                             nd->payload[j], pbyte(k, j));
-        }
-        nd = nd->next;
-    }
-    if (nd)
-        fail_msg("txn %lld: list continues past node 1 (node %lld)", (long long)n, (long long)nd->val);
-    rc = cairn_root_get(s, "last", &p);
-    if (n >= 1) {
-        assert_cairn_ok(rc);
-        assert_ptr_equal(p, h->list);
-    } else {
-        assert_cairn_rc(rc, CAIRN_NOT_FOUND);
-    }
+    int64_t n;
+    char err[512];
+    if (list_verify(&model, s, lo, hi, &n, err, sizeof err))
+        fail_msg("%s", err);
     return n;
+}
+
+/* Transaction i of the model, committed. */
+static void run_txn(cairn_store *s, int64_t i)
+{
+    char err[256] = "";
+    int rc = list_txn(&model, s, i, err, sizeof err);
+    if (rc)
+        fail_msg("txn %lld: %d (%s) %s", (long long)i, rc, cairn_strerror(rc), err);
 }
 
 /* Both stores hold the same state and the same bytes in every page up to
@@ -588,96 +378,6 @@ static void compare_stores(cairn_store *a, cairn_store *b, int64_t n)
     }
 }
 
-/* ---- files ---- */
-
-static char *path_join(const char *dir, const char *name)
-{
-    char *p;
-    if (asprintf(&p, "%s/%s", dir, name) < 0)
-        abort();
-    return p;
-}
-
-static unsigned char *slurp(const char *dir, const char *name, size_t *len)
-{
-    char *p = path_join(dir, name);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        fail_msg("open %s: %s", p, strerror(errno));
-    free(p);
-    struct stat st;
-    assert_int_equal(fstat(fd, &st), 0);
-    unsigned char *buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        assert_true(n > 0);
-        got += (size_t)n;
-    }
-    close(fd);
-    *len = got;
-    return buf;
-}
-
-static void spit(const char *dir, const char *name, const void *buf, size_t len)
-{
-    char *p = path_join(dir, name);
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        fail_msg("create %s: %s", p, strerror(errno));
-    free(p);
-    size_t done = 0;
-    while (done < len) {
-        ssize_t n = write(fd, (const char *)buf + done, len - done);
-        assert_true(n > 0);
-        done += (size_t)n;
-    }
-    close(fd);
-}
-
-static off_t size_of(const char *dir, const char *name)
-{
-    char *p = path_join(dir, name);
-    struct stat st;
-    int rc = stat(p, &st);
-    free(p);
-    return rc == 0 ? st.st_size : -1;
-}
-
-/* Copy a store directory as a crash left it (the lock files are
- * recreated by the next opener). */
-static char *copy_store(const char *src)
-{
-    char *dst = tu_tempdir();
-    DIR *d = opendir(src);
-    assert_non_null(d);
-    struct dirent *e;
-    int files = 0;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !strcmp(e->d_name, "lock") || !strcmp(e->d_name, "lock.mdb"))
-            continue;
-        size_t len;
-        unsigned char *buf = slurp(src, e->d_name, &len);
-        spit(dst, e->d_name, buf, len);
-        free(buf);
-        files++;
-    }
-    closedir(d);
-    assert_true(files >= 2); /* data.mdb and wal at least */
-    return dst;
-}
-
-static void same_file(const char *dir1, const char *name1, const char *dir2, const char *name2)
-{
-    size_t l1, l2;
-    unsigned char *a = slurp(dir1, name1, &l1), *b = slurp(dir2, name2, &l2);
-    if (l1 != l2 || memcmp(a, b, l1) != 0)
-        fail_msg("%s/%s and %s/%s differ", dir1, name1, dir2, name2);
-    free(a);
-    free(b);
-}
-
 /* ---- randomness ---- */
 
 static uint64_t rng;
@@ -700,19 +400,14 @@ static void seed_rng(const char *test)
 
 static uint64_t rnd(uint64_t bound)
 {
-    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return bound ? z % bound : z;
+    return tu_splitmix_below(&rng, bound);
 }
 
 /* ---- tests ---- */
 
 /* Rounds of kill-at-a-random-moment on one store that lives on. */
-static void kill_rounds(int sync, int rounds)
+static void kill_rounds(const char *dir, int sync, int rounds)
 {
-    char *dir = tu_tempdir();
     int64_t prev = -1;
     int beyond_ack = 0, with_acks = 0;
     uint64_t bg_checkpoints = 0;
@@ -772,83 +467,59 @@ static void kill_rounds(int sync, int rounds)
         run_free(&run);
     }
     assert_true(bg_checkpoints > 0);
-    tu_rmdir(dir);
 }
 
 static void kill_rounds_sync_full(void **state)
 {
-    (void)state;
     seed_rng("kill_rounds_sync_full");
-    kill_rounds(CAIRN_SYNC_FULL, 30);
+    kill_rounds(*state, CAIRN_SYNC_FULL, 30);
 }
 
 static void kill_rounds_sync_off(void **state)
 {
-    (void)state;
     seed_rng("kill_rounds_sync_off");
-    kill_rounds(CAIRN_SYNC_OFF, 15);
+    kill_rounds(*state, CAIRN_SYNC_OFF, 15);
 }
 
-/* A store killed with many commits still in its log. */
-static char *killed_store(int64_t min_txns, int64_t *last_ack, struct run *out)
+/* A store in dir, killed with many commits still in its log. */
+static void killed_store(const char *dir, int64_t min_txns, int64_t *last_ack, struct run *out)
 {
-    char *dir = tu_tempdir();
     struct child_cfg c = {.sync = CAIRN_SYNC_FULL};
     struct run run;
     int64_t target = min_txns + (int64_t)rnd((uint64_t)min_txns);
     run_child(dir, &c, STOP_ACK, target, (int64_t)rnd(3000), &run);
     assert_true(run.last_ack >= target);
     *last_ack = run.last_ack;
-    assert_true(size_of(dir, "wal") > 64 * 20); /* the commits are in the log only */
+    assert_true(tu_file_size(dir, "wal") > 64 * 20); /* the commits are in the log only */
     if (out)
         *out = run;
     else
         run_free(&run);
-    return dir;
 }
 
-static void recover_twice_same_as_once(void **state)
+/* A copy of orig recovered once, and closed; *n the state it holds (at
+ * least ack, the last acknowledged commit). */
+static char *recovered_copy(const char *orig, int64_t ack, int64_t *n)
 {
-    (void)state;
-    seed_rng("recover_twice_same_as_once");
-    int64_t ack;
-    char *orig = killed_store(60, &ack, NULL);
-    char *a = copy_store(orig), *b = copy_store(orig), *c = copy_store(orig);
-    cairn_store *sa, *sb, *sc;
-
-    /* B: recovered once. */
+    char *b = tu_copy_store(orig);
+    cairn_store *sb;
     open_store(b, &sb);
-    int64_t n = verify_store(sb, ack, ack + 1);
+    *n = verify_store(sb, ack, ack + 1);
     close_store(sb);
+    return b;
+}
 
-    /* A: recovered, closed, opened again. */
-    open_store(a, &sa);
-    assert_int_equal(verify_store(sa, n, n), n);
-    close_store(sa);
-    open_store(a, &sa);
-    open_store(b, &sb);
-    compare_stores(sa, sb, n);
-    close_store(sa);
-
-    /* C: recovered, then the old log put back, as if the process had died
-     * between the checkpoint commit and the log reset: its records are all
-     * at or below the checkpoint and must not be applied again. */
-    open_store(c, &sc);
-    close_store(sc);
-    size_t wlen;
-    unsigned char *wal = slurp(orig, "wal", &wlen);
-    spit(c, "wal", wal, wlen);
-    free(wal);
-    open_store(c, &sc);
-    compare_stores(sc, sb, n);
-    close_store(sc);
-    close_store(sb);
-
-    /* D: recovery itself killed at a random moment, then recovered again. */
+/* Copies of orig whose recovery is killed at a random moment (all but the
+ * first, whose recovery runs to the end to time it), each then recovered
+ * by open_store and compared with ref (state n).  batched: the killed
+ * recoveries write a batch per transaction (CAIRN_RECOVER_BATCH is set),
+ * and every other copy finishes in one batch what was left. */
+static void kill_recoveries(const char *orig, cairn_store *ref, int64_t n, int runs, int batched)
+{
     int64_t open_us = 0;
     int killed_early = 0;
-    for (int i = 0; i < 10; i++) {
-        char *d = copy_store(orig);
+    for (int i = 0; i < runs; i++) {
+        char *d = tu_copy_store(orig);
         struct child_cfg cc = {.open_only = 1};
         struct run run;
         if (i == 0)
@@ -861,84 +532,142 @@ static void recover_twice_same_as_once(void **state)
         }
         killed_early += !run.opened;
         cairn_store *sd;
+        if (batched && i % 2)
+            unsetenv("CAIRN_RECOVER_BATCH");
         open_store(d, &sd);
-        open_store(b, &sb);
-        compare_stores(sd, sb, n);
+        if (batched)
+            setenv("CAIRN_RECOVER_BATCH", "1", 1);
+        compare_stores(sd, ref, n);
         close_store(sd);
-        close_store(sb);
         tu_rmdir(d);
         run_free(&run);
     }
-    print_message("recovery takes %lld us; %d of 9 kills landed before it finished\n", (long long)open_us,
-                  killed_early);
-    tu_rmdir(orig);
+    print_message("%srecovery takes %lld us; %d of %d kills landed before it finished\n", batched ? "batched " : "",
+                  (long long)open_us, killed_early, runs - 1);
+}
+
+/* A recovered store, closed and opened again, is what one recovery made:
+ * the second open finds nothing to do. */
+static void reopen_after_recovery_changes_nothing(void **state)
+{
+    const char *orig = *state;
+    seed_rng("reopen_after_recovery_changes_nothing");
+    int64_t ack, n;
+    killed_store(orig, 60, &ack, NULL);
+    char *a = tu_copy_store(orig), *b = recovered_copy(orig, ack, &n);
+    cairn_store *sa, *sb;
+    open_store(a, &sa);
+    assert_int_equal(verify_store(sa, n, n), n);
+    close_store(sa);
+    open_store(a, &sa);
+    open_store(b, &sb);
+    compare_stores(sa, sb, n);
+    close_store(sa);
+    close_store(sb);
     tu_rmdir(a);
+    tu_rmdir(b);
+}
+
+/* Recovered, then the old log put back, as if the process had died between
+ * the checkpoint commit and the log reset: its records are all at or below
+ * the checkpoint and are not applied again. */
+static void old_log_after_recovery_is_not_replayed(void **state)
+{
+    const char *orig = *state;
+    seed_rng("old_log_after_recovery_is_not_replayed");
+    int64_t ack, n;
+    killed_store(orig, 60, &ack, NULL);
+    char *b = recovered_copy(orig, ack, &n), *c = tu_copy_store(orig);
+    cairn_store *sb, *sc;
+    open_store(c, &sc);
+    close_store(sc);
+    size_t wlen;
+    unsigned char *wal = tu_file_read(orig, "wal", &wlen);
+    tu_file_write(c, "wal", wal, wlen);
+    free(wal);
+    open_store(c, &sc);
+    open_store(b, &sb);
+    compare_stores(sc, sb, n);
+    close_store(sc);
+    close_store(sb);
     tu_rmdir(b);
     tu_rmdir(c);
 }
 
+/* Recovery itself killed at a random moment, then run again, ends where
+ * one recovery does. */
+static void killed_recovery_recovers_the_same(void **state)
+{
+    const char *orig = *state;
+    seed_rng("killed_recovery_recovers_the_same");
+    int64_t ack, n;
+    killed_store(orig, 60, &ack, NULL);
+    char *b = recovered_copy(orig, ack, &n);
+    cairn_store *sb;
+    open_store(b, &sb);
+    kill_recoveries(orig, sb, n, 10, 0);
+    close_store(sb);
+    tu_rmdir(b);
+}
+
 /* Recovery writing a batch after every transaction (each batch an
  * ordinary checkpoint of a prefix of the log) ends where recovery in one
- * batch does, also when it is killed between batches and run again. */
-static void recover_in_batches(void **state)
+ * batch does. */
+static void recover_in_batches_ends_where_one_batch_does(void **state)
 {
-    (void)state;
-    seed_rng("recover_in_batches");
-    int64_t ack;
-    char *orig = killed_store(60, &ack, NULL);
-    char *a = copy_store(orig), *b = copy_store(orig);
+    const char *orig = *state;
+    seed_rng("recover_in_batches_ends_where_one_batch_does");
+    int64_t ack, n;
+    killed_store(orig, 60, &ack, NULL);
+    char *a = recovered_copy(orig, ack, &n), *b = tu_copy_store(orig);
     cairn_store *sa, *sb;
-    open_store(a, &sa); /* one batch */
-    int64_t n = verify_store(sa, ack, ack + 1);
+    open_store(a, &sa);
     setenv("CAIRN_RECOVER_BATCH", "1", 1);
     open_store(b, &sb); /* a batch per transaction */
+    unsetenv("CAIRN_RECOVER_BATCH");
     compare_stores(sb, sa, n);
     close_store(sb);
-
-    int64_t open_us = 0;
-    int killed_early = 0;
-    for (int i = 0; i < 8; i++) {
-        char *d = copy_store(orig);
-        struct child_cfg cc = {.open_only = 1};
-        struct run run;
-        if (i == 0)
-            run_child(d, &cc, STOP_OPENED, 0, 0, &run);
-        else
-            run_child(d, &cc, STOP_DELAY, (int64_t)rnd((uint64_t)(open_us + open_us / 2 + 1)), 0, &run);
-        if (i == 0) {
-            assert_true(run.opened);
-            open_us = run.open_us;
-        }
-        killed_early += !run.opened;
-        cairn_store *sd;
-        if (i % 2)
-            unsetenv("CAIRN_RECOVER_BATCH"); /* finish in one batch what was left */
-        open_store(d, &sd);
-        setenv("CAIRN_RECOVER_BATCH", "1", 1);
-        compare_stores(sd, sa, n);
-        close_store(sd);
-        tu_rmdir(d);
-        run_free(&run);
-    }
-    unsetenv("CAIRN_RECOVER_BATCH");
-    print_message("batched recovery takes %lld us; %d of 7 kills landed before it finished\n", (long long)open_us,
-                  killed_early);
     close_store(sa);
-    tu_rmdir(orig);
     tu_rmdir(a);
     tu_rmdir(b);
 }
 
+/* Batched recovery killed between batches and run again (in batches, or in
+ * one batch) ends where recovery in one batch does. */
+static void recover_in_batches_killed_between_batches_ends_the_same(void **state)
+{
+    const char *orig = *state;
+    seed_rng("recover_in_batches_killed_between_batches_ends_the_same");
+    int64_t ack, n;
+    killed_store(orig, 60, &ack, NULL);
+    char *a = recovered_copy(orig, ack, &n);
+    cairn_store *sa;
+    open_store(a, &sa);
+    setenv("CAIRN_RECOVER_BATCH", "1", 1);
+    kill_recoveries(orig, sa, n, 8, 1);
+    unsetenv("CAIRN_RECOVER_BATCH");
+    close_store(sa);
+    tu_rmdir(a);
+}
+
+/* The teardown of the batched-recovery tests: no later test recovers in
+ * batches, whatever happened to this one. */
+static int unset_batch_teardown(void **state)
+{
+    unsetenv("CAIRN_RECOVER_BATCH");
+    return tu_dir_teardown(state);
+}
+
 static void missing_log_refused(void **state)
 {
-    (void)state;
+    const char *dir = *state;
     seed_rng("missing_log_refused");
     int64_t ack;
-    char *dir = killed_store(20, &ack, NULL);
+    killed_store(dir, 20, &ack, NULL);
     size_t wlen, dlen;
-    unsigned char *wal = slurp(dir, "wal", &wlen);
-    unsigned char *data = slurp(dir, "data.mdb", &dlen);
-    char *p = path_join(dir, "wal");
+    unsigned char *wal = tu_file_read(dir, "wal", &wlen);
+    unsigned char *data = tu_file_read(dir, "data.mdb", &dlen);
+    char *p = tu_path(dir, "wal");
     assert_int_equal(unlink(p), 0);
     free(p);
 
@@ -949,38 +678,38 @@ static void missing_log_refused(void **state)
     assert_null(s);
     /* No new empty log was made (that would lose the commits for good),
      * and LMDB is untouched. */
-    assert_int_equal(size_of(dir, "wal"), -1);
+    assert_int_equal(tu_file_size(dir, "wal"), -1);
     size_t dlen2;
-    unsigned char *data2 = slurp(dir, "data.mdb", &dlen2);
+    unsigned char *data2 = tu_file_read(dir, "data.mdb", &dlen2);
     assert_int_equal(dlen, dlen2);
     assert_memory_equal(data, data2, dlen);
     free(data2);
     /* Read-only as well. */
     o.flags = CAIRN_RDONLY;
     assert_cairn_rc(cairn_open(dir, &o, &s), CAIRN_CORRUPT);
-    assert_int_equal(size_of(dir, "wal"), -1);
+    assert_int_equal(tu_file_size(dir, "wal"), -1);
 
     /* The log put back: every acknowledged commit is there. */
-    spit(dir, "wal", wal, wlen);
+    tu_file_write(dir, "wal", wal, wlen);
     open_store(dir, &s);
     verify_store(s, ack, ack + 1);
     close_store(s);
     free(wal);
     free(data);
-    tu_rmdir(dir);
 }
 
 static void foreign_log_refused(void **state)
 {
-    (void)state;
+    const char *x = *state;
+    char *y = tu_tempdir();
     seed_rng("foreign_log_refused");
     int64_t ack_x, ack_y;
-    char *x = killed_store(20, &ack_x, NULL);
-    char *y = killed_store(10, &ack_y, NULL);
-    char *keep = copy_store(x); /* X's own files, for comparison */
+    killed_store(x, 20, &ack_x, NULL);
+    killed_store(y, 10, &ack_y, NULL);
+    char *keep = tu_copy_store(x); /* X's own files, for comparison */
     size_t ylen;
-    unsigned char *ywal = slurp(y, "wal", &ylen);
-    spit(x, "wal", ywal, ylen);
+    unsigned char *ywal = tu_file_read(y, "wal", &ylen);
+    tu_file_write(x, "wal", ywal, ylen);
 
     cairn_options o;
     tu_options(&o);
@@ -988,17 +717,17 @@ static void foreign_log_refused(void **state)
     assert_cairn_rc(cairn_open(x, &o, &s), CAIRN_CORRUPT);
     assert_null(s);
     /* Nothing was replayed, reset or written. */
-    same_file(x, "wal", y, "wal");
-    same_file(x, "data.mdb", keep, "data.mdb");
+    tu_same_file(x, "wal", y, "wal");
+    tu_same_file(x, "data.mdb", keep, "data.mdb");
     o.flags = CAIRN_RDONLY;
     assert_cairn_rc(cairn_open(x, &o, &s), CAIRN_CORRUPT);
-    same_file(x, "wal", y, "wal");
-    same_file(x, "data.mdb", keep, "data.mdb");
+    tu_same_file(x, "wal", y, "wal");
+    tu_same_file(x, "data.mdb", keep, "data.mdb");
 
     /* The right log back: X opens with all its data; Y is unharmed. */
     size_t xlen;
-    unsigned char *xwal = slurp(keep, "wal", &xlen);
-    spit(x, "wal", xwal, xlen);
+    unsigned char *xwal = tu_file_read(keep, "wal", &xlen);
+    tu_file_write(x, "wal", xwal, xlen);
     open_store(x, &s);
     verify_store(s, ack_x, ack_x + 1);
     close_store(s);
@@ -1007,17 +736,15 @@ static void foreign_log_refused(void **state)
     close_store(s);
     free(xwal);
     free(ywal);
-    tu_rmdir(x);
     tu_rmdir(y);
     tu_rmdir(keep);
 }
 
 static void torn_tail(void **state)
 {
-    (void)state;
+    const char *orig = *state;
     seed_rng("torn_tail");
     enum { K = 30 };
-    char *orig = tu_tempdir();
     struct child_cfg c = {.sync = CAIRN_SYNC_FULL, .max_txns = K};
     struct run run;
     run_child(orig, &c, STOP_DONE, 0, 0, &run);
@@ -1025,7 +752,7 @@ static void torn_tail(void **state)
     assert_true(run.done);
     /* No checkpoint ran: the log holds transactions 0..K, and ends with K. */
     uint64_t end = run.wal_after[K], start = run.wal_after[K - 1];
-    assert_int_equal(size_of(orig, "wal"), (off_t)end);
+    assert_int_equal(tu_file_size(orig, "wal"), (off_t)end);
     assert_true(start < end && end - start > 100);
 
     struct {
@@ -1047,22 +774,20 @@ static void torn_tail(void **state)
     cuts[nc].cut = end, cuts[nc++].want = K;
 
     for (size_t i = 0; i < nc; i++) {
-        char *d = copy_store(orig);
-        char *w = path_join(d, "wal");
+        char *d = tu_copy_store(orig);
+        char *w = tu_path(d, "wal");
         assert_int_equal(truncate(w, (off_t)cuts[i].cut), 0);
         free(w);
         cairn_store *s;
         open_store(d, &s);
         int64_t n = verify_store(s, cuts[i].want, cuts[i].want);
         /* The store goes on from there: the next commit replaces the torn tail. */
-        struct types ty;
-        struct hdr *h;
-        int created;
-        assert_cairn_ok(wl_types(s, &ty));
-        assert_cairn_ok(wl_setup(s, &ty, &h, &created));
-        assert_false(created);
-        assert_cairn_ok(wl_txn(s, &ty, h, n + 1));
-        assert_cairn_ok(wl_txn(s, &ty, h, n + 2));
+        int64_t cur;
+        assert_cairn_ok(list_register(&model, s));
+        assert_cairn_ok(list_current(s, &cur));
+        assert_int_equal(cur, n);
+        run_txn(s, n + 1);
+        run_txn(s, n + 2);
         close_store(s);
         open_store(d, &s);
         verify_store(s, n + 2, n + 2);
@@ -1070,27 +795,25 @@ static void torn_tail(void **state)
         tu_rmdir(d);
     }
     run_free(&run);
-    tu_rmdir(orig);
 }
 
 /* A torn tail after commits made with CAIRN_SYNC_OFF: the same prefix rule. */
 static void torn_tail_sync_off(void **state)
 {
-    (void)state;
+    const char *orig = *state;
     seed_rng("torn_tail_sync_off");
     enum { K = 20 };
-    char *orig = tu_tempdir();
     struct child_cfg c = {.sync = CAIRN_SYNC_OFF, .max_txns = K};
     struct run run;
     run_child(orig, &c, STOP_DONE, 0, 0, &run);
     assert_int_equal(run.last_ack, K);
     uint64_t end = run.wal_after[K];
-    assert_int_equal(size_of(orig, "wal"), (off_t)end);
+    assert_int_equal(tu_file_size(orig, "wal"), (off_t)end);
     for (int i = 0; i < 6; i++) {
         uint64_t start = run.wal_after[K - 1];
         uint64_t cut = start + rnd(end - start);
-        char *d = copy_store(orig);
-        char *w = path_join(d, "wal");
+        char *d = tu_copy_store(orig);
+        char *w = tu_path(d, "wal");
         assert_int_equal(truncate(w, (off_t)cut), 0);
         free(w);
         cairn_store *s;
@@ -1100,7 +823,6 @@ static void torn_tail_sync_off(void **state)
         tu_rmdir(d);
     }
     run_free(&run);
-    tu_rmdir(orig);
 }
 
 int main(int argc, char **argv)
@@ -1108,14 +830,19 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "child") == 0)
         return child_main(argc, argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(kill_rounds_sync_full),
-        cmocka_unit_test(kill_rounds_sync_off),
-        cmocka_unit_test(recover_twice_same_as_once),
-        cmocka_unit_test(recover_in_batches),
-        cmocka_unit_test(missing_log_refused),
-        cmocka_unit_test(foreign_log_refused),
-        cmocka_unit_test(torn_tail),
-        cmocka_unit_test(torn_tail_sync_off),
+        tu_dir_test(kill_rounds_sync_full),
+        tu_dir_test(kill_rounds_sync_off),
+        tu_dir_test(reopen_after_recovery_changes_nothing),
+        tu_dir_test(old_log_after_recovery_is_not_replayed),
+        tu_dir_test(killed_recovery_recovers_the_same),
+        cmocka_unit_test_setup_teardown(recover_in_batches_ends_where_one_batch_does, tu_dir_setup,
+                                        unset_batch_teardown),
+        cmocka_unit_test_setup_teardown(recover_in_batches_killed_between_batches_ends_the_same, tu_dir_setup,
+                                        unset_batch_teardown),
+        tu_dir_test(missing_log_refused),
+        tu_dir_test(foreign_log_refused),
+        tu_dir_test(torn_tail),
+        tu_dir_test(torn_tail_sync_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

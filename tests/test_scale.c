@@ -18,9 +18,9 @@
 
 #include "store/store_internal.h"
 
-#define BUDGET ((uint64_t)64 << 20)      /* 1,024 extents */
-#define CHUNK_PAGES 65536                /* one allocation: 256 MiB */
-#define STAMP_EVERY 16                   /* one stamped page per extent */
+#define BUDGET ((uint64_t)64 << 20) /* 1,024 extents */
+#define CHUNK_PAGES 65536           /* one allocation: 256 MiB */
+#define STAMP_EVERY 16              /* one stamped page per extent */
 
 static uint64_t env_or(const char *name, uint64_t dflt)
 {
@@ -75,9 +75,8 @@ static uint64_t build(const char *dir, const cairn_options *o)
 
 static void random_touches_on_a_large_store(void **state)
 {
-    (void)state;
+    const char *dir = *state;
     uint64_t denom = env_or("CAIRN_SCALE_FRACTION", 64), gib = env_or("CAIRN_SCALE_GIB", 2);
-    char *dir = tu_tempdir();
     cairn_options o;
     cairn_options_init(&o);
     o.max_bytes = gib << 30;
@@ -129,13 +128,12 @@ static void random_touches_on_a_large_store(void **state)
     else /* islands of resident extents: bounded by the budget */
         assert_true(maps_after <= maps_before + 2 * (int)(BUDGET / 65536) + 4);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(random_touches_on_a_large_store),
+        tu_dir_test(random_touches_on_a_large_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,8 +10,7 @@ struct node {
 
 static void roundtrip_small_tree(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -36,13 +35,12 @@ static void roundtrip_small_tree(void **state)
     assert_int_equal(root->left->key, 7);
     assert_null(root->right);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(roundtrip_small_tree),
+        tu_dir_test(roundtrip_small_tree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

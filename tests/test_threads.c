@@ -76,8 +76,7 @@ static void verify_chains(cairn_store *s)
 
 static void threads_write_one_transaction(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     struct shared sh;
@@ -113,7 +112,6 @@ static void threads_write_one_transaction(void **state)
     assert_int_equal(r.objects, THREADS * PER_THREAD);
     assert_cairn_ok(cairn_close(sh.s));
     pthread_barrier_destroy(&sh.go);
-    tu_rmdir(dir);
 }
 
 /* Readers walk cold chains (faulting extents in) while the main thread
@@ -139,8 +137,7 @@ static void *reader(void *p)
 
 static void readers_during_commits_and_checkpoints(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     o.checkpoint_bytes = 64 * 1024; /* keep the flusher busy too */
@@ -206,14 +203,13 @@ static void readers_during_commits_and_checkpoints(void **state)
     assert_cairn_ok(cairn_check(sh.s, &r));
     assert_cairn_ok(cairn_close(sh.s));
     pthread_barrier_destroy(&sh.go);
-    tu_rmdir(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(threads_write_one_transaction),
-        cmocka_unit_test(readers_during_commits_and_checkpoints),
+        tu_dir_test(threads_write_one_transaction),
+        tu_dir_test(readers_during_commits_and_checkpoints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,9 +6,9 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "storeutil.h"
 
 #include <fcntl.h>
-#include <lmdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +21,6 @@
 #ifndef CAIRN_TOOL
 #error "CAIRN_TOOL must name the built cairn binary"
 #endif
-
-struct link {
-    struct link *next;
-    uint64_t val;
-};
 
 static char out_path[4096], err_path[4096];
 
@@ -90,14 +85,6 @@ static size_t count_lines(const char *path, const char *prefix)
     return n;
 }
 
-static cairn_type link_type(cairn_store *s)
-{
-    cairn_type t;
-    size_t ptrs[] = {0};
-    assert_cairn_ok(cairn_type_register(s, "link", sizeof(struct link), ptrs, 1, &t));
-    return t;
-}
-
 static uint64_t offset_of(cairn_store *s, const void *p)
 {
     char *base;
@@ -106,20 +93,9 @@ static uint64_t offset_of(cairn_store *s, const void *p)
     return (uint64_t)((const char *)p - base);
 }
 
-static void cleanup(char *dir)
-{
-    char p[4200];
-    snprintf(p, sizeof p, "%s.out", dir);
-    unlink(p);
-    snprintf(p, sizeof p, "%s.err", dir);
-    unlink(p);
-    tu_rmdir(dir);
-}
-
 static void help_and_bad_arguments(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     assert_int_equal(tool(dir, "--help"), 0);
     assert_true(out_has("Exit status"));
     const char *subs[] = {"stat", "check", "dump", "backup", "compact", "gc"};
@@ -137,13 +113,11 @@ static void help_and_bad_arguments(void **state)
     assert_true(err_has("--depth needs --root"));
     assert_int_equal(tool(dir, "compact --level 99 %s", dir), 2);
     assert_int_equal(tool(dir, "backup %s", dir), 2);
-    cleanup(dir);
 }
 
 static void missing_store_is_reported(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     char missing[4200], dest[4200];
     snprintf(missing, sizeof missing, "%s/nothing", dir);
     snprintf(dest, sizeof dest, "%s/dest", dir);
@@ -158,7 +132,6 @@ static void missing_store_is_reported(void **state)
     /* A directory that is not a store. */
     assert_int_equal(tool(dir, "check %s", dir), 2);
     assert_true(err_has("data.mdb"));
-    cleanup(dir);
 }
 
 /* 300 reachable links, a large typed array reached only through an
@@ -166,16 +139,16 @@ static void missing_store_is_reported(void **state)
  * offsets of the garbage go to garbage[]. */
 static size_t build_graph(cairn_store *s, uint64_t *garbage)
 {
-    cairn_type lt = link_type(s);
+    cairn_type lt = tu_link_type(s);
     cairn_txn *t;
-    struct link *head = NULL, *arr, *ring = NULL, *first = NULL;
+    struct tu_link *head = NULL, *arr, *ring = NULL, *first = NULL;
     size_t ng = 0;
     assert_cairn_ok(cairn_txn_begin(s, &t));
     assert_cairn_ok(cairn_alloc(t, lt, 1000, (void **)&arr)); /* 4 pages, large */
     for (int i = 0; i < 1000; i++)
         arr[i].val = (uint64_t)i * 7;
     for (int i = 0; i < 300; i++) {
-        struct link *l;
+        struct tu_link *l;
         assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&l));
         l->val = (uint64_t)i;
         l->next = head;
@@ -188,7 +161,7 @@ static size_t build_graph(cairn_store *s, uint64_t *garbage)
         }
     }
     for (int i = 0; i < 50; i++) {
-        struct link *l;
+        struct tu_link *l;
         assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&l));
         l->val = 1000000 + (uint64_t)i;
         l->next = ring;
@@ -201,7 +174,7 @@ static size_t build_graph(cairn_store *s, uint64_t *garbage)
     void *big;
     assert_cairn_ok(cairn_alloc_bytes(t, 20000, &big));
     garbage[ng++] = offset_of(s, big);
-    struct link *tail = head;
+    struct tu_link *tail = head;
     while (tail->next)
         tail = tail->next;
     tail->next = &arr[500]; /* interior pointer keeps the whole array */
@@ -218,7 +191,7 @@ static int cmp_u64(const void *a, const void *b)
 
 static void verify_list(cairn_store *s)
 {
-    struct link *l;
+    struct tu_link *l;
     assert_cairn_ok(cairn_root_get(s, "list", (void **)&l));
     for (int i = 299; i >= 0; i--, l = l->next)
         assert_int_equal(l->val, (uint64_t)i);
@@ -227,10 +200,18 @@ static void verify_list(cairn_store *s)
         assert_int_equal(l->val, (uint64_t)i * 7);
 }
 
+/* A store of build_graph()'s in dir, closed. */
+static void graph_store(const char *dir)
+{
+    uint64_t garbage[200];
+    cairn_store *s = tu_open(dir, 0);
+    build_graph(s, garbage);
+    assert_cairn_ok(cairn_close(s));
+}
+
 static void gc_frees_exactly_the_unreachable(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -288,20 +269,18 @@ static void gc_frees_exactly_the_unreachable(void **state)
     /* A second gc finds nothing. */
     assert_int_equal(tool(dir, "gc --json %s", dir), 0);
     assert_true(out_has("\"unreachable_objects\":0,"));
-    cleanup(dir);
 }
 
 static void dump_of_a_cycle_terminates(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
     cairn_txn *t;
     assert_cairn_ok(cairn_open(dir, &o, &s));
-    cairn_type lt = link_type(s);
-    struct link *a, *b, *c;
+    cairn_type lt = tu_link_type(s);
+    struct tu_link *a, *b, *c;
     assert_cairn_ok(cairn_txn_begin(s, &t));
     assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&a));
     assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&b));
@@ -327,15 +306,13 @@ static void dump_of_a_cycle_terminates(void **state)
     assert_int_equal(count_lines(out_path, "{\"offset\":"), 3);
     assert_int_equal(tool(dir, "dump --root nosuch %s", dir), 2);
     assert_true(err_has("no root named"));
-    cleanup(dir);
 }
 
 /* The store stays open here, with a commit only in the log: the read-only
  * subcommands and compact to DEST still work and see it. */
 static void read_commands_work_on_an_open_store(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -344,9 +321,9 @@ static void read_commands_work_on_an_open_store(void **state)
     assert_cairn_ok(cairn_open(dir, &o, &s));
     build_graph(s, garbage);
     assert_cairn_ok(cairn_checkpoint(s));
-    struct link *l;
+    struct tu_link *l;
     assert_cairn_ok(cairn_txn_begin(s, &t));
-    assert_cairn_ok(cairn_alloc(t, link_type(s), 1, (void **)&l));
+    assert_cairn_ok(cairn_alloc(t, tu_link_type(s), 1, (void **)&l));
     l->val = 4242;
     assert_cairn_ok(cairn_root_set(t, "late", l));
     assert_cairn_ok(cairn_txn_commit(t)); /* in the log only */
@@ -373,8 +350,6 @@ static void read_commands_work_on_an_open_store(void **state)
     assert_int_equal(l->val, 4242);
     verify_list(s);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(strdup(dest));
-    cleanup(dir);
 }
 
 /* A snapshot holds at most a batch of the log's extent images in memory
@@ -383,8 +358,7 @@ static void read_commands_work_on_an_open_store(void **state)
  * with the images in memory. */
 static void snapshot_spills_beyond_its_batch(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
@@ -392,13 +366,13 @@ static void snapshot_spills_beyond_its_batch(void **state)
     assert_cairn_ok(cairn_open(dir, &o, &s));
     /* Twelve transactions in the log only, each writing objects in several
      * extents, some of them extents an earlier one wrote. */
-    struct link *prev = NULL;
+    struct tu_link *prev = NULL;
     for (int k = 0; k < 12; k++) {
         assert_cairn_ok(cairn_txn_begin(s, &t));
         for (int i = 0; i < 40; i++) {
-            struct link *l;
+            struct tu_link *l;
             uint64_t *big;
-            assert_cairn_ok(cairn_alloc(t, link_type(s), 1, (void **)&l));
+            assert_cairn_ok(cairn_alloc(t, tu_link_type(s), 1, (void **)&l));
             assert_cairn_ok(cairn_alloc_bytes(t, 5000, (void **)&big));
             big[0] = (uint64_t)(k * 1000 + i);
             l->val = (uint64_t)(k * 1000 + i);
@@ -429,20 +403,15 @@ static void snapshot_spills_beyond_its_batch(void **state)
     free(stat_in_memory);
     free(stat_spilled);
     assert_cairn_ok(cairn_close(s));
-    cleanup(dir);
 }
 
 static void compact_preserves_every_object(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s;
-    uint64_t garbage[200];
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    build_graph(s, garbage);
-    assert_cairn_ok(cairn_close(s));
+    graph_store(dir);
 
     assert_int_equal(tool(dir, "dump --max-bytes 0 %s", dir), 0);
     char *before = slurp(out_path);
@@ -471,64 +440,29 @@ static void compact_preserves_every_object(void **state)
 
     assert_int_equal(tool(dir, "compact --dict-estimate %s", dir), 0);
     assert_true(out_has("dictionary estimate"));
-    char p[4300];
-    snprintf(p, sizeof p, "%s.out", dest);
-    unlink(p);
-    snprintf(p, sizeof p, "%s.err", dest);
-    unlink(p);
-    tu_rmdir(strdup(dest));
-    cleanup(dir);
 }
 
-static void flip_extent_byte(const char *dir)
+/* A damaged extent: check finds problems, lists them and exits 1; gc
+ * refuses to run. */
+static void check_reports_a_damaged_extent(void **state)
 {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    MDB_cursor *cur;
-    MDB_val k, v;
-    assert_int_equal(mdb_env_create(&env), 0);
-    mdb_env_set_maxdbs(env, 4);
-    mdb_env_set_mapsize(env, (size_t)4 << 30);
-    assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &dbi), 0);
-    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
-    assert_int_equal(mdb_cursor_get(cur, &k, &v, MDB_LAST), 0);
-    unsigned char *copy = malloc(v.mv_size);
-    memcpy(copy, v.mv_data, v.mv_size);
-    copy[v.mv_size / 2] ^= 0x40;
-    MDB_val nv = {v.mv_size, copy};
-    assert_int_equal(mdb_put(txn, dbi, &k, &nv, 0), 0);
-    mdb_cursor_close(cur);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-    free(copy);
-}
-
-static void check_exit_codes_on_damage(void **state)
-{
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_options o;
-    tu_options(&o);
-    cairn_store *s;
-    uint64_t garbage[200];
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    build_graph(s, garbage);
-    assert_cairn_ok(cairn_close(s));
+    const char *dir = *state;
+    graph_store(dir);
     assert_int_equal(tool(dir, "check --json %s", dir), 0);
     assert_true(out_has("\"clean\":true"));
-
-    /* A damaged extent: problems found, listed, exit 1; gc refuses. */
-    flip_extent_byte(dir);
+    tu_flip_extent_byte(dir, TU_LAST_EXTENT);
     assert_int_equal(tool(dir, "check %s", dir), 1);
     assert_true(out_has("problem: extent"));
     assert_true(out_has("fails to decode"));
     assert_int_equal(tool(dir, "gc %s", dir), 1);
     assert_true(err_has("refusing"));
+}
 
-    /* No log: the store is damaged (1), not absent (2). */
+/* No log: the store is damaged (exit 1), not absent (2). */
+static void check_reports_a_missing_log_as_damage(void **state)
+{
+    const char *dir = *state;
+    graph_store(dir);
     char wal[4200], moved[4200];
     snprintf(wal, sizeof wal, "%s/wal", dir);
     snprintf(moved, sizeof moved, "%s/wal.saved", dir);
@@ -536,8 +470,13 @@ static void check_exit_codes_on_damage(void **state)
     assert_int_equal(tool(dir, "check %s", dir), 1);
     assert_true(out_has("the log is missing"));
     assert_int_equal(rename(moved, wal), 0);
+}
 
-    /* A data.mdb LMDB does not recognise. */
+/* A data.mdb LMDB does not recognise: check and stat exit 1. */
+static void check_and_stat_report_an_unknown_data_mdb(void **state)
+{
+    const char *dir = *state;
+    graph_store(dir);
     char data[4200];
     snprintf(data, sizeof data, "%s/data.mdb", dir);
     int fd = open(data, O_WRONLY | O_TRUNC);
@@ -548,22 +487,14 @@ static void check_exit_codes_on_damage(void **state)
     close(fd);
     assert_int_equal(tool(dir, "check %s", dir), 1);
     assert_int_equal(tool(dir, "stat %s", dir), 1);
-    cleanup(dir);
 }
 
 /* data.mdb cut at many sizes: every subcommand that reads the store exits
  * 1 or 2 with a message, never on a signal. */
 static void truncated_data_mdb_never_crashes(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_options o;
-    tu_options(&o);
-    cairn_store *s;
-    uint64_t garbage[200];
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    build_graph(s, garbage);
-    assert_cairn_ok(cairn_close(s));
+    const char *dir = *state;
+    graph_store(dir);
     char data[4200], dest[4300];
     snprintf(data, sizeof data, "%s/data.mdb", dir);
     snprintf(dest, sizeof dest, "%s.dest", dir);
@@ -608,30 +539,20 @@ static void truncated_data_mdb_never_crashes(void **state)
     char rm[4400];
     snprintf(rm, sizeof rm, "rm -rf %s", dest);
     assert_int_equal(system(rm), 0);
-    cleanup(dir);
 }
 
 /* The command refuses files that do not belong together by the library's
  * rule: an older data.mdb beside a newer log, and another store's log. */
 static void mixed_files_are_refused(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_options o;
-    tu_options(&o);
-    cairn_store *s;
-    uint64_t garbage[200];
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    build_graph(s, garbage);
-    assert_cairn_ok(cairn_close(s));
+    const char *dir = *state;
+    graph_store(dir);
     char data[4200], saved[4200], cmd[9000];
     snprintf(data, sizeof data, "%s/data.mdb", dir);
     snprintf(saved, sizeof saved, "%s.data.mdb", dir);
     snprintf(cmd, sizeof cmd, "cp %s %s", data, saved);
     assert_int_equal(system(cmd), 0);
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    build_graph(s, garbage);
-    assert_cairn_ok(cairn_close(s));
+    graph_store(dir);
     snprintf(cmd, sizeof cmd, "cp %s %s", saved, data);
     assert_int_equal(system(cmd), 0);
     static const char *const cmds[] = {"stat", "check", "dump"};
@@ -642,8 +563,6 @@ static void mixed_files_are_refused(void **state)
         if (!err_has("do not belong together") && !out_has("do not belong together"))
             fail_msg("cairn %s: no word of the files not belonging together", cmds[c]);
     }
-    unlink(saved);
-    cleanup(dir);
 }
 
 /* ---- backup under a writer ---- */
@@ -652,7 +571,7 @@ static void mixed_files_are_refused(void **state)
  * so a consistent state has seq = k and the list k, k-1, ..., 1. */
 struct counter {
     uint64_t seq;
-    struct link *list;
+    struct tu_link *list;
     uint64_t check; /* seq * 31 + 7: set in the same commit */
 };
 
@@ -667,7 +586,7 @@ static void writer(void *arg)
         _exit(3);
     cairn_type lt, ct;
     size_t lp[] = {0}, cp[] = {8};
-    if (cairn_type_register(s, "link", sizeof(struct link), lp, 1, &lt) ||
+    if (cairn_type_register(s, "link", sizeof(struct tu_link), lp, 1, &lt) ||
         cairn_type_register(s, "counter", sizeof(struct counter), cp, 1, &ct))
         _exit(4);
     struct counter *c;
@@ -679,7 +598,7 @@ static void writer(void *arg)
             if (cairn_alloc(t, ct, 1, (void **)&c) || cairn_root_set(t, "counter", c))
                 _exit(6);
         }
-        struct link *l;
+        struct tu_link *l;
         void *pad;
         if (cairn_alloc(t, lt, 1, (void **)&l) || cairn_alloc_bytes(t, 3000, &pad))
             _exit(7);
@@ -713,7 +632,7 @@ static uint64_t verify_backup(const char *path)
     assert_cairn_ok(cairn_root_get(s, "counter", (void **)&c));
     uint64_t k = c->seq;
     assert_int_equal(c->check, k * 31 + 7);
-    struct link *l = c->list;
+    struct tu_link *l = c->list;
     for (uint64_t i = k; i >= 1; i--, l = l->next) {
         assert_non_null(l);
         assert_int_equal(l->val, i);
@@ -725,15 +644,14 @@ static uint64_t verify_backup(const char *path)
 
 static void backup_under_a_concurrent_writer(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     char ready[4200];
     snprintf(ready, sizeof ready, "%s.ready", dir);
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        writer(dir);
+        writer((void *)dir);
         _exit(0);
     }
     struct stat st;
@@ -755,7 +673,6 @@ static void backup_under_a_concurrent_writer(void **state)
         assert_true(k >= last); /* a later backup never goes back */
         changed += k > last;
         last = k;
-        tu_rmdir(strdup(dest));
         usleep(50000);
     }
     /* Force the race: pause between the LMDB copy and opening the log long
@@ -768,31 +685,30 @@ static void backup_under_a_concurrent_writer(void **state)
     unsetenv("CAIRN_TEST_BACKUP_PAUSE_MS");
     assert_false(out_has(" 0 retries"));
     assert_true(verify_backup(dest) >= last);
-    tu_rmdir(strdup(dest));
 
     int status;
     kill(pid, SIGKILL);
     waitpid(pid, &status, 0);
     assert_true(WIFSIGNALED(status)); /* the writer was still committing */
     assert_true(changed >= 4);        /* backups saw it progress */
-    unlink(ready);
-    cleanup(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(help_and_bad_arguments),
-        cmocka_unit_test(missing_store_is_reported),
-        cmocka_unit_test(gc_frees_exactly_the_unreachable),
-        cmocka_unit_test(dump_of_a_cycle_terminates),
-        cmocka_unit_test(read_commands_work_on_an_open_store),
-        cmocka_unit_test(compact_preserves_every_object),
-        cmocka_unit_test(check_exit_codes_on_damage),
-        cmocka_unit_test(truncated_data_mdb_never_crashes),
-        cmocka_unit_test(mixed_files_are_refused),
-        cmocka_unit_test(backup_under_a_concurrent_writer),
-        cmocka_unit_test(snapshot_spills_beyond_its_batch),
+        tu_dir_test(help_and_bad_arguments),
+        tu_dir_test(missing_store_is_reported),
+        tu_dir_test(gc_frees_exactly_the_unreachable),
+        tu_dir_test(dump_of_a_cycle_terminates),
+        tu_dir_test(read_commands_work_on_an_open_store),
+        tu_dir_test(compact_preserves_every_object),
+        tu_dir_test(check_reports_a_damaged_extent),
+        tu_dir_test(check_reports_a_missing_log_as_damage),
+        tu_dir_test(check_and_stat_report_an_unknown_data_mdb),
+        tu_dir_test(truncated_data_mdb_never_crashes),
+        tu_dir_test(mixed_files_are_refused),
+        tu_dir_test(backup_under_a_concurrent_writer),
+        tu_dir_test(snapshot_spills_beyond_its_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

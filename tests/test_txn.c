@@ -2,6 +2,7 @@
  * the type catalog, roots, and open/close modes. */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "storeutil.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -10,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,46 +29,12 @@ struct node {
 static const size_t node_ptrs[] = {offsetof(struct node, next), offsetof(struct node, prev),
                                    offsetof(struct node, data)};
 
-static cairn_store *open_store(const char *dir)
-{
-    cairn_options o;
-    tu_options(&o);
-    cairn_store *s = NULL;
-    assert_cairn_ok(cairn_open(dir, &o, &s));
-    assert_non_null(s);
-    return s;
-}
-
 static cairn_type reg_node(cairn_store *s)
 {
     cairn_type t = 0;
     assert_cairn_ok(cairn_type_register(s, "node", sizeof(struct node), node_ptrs, 3, &t));
     assert_int_not_equal(t, CAIRN_TYPE_BYTES);
     return t;
-}
-
-/* Keep the address range of a closed store occupied so that the next open
- * must place the store elsewhere: every stored pointer then has to be
- * swizzled to a new value. */
-struct blocker {
-    void *addr;
-    size_t len;
-};
-
-static struct blocker close_and_block(cairn_store *s)
-{
-    struct blocker b;
-    assert_cairn_ok(cairn_range(s, &b.addr, &b.len));
-    assert_cairn_ok(cairn_close(s));
-    void *m = mmap(b.addr, b.len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
-    if (m != b.addr)
-        fail_msg("could not reserve the old store range %p: %s", b.addr, m == MAP_FAILED ? strerror(errno) : "moved");
-    return b;
-}
-
-static void unblock(struct blocker b)
-{
-    assert_int_equal(munmap(b.addr, b.len), 0);
 }
 
 static uint8_t pat(uint64_t seed, size_t k)
@@ -178,9 +144,8 @@ static int build_ring(cairn_txn *t, cairn_type nt)
 
 static void commit_then_reopen_persists(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     cairn_type nt = reg_node(s);
     cairn_txn *t;
     assert_cairn_ok(cairn_txn_begin(s, &t));
@@ -188,8 +153,8 @@ static void commit_then_reopen_persists(void **state)
     assert_cairn_ok(cairn_txn_commit(t));
     check_ring(s, RING, -1);
 
-    struct blocker b = close_and_block(s);
-    s = open_store(dir);
+    struct tu_blocker b = tu_close_and_block(s);
+    s = tu_open(dir, 0);
     void *base;
     assert_cairn_ok(cairn_range(s, &base, NULL));
     assert_ptr_not_equal(base, b.addr);
@@ -215,12 +180,11 @@ static void commit_then_reopen_persists(void **state)
     assert_cairn_ok(cairn_txn_commit(t));
     check_ring(s, RING, 7);
     assert_cairn_ok(cairn_close(s));
-    unblock(b);
+    tu_unblock(b);
 
-    s = open_store(dir);
+    s = tu_open(dir, 0);
     check_ring(s, RING, 7);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* The process ends without cairn_close: committed transactions are in
@@ -253,9 +217,8 @@ static void crash_child(void *arg)
 
 static void commit_survives_exit_without_close(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    int status = tu_in_child(crash_child, dir);
+    const char *dir = *state;
+    int status = tu_in_child(crash_child, (void *)dir);
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         fail_msg("child failed: status %#x", status);
     /* Needs recovery: a read-only open refuses. */
@@ -264,7 +227,7 @@ static void commit_survives_exit_without_close(void **state)
     o.flags = CAIRN_RDONLY;
     cairn_store *s;
     assert_cairn_rc(cairn_open(dir, &o, &s), CAIRN_READONLY);
-    s = open_store(dir);
+    s = tu_open(dir, 0);
     check_ring(s, RING, -1);
     void *r;
     assert_cairn_rc(cairn_root_get(s, "ghost", &r), CAIRN_NOT_FOUND);
@@ -272,7 +235,6 @@ static void commit_survives_exit_without_close(void **state)
     assert_cairn_ok(cairn_open(dir, &o, &s));
     check_ring(s, RING, -1);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* ---- abort ---- */
@@ -282,9 +244,8 @@ static const size_t obj_sizes[NOBJ] = {1, 17, 64, 100, 2048, 3000, 4096, 70000, 
 
 static void abort_restores_every_byte(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     cairn_type nt = reg_node(s);
     cairn_txn *t;
     unsigned char *obj[NOBJ];
@@ -418,8 +379,8 @@ static void abort_restores_every_byte(void **state)
     assert_cairn_ok(cairn_range(s, &base, NULL));
     for (int i = 0; i < NOBJ; i++)
         off[i] = (size_t)(obj[i] - (unsigned char *)base);
-    struct blocker b = close_and_block(s);
-    s = open_store(dir);
+    struct tu_blocker b = tu_close_and_block(s);
+    s = tu_open(dir, 0);
     assert_cairn_ok(cairn_range(s, &base, NULL));
     for (int i = 0; i < NOBJ; i++) {
         if (i == 5 || i == 8)
@@ -439,10 +400,9 @@ static void abort_restores_every_byte(void **state)
     assert_int_equal(n0->next->key, 1001);
     assert_ptr_equal(n0->next->prev, n0);
     assert_cairn_ok(cairn_close(s));
-    unblock(b);
+    tu_unblock(b);
     for (int i = 0; i < NOBJ; i++)
         free(copy[i]);
-    tu_rmdir(dir);
 }
 
 /* ---- external pointers ---- */
@@ -467,7 +427,7 @@ static void assert_errmsg_names(cairn_store *s, const void *obj)
 /* bad: an address outside the store (malloc'd, another store's object...). */
 static void external_pointer_case(const char *dir, void *bad)
 {
-    cairn_store *s = open_store(dir);
+    cairn_store *s = tu_open(dir, 0);
     cairn_type pt;
     assert_cairn_ok(cairn_type_register(s, "pair", sizeof(struct pair), pair_ptrs, 2, &pt));
     cairn_txn *t;
@@ -538,7 +498,7 @@ static void external_pointer_case(const char *dir, void *bad)
     assert_cairn_ok(cairn_close(s));
 
     /* Nothing of the refused or aborted transactions reached the disk. */
-    s = open_store(dir);
+    s = tu_open(dir, 0);
     assert_cairn_ok(cairn_root_get(s, "p", (void **)&P));
     assert_cairn_ok(cairn_root_get(s, "big", (void **)&big));
     Q = P->a;
@@ -557,20 +517,18 @@ static void external_pointer_case(const char *dir, void *bad)
 
 static void commit_refuses_malloced_pointer(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     void *heap = malloc(64);
     assert_non_null(heap);
     external_pointer_case(dir, heap);
     free(heap);
-    tu_rmdir(dir);
 }
 
 static void commit_refuses_pointer_into_other_store(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir(), *dir2 = tu_tempdir();
-    cairn_store *s2 = open_store(dir2);
+    const char *dir = *state;
+    char *dir2 = tu_tempdir();
+    cairn_store *s2 = tu_open(dir2, 0);
     cairn_txn *t;
     int64_t *other;
     assert_cairn_ok(cairn_txn_begin(s2, &t));
@@ -582,15 +540,13 @@ static void commit_refuses_pointer_into_other_store(void **state)
     assert_int_equal(*other, 1234);
     assert_cairn_ok(cairn_close(s2));
     tu_rmdir(dir2);
-    tu_rmdir(dir);
 }
 
 static void commit_refuses_pointer_past_store_end(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     /* The first byte after the range, as its range would be once open. */
-    cairn_store *s = open_store(dir);
+    cairn_store *s = tu_open(dir, 0);
     void *base;
     size_t len;
     assert_cairn_ok(cairn_range(s, &base, &len));
@@ -606,16 +562,14 @@ static void commit_refuses_pointer_past_store_end(void **state)
     P->a = (char *)base + len - 16; /* inside the range: accepted */
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* ---- types ---- */
 
 static void type_register_rules(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     cairn_type a1, a2, b, c, x;
     size_t offs_ab[] = {8, 24};
     size_t offs_ba[] = {24, 8};
@@ -682,7 +636,7 @@ static void type_register_rules(void **state)
     assert_cairn_ok(cairn_close(s));
 
     /* Persisted: same ids after reopen, mismatches still detected. */
-    s = open_store(dir);
+    s = tu_open(dir, 0);
     assert_cairn_ok(cairn_type_register(s, "a", 32, offs_ab, 2, &x));
     assert_int_equal(x, a1);
     assert_cairn_ok(cairn_type_register(s, "c", 8, (size_t[]){0}, 1, &x));
@@ -705,16 +659,14 @@ static void type_register_rules(void **state)
         assert_int_not_equal(e, all[i]);
     assert_int_not_equal(e, CAIRN_TYPE_BYTES);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* ---- roots ---- */
 
 static void roots_set_get_remove(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     cairn_txn *t;
     int64_t *a, *b, *c;
     void *r = NULL;
@@ -786,7 +738,7 @@ static void roots_set_get_remove(void **state)
 
     /* Persist. */
     assert_cairn_ok(cairn_close(s));
-    s = open_store(dir);
+    s = tu_open(dir, 0);
     assert_cairn_rc(cairn_root_get(s, "a", &r), CAIRN_NOT_FOUND);
     int64_t *pb, *pc, *p55;
     assert_cairn_ok(cairn_root_get(s, "b", (void **)&pb));
@@ -798,14 +750,12 @@ static void roots_set_get_remove(void **state)
     assert_cairn_rc(cairn_root_get(s, "never", &r), CAIRN_NOT_FOUND);
     assert_cairn_ok(cairn_close(s));
     free(heap);
-    tu_rmdir(dir);
 }
 
 static void roots_capacity(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     cairn_txn *t;
     enum { NR = 1024 };
     static size_t off[NR + 1];
@@ -828,7 +778,7 @@ static void roots_capacity(void **state)
     assert_cairn_ok(cairn_root_set(t, "one-too-many", (char *)base + off[NR])); /* a slot is free again */
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_close(s));
-    s = open_store(dir);
+    s = tu_open(dir, 0);
     assert_cairn_ok(cairn_range(s, &base, NULL));
     for (int i = 0; i < NR; i++) {
         void *r;
@@ -844,15 +794,13 @@ static void roots_capacity(void **state)
     assert_cairn_ok(cairn_root_get(s, "one-too-many", &r));
     assert_ptr_equal(r, (char *)base + off[NR]);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* ---- open modes ---- */
 
 static void second_open_is_busy(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_options o;
     tu_options(&o);
     cairn_store *s, *s2 = (cairn_store *)(uintptr_t)0x1;
@@ -882,14 +830,12 @@ static void second_open_is_busy(void **state)
     assert_cairn_ok(cairn_open(dir, &o, &s));
     assert_cairn_ok(cairn_close(s));
     free(alias);
-    tu_rmdir(dir);
 }
 
 static void readonly_open(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     cairn_type nt = reg_node(s);
     cairn_txn *t;
     struct node *n;
@@ -933,15 +879,22 @@ static void readonly_open(void **state)
     o.flags = CAIRN_RDONLY;
 
     /* Read-write again: intact and writable. */
-    s = open_store(dir);
+    s = tu_open(dir, 0);
     assert_cairn_ok(cairn_root_get(s, "n", (void **)&n));
     assert_int_equal(n->key, 4242);
     assert_cairn_ok(cairn_txn_begin(s, &t));
     n->key = 1;
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_close(s));
+}
 
-    /* Read-only open of a missing store fails and creates nothing. */
+/* A read-only open of a missing store fails and creates nothing, neither
+ * the directory nor, in an empty one, any file. */
+static void readonly_open_of_a_missing_store_creates_nothing(void **state)
+{
+    const char *dir = *state;
+    cairn_options o;
+    tu_options(&o);
     o.flags = CAIRN_RDONLY;
     char *missing;
     assert_true(asprintf(&missing, "%s/missing", dir) > 0);
@@ -959,14 +912,12 @@ static void readonly_open(void **state)
     assert_ptr_equal(s2, (cairn_store *)(uintptr_t)0x1);
     assert_int_equal(dir_is_empty(missing), 1);
     free(missing);
-    tu_rmdir(dir);
 }
 
 static void close_aborts_open_txn(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     cairn_txn *t;
     unsigned char *a;
     assert_cairn_ok(cairn_txn_begin(s, &t));
@@ -988,7 +939,7 @@ static void close_aborts_open_txn(void **state)
     assert_cairn_ok(cairn_root_set(t, "a", NULL));
     assert_cairn_ok(cairn_close(s)); /* t is gone with the store */
 
-    s = open_store(dir);
+    s = tu_open(dir, 0);
     void *r;
     assert_cairn_rc(cairn_root_get(s, "b", &r), CAIRN_NOT_FOUND);
     assert_cairn_ok(cairn_root_get(s, "a", (void **)&a));
@@ -1002,7 +953,6 @@ static void close_aborts_open_txn(void **state)
     assert_int_equal((size_t)((char *)b - (char *)base), b_off);
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* ---- begin waits ---- */
@@ -1039,9 +989,8 @@ static void sleep_ms(long ms)
 
 static void begin_waits_for_current_txn(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
-    cairn_store *s = open_store(dir);
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
     cairn_txn *t;
     int64_t *cell;
     assert_cairn_ok(cairn_txn_begin(s, &t));
@@ -1077,12 +1026,12 @@ static void begin_waits_for_current_txn(void **state)
         assert_int_equal(*cell, want + 100);
     }
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 /* ---- misc ---- */
 
-static void strerror_and_null_handles(void **state)
+/* Every code has a text of its own; other values get some text too. */
+static void strerror_texts_are_distinct(void **state)
 {
     (void)state;
     static const int codes[] = {CAIRN_OK,    CAIRN_CORRUPT,   CAIRN_EXTERNAL_POINTER, CAIRN_SCHEMA_MISMATCH,
@@ -1105,7 +1054,12 @@ static void strerror_and_null_handles(void **state)
         assert_non_null(m);
         assert_true(*m);
     }
+}
 
+/* NULL handles are CAIRN_INVALID (close and abort of NULL are no-ops). */
+static void null_handles_are_invalid(void **state)
+{
+    (void)state;
     assert_cairn_ok(cairn_close(NULL));
     cairn_txn_abort(NULL);
     cairn_txn *t;
@@ -1128,10 +1082,14 @@ static void strerror_and_null_handles(void **state)
     assert_cairn_rc(cairn_open(NULL, NULL, &s), CAIRN_INVALID);
     assert_non_null(cairn_errmsg(NULL));
     cairn_options_init(NULL);
+}
 
-    /* A fresh store has no error message; a failure with detail sets one. */
-    char *dir = tu_tempdir();
-    s = open_store(dir);
+/* A fresh store has no error message; a failure with detail sets one. */
+static void errmsg_is_set_by_a_failure_with_detail(void **state)
+{
+    cairn_txn *t;
+    void *p;
+    cairn_store *s = tu_open(*state, 0);
     assert_string_equal(cairn_errmsg(s), "");
     assert_cairn_ok(cairn_txn_begin(s, &t));
     int64_t x;
@@ -1143,26 +1101,28 @@ static void strerror_and_null_handles(void **state)
     assert_cairn_rc(cairn_alloc_bytes(t, 8, NULL), CAIRN_INVALID);
     assert_cairn_ok(cairn_txn_commit(t));
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(commit_then_reopen_persists),
-        cmocka_unit_test(commit_survives_exit_without_close),
-        cmocka_unit_test(abort_restores_every_byte),
-        cmocka_unit_test(commit_refuses_malloced_pointer),
-        cmocka_unit_test(commit_refuses_pointer_into_other_store),
-        cmocka_unit_test(commit_refuses_pointer_past_store_end),
-        cmocka_unit_test(type_register_rules),
-        cmocka_unit_test(roots_set_get_remove),
-        cmocka_unit_test(roots_capacity),
-        cmocka_unit_test(second_open_is_busy),
-        cmocka_unit_test(readonly_open),
-        cmocka_unit_test(close_aborts_open_txn),
-        cmocka_unit_test(begin_waits_for_current_txn),
-        cmocka_unit_test(strerror_and_null_handles),
+        tu_dir_test(commit_then_reopen_persists),
+        tu_dir_test(commit_survives_exit_without_close),
+        tu_dir_test(abort_restores_every_byte),
+        tu_dir_test(commit_refuses_malloced_pointer),
+        tu_dir_test(commit_refuses_pointer_into_other_store),
+        tu_dir_test(commit_refuses_pointer_past_store_end),
+        tu_dir_test(type_register_rules),
+        tu_dir_test(roots_set_get_remove),
+        tu_dir_test(roots_capacity),
+        tu_dir_test(second_open_is_busy),
+        tu_dir_test(readonly_open),
+        tu_dir_test(readonly_open_of_a_missing_store_creates_nothing),
+        tu_dir_test(close_aborts_open_txn),
+        tu_dir_test(begin_waits_for_current_txn),
+        cmocka_unit_test(strerror_texts_are_distinct),
+        cmocka_unit_test(null_handles_are_invalid),
+        tu_dir_test(errmsg_is_set_by_a_failure_with_detail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "splitmix.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,10 +47,7 @@ static uint64_t rng_state = 0x243F6A8885A308D3ull;
 
 static uint64_t rnd(void)
 {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return tu_splitmix64(&rng_state);
 }
 
 /* Every word random and nonzero. */
@@ -73,24 +71,25 @@ static void word_set(unsigned char *p, size_t i, uint64_t v)
     memcpy(p + i * 8, &v, 8);
 }
 
-/* ---- a temporary directory ---- */
+/* ---- the log's directory ---- */
 
+/* The fixture's directory (path), or one of the test's own (path NULL). */
 struct tdir {
-    char *path;
+    char *made;
     int fd;
 };
 
-static void tdir_open(struct tdir *d)
+static void tdir_open(struct tdir *d, const char *path)
 {
-    d->path = tu_tempdir();
-    d->fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    d->made = path ? NULL : tu_tempdir();
+    d->fd = open(path ? path : d->made, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     assert_true(d->fd >= 0);
 }
 
 static void tdir_close(struct tdir *d)
 {
     close(d->fd);
-    tu_rmdir(d->path);
+    tu_rmdir(d->made);
 }
 
 static unsigned char *file_read(int dirfd, const char *name, size_t *len)
@@ -148,10 +147,10 @@ struct mtxn {
     struct pchg pg[MAX_PAGES];
     size_t n;
     /* Filled by write_txn. */
-    size_t nrec;          /* page records written (changed pages) */
-    uint64_t first_lsn;   /* LSN of its first record */
-    uint64_t commit_lsn;  /* LSN of its commit record */
-    uint64_t start, end;  /* file offsets */
+    size_t nrec;         /* page records written (changed pages) */
+    uint64_t first_lsn;  /* LSN of its first record */
+    uint64_t commit_lsn; /* LSN of its commit record */
+    uint64_t start, end; /* file offsets */
 };
 
 static struct mtxn *mtxn_new(uint64_t id)
@@ -352,9 +351,8 @@ static struct wal new_log(int dirfd, const uint8_t *id)
 
 static void diffs_roundtrip(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     struct pchg *c;
 
@@ -439,13 +437,13 @@ static void diffs_roundtrip(void **state)
         uint64_t page;
         size_t len;
     } sizes[] = {
-        {5, 16 + 4 + 8},          /* one word */
-        {77, 16 + 256 * 12},      /* alternate words */
-        {1000, 16 + 4 + 4096},    /* whole page */
-        {6, 16 + 2 * 12},         /* first and last word */
-        {3, 16 + 4},              /* whole page zeroed: one zero range */
+        {5, 16 + 4 + 8},       /* one word */
+        {77, 16 + 256 * 12},   /* alternate words */
+        {1000, 16 + 4 + 4096}, /* whole page */
+        {6, 16 + 2 * 12},      /* first and last word */
+        {3, 16 + 4},           /* whole page zeroed: one zero range */
         {123456, 16 + 4 + 12 + 4 + 12},
-        {9, 16 + 4 + 80},         /* a changed run with zeros inside is not a zero range */
+        {9, 16 + 4 + 80}, /* a changed run with zeros inside is not a zero range */
         {10, 16 + 4 + 4096},
         {11, 16 + 4 + 32},
     };
@@ -524,9 +522,8 @@ static void diffs_roundtrip(void **state)
 
 static void random_diffs_roundtrip(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     enum { N = 60 };
     struct mtxn *t[N];
@@ -543,9 +540,8 @@ static void random_diffs_roundtrip(void **state)
 
 static void uncommitted_not_applied(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     struct mtxn *a = mtxn_random(1, 3), *b = mtxn_random(2, 4), *c = mtxn_random(3, 1);
     write_txn(&w, a, 1);
@@ -593,9 +589,8 @@ static size_t forge(unsigned char *buf, uint32_t kind, uint64_t lsn, uint64_t tx
  * transaction properly: nothing of the transaction is applied. */
 static void commit_rule_enforced(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     struct mtxn *a = mtxn_random(1, 2);
     write_txn(&w, a, 1);
@@ -620,8 +615,18 @@ static void commit_rule_enforced(void **state)
     memcpy(pp + 18, &lf, 2);
     memcpy(pp + 20, &val, 8);
 
-    enum { OK_CASE, BAD_COUNT_HIGH, BAD_COUNT_LOW, BAD_COMMIT_TXN, BAD_PAGE_TXN, BAD_COMMIT_LEN, BAD_KIND,
-           BAD_LSN_GAP, BAD_PAGE_SHORT, NCASES };
+    enum {
+        OK_CASE,
+        BAD_COUNT_HIGH,
+        BAD_COUNT_LOW,
+        BAD_COMMIT_TXN,
+        BAD_PAGE_TXN,
+        BAD_COMMIT_LEN,
+        BAD_KIND,
+        BAD_LSN_GAP,
+        BAD_PAGE_SHORT,
+        NCASES
+    };
     for (int k = 0; k < NCASES; k++) {
         unsigned char *f = malloc(base_len + 4096);
         memcpy(f, base, base_len);
@@ -651,8 +656,8 @@ static void commit_rule_enforced(void **state)
         if (k == BAD_COUNT_LOW)
             count = 1;
         memcpy(cp, &count, 8);
-        len += forge(f + len, KIND_COMMIT, lsn++, k == BAD_COMMIT_TXN ? 3 : txn, cp, k == BAD_COMMIT_LEN ? 16 : 8,
-                     &chain);
+        len +=
+            forge(f + len, KIND_COMMIT, lsn++, k == BAD_COMMIT_TXN ? 3 : txn, cp, k == BAD_COMMIT_LEN ? 16 : 8, &chain);
         file_write(d.fd, "wal", f, len);
         free(f);
 
@@ -687,9 +692,8 @@ static void commit_rule_enforced(void **state)
 
 static void replay_after_skips(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     struct mtxn *t[4];
     for (int i = 0; i < 4; i++) {
@@ -741,81 +745,111 @@ static unsigned char *three_txns(int dirfd, struct mtxn **a, struct mtxn **b, st
     return f;
 }
 
-static void torn_tail(void **state)
-{
-    (void)state;
+/* A log of three_txns() in the fixture's directory. */
+struct log3 {
     struct tdir d;
-    tdir_open(&d);
     struct mtxn *a, *b, *c;
+    unsigned char *f; /* the whole file */
     size_t len;
-    unsigned char *f = three_txns(d.fd, &a, &b, &c, &len);
-    struct mtxn *ab[] = {a, b};
-    struct mtxn *abc[] = {a, b, c};
+};
 
-    /* Every cut inside C: A and B replay, C does not. */
-    for (size_t cut = c->start; cut < c->end; cut++) {
-        file_write(d.fd, "wal", f, cut);
-        expect_replay(d.fd, ID_A, 0, ab, 2, b->commit_lsn, b->end, NULL);
+static void log3_open(struct log3 *x, const char *path)
+{
+    tdir_open(&x->d, path);
+    x->f = three_txns(x->d.fd, &x->a, &x->b, &x->c, &x->len);
+}
+
+static void log3_close(struct log3 *x)
+{
+    free(x->f);
+    free(x->a), free(x->b), free(x->c);
+    tdir_close(&x->d);
+}
+
+/* Every cut inside C: A and B replay, C does not; the whole file: all three. */
+static void torn_tail_loses_only_the_torn_transaction(void **state)
+{
+    struct log3 x;
+    log3_open(&x, *state);
+    struct mtxn *ab[] = {x.a, x.b};
+    struct mtxn *abc[] = {x.a, x.b, x.c};
+    for (size_t cut = x.c->start; cut < x.c->end; cut++) {
+        file_write(x.d.fd, "wal", x.f, cut);
+        expect_replay(x.d.fd, ID_A, 0, ab, 2, x.b->commit_lsn, x.b->end, NULL);
     }
-    /* The whole file: all three. */
-    file_write(d.fd, "wal", f, len);
-    expect_replay(d.fd, ID_A, 0, abc, 3, c->commit_lsn, c->end, NULL);
+    file_write(x.d.fd, "wal", x.f, x.len);
+    expect_replay(x.d.fd, ID_A, 0, abc, 3, x.c->commit_lsn, x.c->end, NULL);
+    log3_close(&x);
+}
 
-    /* After a cut, the next transaction goes over the torn tail and replays. */
+/* After a cut, the next transaction goes over the torn tail and replays. */
+static void append_after_a_torn_tail_replays(void **state)
+{
+    struct log3 x;
+    log3_open(&x, *state);
+    struct mtxn *c = x.c;
     size_t cuts[] = {c->start, c->start + 1, c->start + (c->end - c->start) / 2, c->end - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
-        file_write(d.fd, "wal", f, cuts[i]);
+        file_write(x.d.fd, "wal", x.f, cuts[i]);
         struct wal w;
-        assert_cairn_ok(wal_open(&w, d.fd, ID_A, 0, 0));
+        assert_cairn_ok(wal_open(&w, x.d.fd, ID_A, 0, 0));
         struct coll cl = {0};
         uint64_t last, ntx;
         assert_cairn_ok(wal_replay(&w, 0, collect, NULL, &cl, &last, &ntx));
         coll_free(&cl);
         struct mtxn *e = mtxn_random(40 + i, 1 + i);
         write_txn(&w, e, 1);
-        assert_int_equal(e->start, b->end);
+        assert_int_equal(e->start, x.b->end);
         wal_close(&w);
-        struct mtxn *abe[] = {a, b, e};
+        struct mtxn *abe[] = {x.a, x.b, e};
         uint64_t end = e->end;
-        expect_replay(d.fd, ID_A, 0, abe, 3, e->commit_lsn, end, NULL);
+        expect_replay(x.d.fd, ID_A, 0, abe, 3, e->commit_lsn, end, NULL);
         free(e);
     }
+    log3_close(&x);
+}
 
-    /* Cuts inside the header: the log is refused. */
+/* Cuts inside the header: the log is refused.  Only the header: an empty
+ * log. */
+static void cut_inside_the_header_refused(void **state)
+{
+    struct log3 x;
+    log3_open(&x, *state);
     for (size_t cut = 0; cut < WAL_HEADER_SIZE; cut++) {
-        file_write(d.fd, "wal", f, cut);
+        file_write(x.d.fd, "wal", x.f, cut);
         struct wal w;
-        int rc = wal_open(&w, d.fd, ID_A, 0, 0);
+        int rc = wal_open(&w, x.d.fd, ID_A, 0, 0);
         wal_close(&w);
         if (rc != CAIRN_CORRUPT)
             fail_msg("header cut at %zu: wal_open gave %d, want CAIRN_CORRUPT", cut, rc);
     }
-    /* Only the header: an empty log. */
-    file_write(d.fd, "wal", f, WAL_HEADER_SIZE);
-    expect_replay(d.fd, ID_A, 0, NULL, 0, 0, WAL_HEADER_SIZE, NULL);
-
-    free(f);
-    free(a), free(b), free(c);
-    tdir_close(&d);
+    file_write(x.d.fd, "wal", x.f, WAL_HEADER_SIZE);
+    expect_replay(x.d.fd, ID_A, 0, NULL, 0, 0, WAL_HEADER_SIZE, NULL);
+    log3_close(&x);
 }
 
-static void flipped_bytes(void **state)
+static const unsigned char flip_masks[] = {0x01, 0x80, 0xff};
+
+/* Every byte of every record of C (the last record, its commit, included),
+ * with each mask: a checksummed byte loses C, a padding byte (not
+ * checksummed, by the format) nothing.  A byte of the first transaction:
+ * nothing replays (byte 40 of its first record, in the payload of a page
+ * record; a transaction whose random pages all came out unchanged has
+ * only its commit record, 40 bytes long, whose payload starts at 32). */
+static void flipped_record_byte_loses_its_transaction(void **state)
 {
-    (void)state;
-    struct tdir d;
-    tdir_open(&d);
-    struct mtxn *a, *b, *c;
-    size_t len;
-    unsigned char *f = three_txns(d.fd, &a, &b, &c, &len);
+    struct log3 x;
+    log3_open(&x, *state);
+    struct mtxn *a = x.a, *b = x.b, *c = x.c;
     struct mtxn *ab[] = {a, b};
     struct mtxn *abc[] = {a, b, c};
 
-    /* Which bytes of C are padding (not checksummed, by the format). */
-    unsigned char *is_pad = calloc(len, 1);
+    /* Which bytes of C are padding. */
+    unsigned char *is_pad = calloc(x.len, 1);
     size_t nrec = 0;
     for (size_t at = c->start; at < c->end; nrec++) {
         uint32_t rl;
-        memcpy(&rl, f + at + 4, 4);
+        memcpy(&rl, x.f + at + 4, 4);
         size_t end = at + WAL_RECORD_HEADER + rl;
         for (size_t i = end; i < pad8(end); i++)
             is_pad[i] = 1;
@@ -826,57 +860,60 @@ static void flipped_bytes(void **state)
     for (size_t i = c->start; i < c->end; i++)
         npad += is_pad[i];
     assert_true(npad > 0); /* the case is exercised */
+    size_t first_rec_byte = a->nrec ? 40 : WAL_RECORD_HEADER;
 
-    /* Every byte of every record of C (the last record, its commit,
-     * included), with each mask. */
-    static const unsigned char masks[] = {0x01, 0x80, 0xff};
-    unsigned char *g = malloc(len);
-    for (size_t m = 0; m < sizeof masks; m++) {
+    unsigned char *g = malloc(x.len);
+    for (size_t m = 0; m < sizeof flip_masks; m++) {
         for (size_t i = c->start; i < c->end; i++) {
-            memcpy(g, f, len);
-            g[i] ^= masks[m];
-            file_write(d.fd, "wal", g, len);
+            memcpy(g, x.f, x.len);
+            g[i] ^= flip_masks[m];
+            file_write(x.d.fd, "wal", g, x.len);
             if (is_pad[i])
-                expect_replay(d.fd, ID_A, 0, abc, 3, c->commit_lsn, c->end, NULL);
+                expect_replay(x.d.fd, ID_A, 0, abc, 3, c->commit_lsn, c->end, NULL);
             else
-                expect_replay(d.fd, ID_A, 0, ab, 2, b->commit_lsn, b->end, NULL);
+                expect_replay(x.d.fd, ID_A, 0, ab, 2, b->commit_lsn, b->end, NULL);
         }
-        /* A byte of the first transaction: nothing replays. */
-        memcpy(g, f, len);
-        g[a->start + 40] ^= masks[m];
-        file_write(d.fd, "wal", g, len);
-        expect_replay(d.fd, ID_A, 0, NULL, 0, 0, WAL_HEADER_SIZE, NULL);
+        memcpy(g, x.f, x.len);
+        g[a->start + first_rec_byte] ^= flip_masks[m];
+        file_write(x.d.fd, "wal", g, x.len);
+        expect_replay(x.d.fd, ID_A, 0, NULL, 0, 0, WAL_HEADER_SIZE, NULL);
     }
-
-    /* Any header byte: the log is refused. */
-    for (size_t i = 0; i < WAL_HEADER_SIZE; i++) {
-        for (size_t m = 0; m < sizeof masks; m++) {
-            memcpy(g, f, len);
-            g[i] ^= masks[m];
-            file_write(d.fd, "wal", g, len);
-            struct wal w;
-            int rc = wal_open(&w, d.fd, ID_A, 0, 0);
-            wal_close(&w);
-            if (rc != CAIRN_CORRUPT)
-                fail_msg("header byte %zu ^ 0x%02x: wal_open gave %d, want CAIRN_CORRUPT", i, masks[m], rc);
-        }
-    }
-    file_write(d.fd, "wal", f, len);
-    expect_replay(d.fd, ID_A, 0, abc, 3, c->commit_lsn, c->end, NULL);
-
     free(g);
     free(is_pad);
-    free(f);
-    free(a), free(b), free(c);
-    tdir_close(&d);
+    log3_close(&x);
+}
+
+/* Any header byte flipped, with each mask: the log is refused; the
+ * undamaged file replays in full. */
+static void flipped_header_byte_refused(void **state)
+{
+    struct log3 x;
+    log3_open(&x, *state);
+    struct mtxn *abc[] = {x.a, x.b, x.c};
+    unsigned char *g = malloc(x.len);
+    for (size_t i = 0; i < WAL_HEADER_SIZE; i++) {
+        for (size_t m = 0; m < sizeof flip_masks; m++) {
+            memcpy(g, x.f, x.len);
+            g[i] ^= flip_masks[m];
+            file_write(x.d.fd, "wal", g, x.len);
+            struct wal w;
+            int rc = wal_open(&w, x.d.fd, ID_A, 0, 0);
+            wal_close(&w);
+            if (rc != CAIRN_CORRUPT)
+                fail_msg("header byte %zu ^ 0x%02x: wal_open gave %d, want CAIRN_CORRUPT", i, flip_masks[m], rc);
+        }
+    }
+    file_write(x.d.fd, "wal", x.f, x.len);
+    expect_replay(x.d.fd, ID_A, 0, abc, 3, x.c->commit_lsn, x.c->end, NULL);
+    free(g);
+    log3_close(&x);
 }
 
 static void other_store_refused(void **state)
 {
-    (void)state;
     struct tdir d, e;
-    tdir_open(&d);
-    tdir_open(&e);
+    tdir_open(&d, *state);
+    tdir_open(&e, NULL);
     struct wal w = new_log(d.fd, ID_A);
     struct mtxn *a = mtxn_random(1, 2);
     write_txn(&w, a, 1);
@@ -923,9 +960,8 @@ static void other_store_refused(void **state)
 
 static void reset_invalidates_old_records(void **state)
 {
-    (void)state;
     struct tdir d;
-    tdir_open(&d);
+    tdir_open(&d, *state);
     struct wal w = new_log(d.fd, ID_A);
     assert_int_equal(w.generation, 1);
     uint64_t salt1 = w.salt;
@@ -1062,14 +1098,14 @@ static void apply_ranges_rejects_malformed(void **state)
     assert_cairn_ok(apply_guarded(buf, p, p->len));
 
     int n = 0;
-#define BAD(desc, stmts, cut)                                                                                    \
-    do {                                                                                                          \
-        stmts;                                                                                                    \
-        size_t l_ = (cut) ? (size_t)(cut) : p->len;                                                               \
-        int rc_ = apply_guarded(buf, p, l_);                                                                      \
-        if (rc_ != CAIRN_CORRUPT)                                                                                 \
-            fail_msg("%s: wal_apply_ranges gave %d, want CAIRN_CORRUPT", desc, rc_);                             \
-        n++;                                                                                                      \
+#define BAD(desc, stmts, cut)                                                                                          \
+    do {                                                                                                               \
+        stmts;                                                                                                         \
+        size_t l_ = (cut) ? (size_t)(cut) : p->len;                                                                    \
+        int rc_ = apply_guarded(buf, p, l_);                                                                           \
+        if (rc_ != CAIRN_CORRUPT)                                                                                      \
+            fail_msg("%s: wal_apply_ranges gave %d, want CAIRN_CORRUPT", desc, rc_);                                   \
+        n++;                                                                                                           \
     } while (0)
 
     for (size_t l = 1; l < 16; l++) /* shorter than the page head */
@@ -1110,15 +1146,18 @@ static void apply_ranges_rejects_malformed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(diffs_roundtrip),
-        cmocka_unit_test(random_diffs_roundtrip),
-        cmocka_unit_test(uncommitted_not_applied),
-        cmocka_unit_test(commit_rule_enforced),
-        cmocka_unit_test(replay_after_skips),
-        cmocka_unit_test(torn_tail),
-        cmocka_unit_test(flipped_bytes),
-        cmocka_unit_test(other_store_refused),
-        cmocka_unit_test(reset_invalidates_old_records),
+        tu_dir_test(diffs_roundtrip),
+        tu_dir_test(random_diffs_roundtrip),
+        tu_dir_test(uncommitted_not_applied),
+        tu_dir_test(commit_rule_enforced),
+        tu_dir_test(replay_after_skips),
+        tu_dir_test(torn_tail_loses_only_the_torn_transaction),
+        tu_dir_test(append_after_a_torn_tail_replays),
+        tu_dir_test(cut_inside_the_header_refused),
+        tu_dir_test(flipped_record_byte_loses_its_transaction),
+        tu_dir_test(flipped_header_byte_refused),
+        tu_dir_test(other_store_refused),
+        tu_dir_test(reset_invalidates_old_records),
         cmocka_unit_test(apply_ranges_rejects_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "cairn.h"
+#include "splitmix.h"
 #include "workload.h"
 
 extern char **environ;
@@ -493,11 +494,7 @@ static uint64_t crng;
 
 static uint64_t crnd(uint64_t bound)
 {
-    uint64_t z = (crng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return bound ? z % bound : z;
+    return tu_splitmix_below(&crng, bound);
 }
 
 static int rm_tree(const char *path)

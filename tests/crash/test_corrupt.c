@@ -46,6 +46,8 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "files.h"
+#include "splitmix.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,11 +107,7 @@ static int verbose; /* CAIRN_CORRUPT_VERBOSE=1: one line per case */
 
 static uint64_t rnd(uint64_t bound)
 {
-    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return bound ? z % bound : z;
+    return tu_splitmix_below(&rng, bound);
 }
 
 static void store_options(cairn_options *o)
@@ -119,41 +117,11 @@ static void store_options(cairn_options *o)
 
 /* ---- files ---- */
 
-static char *path_join(const char *dir, const char *name)
-{
-    char *p;
-    if (asprintf(&p, "%s/%s", dir, name) < 0)
-        abort();
-    return p;
-}
-
-static unsigned char *slurp(const char *dir, const char *name, size_t *len)
-{
-    char *p = path_join(dir, name);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        fail_msg("open %s: %s", p, strerror(errno));
-    free(p);
-    struct stat st;
-    assert_int_equal(fstat(fd, &st), 0);
-    unsigned char *buf = malloc((size_t)st.st_size + 1);
-    assert_non_null(buf);
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-        assert_true(n > 0);
-        got += (size_t)n;
-    }
-    close(fd);
-    *len = got;
-    return buf;
-}
-
 /* Make dir/name equal to buf, rewriting only the 4 KiB blocks that differ
  * (so that the fsyncs of the next case flush little). */
 static void restore_file(const char *dir, const char *name, const unsigned char *buf, size_t len)
 {
-    char *p = path_join(dir, name);
+    char *p = tu_path(dir, name);
     int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
         fail_msg("open %s: %s", p, strerror(errno));
@@ -177,10 +145,10 @@ static void restore(void)
 {
     restore_file(fx.work, "data.mdb", fx.data, fx.dlen);
     restore_file(fx.work, "wal", fx.wal, fx.wlen);
-    char *p = path_join(fx.work, "lock.mdb");
+    char *p = tu_path(fx.work, "lock.mdb");
     unlink(p);
     free(p);
-    p = path_join(fx.work, "wal.tmp");
+    p = tu_path(fx.work, "wal.tmp");
     unlink(p);
     free(p);
 }
@@ -295,6 +263,10 @@ static int setup(void **state)
     fx.seed = e && *e ? strtoull(e, NULL, 0) : ((uint64_t)time(NULL) * 2654435761u) ^ (uint64_t)getpid();
     print_message("test_corrupt: CAIRN_TEST_SEED=%llu\n", (unsigned long long)fx.seed);
     verbose = getenv("CAIRN_CORRUPT_VERBOSE") && atoi(getenv("CAIRN_CORRUPT_VERBOSE"));
+    /* Both directories in one scratch directory, which the teardown
+     * removes whatever happened (cmocka runs it after a failed setup too). */
+    if (tu_scratch_begin() != 0)
+        return -1;
     fx.orig = tu_tempdir();
     fx.work = tu_tempdir();
     int status = tu_in_child(build_child, NULL);
@@ -302,8 +274,8 @@ static int setup(void **state)
         fprintf(stderr, "building the store failed (status %#x)\n", status);
         return -1;
     }
-    fx.data = slurp(fx.orig, "data.mdb", &fx.dlen);
-    fx.wal = slurp(fx.orig, "wal", &fx.wlen);
+    fx.data = tu_file_read(fx.orig, "data.mdb", &fx.dlen);
+    fx.wal = tu_file_read(fx.orig, "wal", &fx.wlen);
 
     /* Log records. */
     size_t at = WAL_HEADER;
@@ -373,8 +345,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    tu_rmdir(fx.orig);
-    tu_rmdir(fx.work);
+    free(fx.orig);
+    free(fx.work);
+    tu_scratch_end();
     for (size_t i = 0; i < LAST + 2; i++)
         model_free(&fx.models[i]);
     free(fx.data);
@@ -514,7 +487,7 @@ static void log_header_bits(void **state)
     for (size_t bit = 0; bit < WAL_HEADER * 8; bit++) {
         restore();
         unsigned char b = fx.wal[bit / 8] ^ (unsigned char)(1u << (bit % 8));
-        char *p = path_join(fx.work, "wal");
+        char *p = tu_path(fx.work, "wal");
         int fd = open(p, O_WRONLY | O_CLOEXEC);
         free(p);
         assert_true(fd >= 0);
@@ -537,7 +510,7 @@ static void last_records_bits(void **state)
             for (unsigned bit = 0; bit < 8; bit++) {
                 restore();
                 unsigned char b = fx.wal[off] ^ (unsigned char)(1u << bit);
-                char *p = path_join(fx.work, "wal");
+                char *p = tu_path(fx.work, "wal");
                 int fd = open(p, O_WRONLY | O_CLOEXEC);
                 free(p);
                 assert_true(fd >= 0);
@@ -560,7 +533,7 @@ static void last_records_truncated(void **state)
     struct tally t = {.kind = "log cut within the last two records"};
     for (size_t cut = fx.rec_at[fx.nrec - 2]; cut <= fx.wlen; cut++) {
         restore();
-        char *p = path_join(fx.work, "wal");
+        char *p = tu_path(fx.work, "wal");
         assert_int_equal(truncate(p, (off_t)cut), 0);
         free(p);
         int64_t want = cut == fx.wlen ? fx.klast : fx.kprev;

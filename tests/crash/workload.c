@@ -3,6 +3,7 @@
  */
 #define _GNU_SOURCE
 #include "workload.h"
+#include "splitmix.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,27 +21,18 @@ const struct wl_profile wl_profile_killloop = {
     .tiny_from = -1,
 };
 
-/* ---- randomness: splitmix64 ---- */
-
-static uint64_t sm(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+/* ---- randomness ---- */
 
 uint64_t wl_mix(uint64_t a, uint64_t b)
 {
     uint64_t s = a ^ (b * 0xD1B54A32D192ED03ull + 0x2545F4914F6CDD1Dull);
-    sm(&s);
-    return sm(&s);
+    tu_splitmix64(&s);
+    return tu_splitmix64(&s);
 }
 
 static uint64_t rnd(struct wl *w, uint64_t bound)
 {
-    uint64_t z = sm(&w->rng);
-    return bound ? z % bound : z;
+    return tu_splitmix_below(&w->rng, bound);
 }
 
 static int is_tiny(const struct wl_profile *prof, int64_t k)
@@ -53,7 +45,7 @@ int wl_commits(uint64_t seed, const struct wl_profile *prof, int64_t k)
     if (k <= 0 || is_tiny(prof, k))
         return 1;
     uint64_t s = wl_mix(seed, (uint64_t)k);
-    return sm(&s) % 100 >= (uint64_t)prof->abort_pct;
+    return tu_splitmix64(&s) % 100 >= (uint64_t)prof->abort_pct;
 }
 
 int wl_checkpoint_after(uint64_t seed, const struct wl_profile *prof, int64_t k)

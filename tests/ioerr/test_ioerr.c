@@ -90,6 +90,9 @@
  * case on its own when the child exits.  Failed cases are listed as
  * "[FAIL] phase/scenario KIND k=i/n once|persistent [operation]" with the
  * failed checks under them; each phase ends with a table of cases per kind.
+ * The phase's directories (templates, one per case) are made in the test's
+ * scratch directory (tests/lib/tempdir.h), which its teardown removes
+ * whatever happened.
  *
  * Environment: CAIRN_IOERR_FILTER=substring runs only the cases whose name
  * contains it (e.g. "checkpoint/idle EIO k=9/"; baselines always run);
@@ -1737,7 +1740,9 @@ static struct sigaction orig_segv, orig_bus; /* before cmocka installed its hand
 static void child_main(case_fn fn, const void *scen, const struct plan *pl, const char *case_dir)
 {
     /* Everything the case creates goes under case_dir, which the parent
-     * removes even if the case crashed. */
+     * removes even if the case crashed: out of the test's scratch
+     * directory (the parent's to remove), and into case_dir. */
+    tu_scratch_end();
     setenv("TMPDIR", case_dir, 1);
     /* A crash must kill the child, not be caught by cmocka's handler (the
      * library chains to whatever handler it finds when a store opens). */
@@ -1902,8 +1907,7 @@ static void summarize(const char *phase, const struct tally *t)
  * calls, this fails instead of the injection silently missing them). */
 static void wrapping_reaches_library_io(void **state)
 {
-    (void)state;
-    char *dir = tu_tempdir();
+    const char *dir = *state;
     cairn_store *s;
     struct types ty;
     struct plan count = {.kind = K_EIO, .k = 0};
@@ -1941,7 +1945,6 @@ static void wrapping_reaches_library_io(void **state)
     assert_cairn_rc(rc, CAIRN_IOERR);
     cairn_txn_abort(t);
     assert_cairn_ok(cairn_close(s));
-    tu_rmdir(dir);
 }
 
 static void ioerr_commit(void **state)
@@ -2058,13 +2061,13 @@ int main(void)
     v = getenv("CAIRN_IOERR_NOFORK");
     nofork = v && *v && *v != '0';
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(wrapping_reaches_library_io),
-        cmocka_unit_test(ioerr_commit),
-        cmocka_unit_test(ioerr_checkpoint),
-        cmocka_unit_test(ioerr_close),
-        cmocka_unit_test(ioerr_register),
-        cmocka_unit_test(ioerr_recovery),
-        cmocka_unit_test(ioerr_create),
+        tu_dir_test(wrapping_reaches_library_io),
+        tu_dir_test(ioerr_commit),
+        tu_dir_test(ioerr_checkpoint),
+        tu_dir_test(ioerr_close),
+        tu_dir_test(ioerr_register),
+        tu_dir_test(ioerr_recovery),
+        tu_dir_test(ioerr_create),
         cmocka_unit_test(final_summary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,11 +3,12 @@
  *
  * Three data models, each deterministic in the transaction number:
  *
- *   list   (after tests/test_recovery.c) root "hdr": a linked list of
- *          nodes with payloads of 8..600 bytes or 1-3 pages, a payload
- *          freed every 7th transaction, and a 4-page object in which every
- *          transaction rewrites a word of each page; an aborted
- *          transaction scribbling over all of it before every 5th.
+ *   list   (tests/lib/prefix_model.c, shared with tests/test_recovery.c)
+ *          root "hdr": a linked list of nodes with payloads of 8..600
+ *          bytes or 1-3 pages, a payload freed every 7th transaction, and
+ *          a 4-page object in which every transaction rewrites a word of
+ *          each page; an aborted transaction scribbling over all of it
+ *          before every 5th.
  *   big    root "big": a 320 KiB blob rewritten whole by every transaction
  *          (80 pages in the log per commit), a new object of 70..142 KiB
  *          per transaction, the one two transactions older freed (runs of
@@ -23,6 +24,7 @@
  */
 #define _GNU_SOURCE
 #include "workloads.h"
+#include "prefix_model.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,14 +33,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-#define FAIL(...)                                                                                                 \
-    do {                                                                                                          \
-        snprintf(err, errlen, __VA_ARGS__);                                                                       \
-        return -1;                                                                                                \
-    } while (0)
-
-#define MODEL_ERROR (-1) /* the model's own check failed (err says why) */
 
 static uint64_t mix(uint64_t a, uint64_t b)
 {
@@ -53,248 +47,32 @@ static uint64_t mix3(uint64_t a, uint64_t b, uint64_t c)
     return mix(mix(a, b), c);
 }
 
-/* Check range: n must be in [lo, hi]. */
-static int in_range(int64_t n, int64_t lo, int64_t hi, char *err, size_t errlen)
-{
-    if (n < lo)
-        FAIL("store holds the state after txn %lld, but txn %lld was acknowledged durable (lost commit)",
-             (long long)n, (long long)lo);
-    if (n > hi)
-        FAIL("store holds the state after txn %lld, but only txns up to %lld were attempted", (long long)n,
-             (long long)hi);
-    return 0;
-}
+/* ================= model "list" (tests/lib/prefix_model.c) ================= */
 
-/* ================= model "list" ================= */
-
-#define L_WIDE_PAGES 4
-#define L_WIDE_WORDS (L_WIDE_PAGES * 512)
-#define L_SLOTS 511
-
-struct lnode {
-    int64_t val;
-    struct lnode *next;
-    unsigned char *payload;
-    int64_t payload_len;
-};
-
-struct lhdr {
-    int64_t last;
-    int64_t count;
-    struct lnode *list;
-    uint64_t *wide;
-};
-
-static cairn_type l_node_t, l_hdr_t;
-
-static size_t l_plen(int64_t i)
-{
-    if (i % 10 == 0)
-        return 5000 + (size_t)(i % 3) * 4096; /* whole pages */
-    return 8 + (size_t)((i * 37) % 600);
-}
-
-static unsigned char l_pbyte(int64_t i, size_t j)
-{
-    return (unsigned char)(i * 131 + (int64_t)j * 7 + 1);
-}
-
-static int l_payload_freed(int64_t k, int64_t n)
-{
-    return k + 1 <= n && (k + 1) % 7 == 0;
-}
-
-static uint64_t l_wide_expect(int64_t n, size_t page, size_t k)
-{
-    if (n <= 0)
-        return 0;
-    if (k == 0)
-        return (uint64_t)n;
-    int64_t slot = (int64_t)k - 1;
-    int64_t d = ((n - slot) % L_SLOTS + L_SLOTS) % L_SLOTS;
-    int64_t i = n - d;
-    return i >= 1 ? (uint64_t)(i * 1000 + (int64_t)page) : 0;
-}
+static struct list_model list_4 = {.wide_pages = 4};
 
 static int l_setup(cairn_store *s)
 {
-    size_t np[] = {offsetof(struct lnode, next), offsetof(struct lnode, payload)};
-    size_t hp[] = {offsetof(struct lhdr, list), offsetof(struct lhdr, wide)};
-    int rc = cairn_type_register(s, "node", sizeof(struct lnode), np, 2, &l_node_t);
-    if (rc)
-        return rc;
-    return cairn_type_register(s, "hdr", sizeof(struct lhdr), hp, 2, &l_hdr_t);
+    return list_register(&list_4, s);
 }
 
 static int64_t l_current(cairn_store *s)
 {
-    void *p;
-    if (cairn_root_get(s, "hdr", &p) != 0)
-        return -1;
-    return ((struct lhdr *)p)->last;
+    int64_t n;
+    return list_current(s, &n) ? -1 : n;
 }
 
 static int l_txn(cairn_store *s, int64_t i, char *err, size_t errlen)
 {
-    cairn_txn *t;
-    void *p;
-    int rc;
-    if (i == 0) {
-        rc = cairn_txn_begin(s, &t);
-        if (rc)
-            return rc;
-        struct lhdr *h;
-        rc = cairn_alloc(t, l_hdr_t, 1, (void **)&h);
-        if (rc == 0)
-            rc = cairn_alloc_bytes(t, L_WIDE_WORDS * 8, (void **)&h->wide);
-        if (rc == 0)
-            rc = cairn_root_set(t, "hdr", h);
-        if (rc == 0)
-            rc = cairn_txn_commit(t);
-        if (rc)
-            cairn_txn_abort(t);
-        return rc;
-    }
-    rc = cairn_root_get(s, "hdr", &p);
-    if (rc)
-        return rc;
-    struct lhdr *h = p;
-    if (i % 5 == 0) {
-        /* An aborted transaction touching everything the real ones touch. */
-        rc = cairn_txn_begin(s, &t);
-        if (rc)
-            return rc;
-        struct lnode *junk;
-        rc = cairn_alloc(t, l_node_t, 1, (void **)&junk);
-        if (rc == 0)
-            rc = cairn_alloc_bytes(t, 9000, (void **)&junk->payload);
-        if (rc == 0) {
-            junk->val = -i;
-            junk->next = h->list;
-            if (h->list && h->list->payload) {
-                rc = cairn_free(t, h->list->payload);
-                h->list->payload = NULL;
-            }
-            h->list = junk;
-            h->last = -1;
-            h->count = -1;
-            for (size_t pg = 0; pg < L_WIDE_PAGES; pg++)
-                h->wide[pg * 512 + 7] = 0xdeadbeef;
-        }
-        if (rc == 0)
-            rc = cairn_root_set(t, "last", junk);
-        cairn_txn_abort(t);
-        if (rc)
-            return rc;
-        if (h->last != i - 1 || h->count != i - 1 || (h->list && h->list->val != i - 1))
-            FAIL("abort before txn %lld did not restore the store", (long long)i);
-    }
-    rc = cairn_txn_begin(s, &t);
-    if (rc)
-        return rc;
-    struct lnode *nd;
-    rc = cairn_alloc(t, l_node_t, 1, (void **)&nd);
-    size_t len = l_plen(i);
-    if (rc == 0)
-        rc = cairn_alloc_bytes(t, len, (void **)&nd->payload);
-    if (rc == 0) {
-        nd->val = i;
-        nd->payload_len = (int64_t)len;
-        for (size_t j = 0; j < len; j++)
-            nd->payload[j] = l_pbyte(i, j);
-        nd->next = h->list;
-        if (i % 7 == 0 && h->list) {
-            rc = cairn_free(t, h->list->payload);
-            h->list->payload = NULL;
-            h->list->payload_len = 0;
-        }
-    }
-    if (rc == 0) {
-        h->list = nd;
-        h->count++;
-        h->last = i;
-        for (size_t pg = 0; pg < L_WIDE_PAGES; pg++) {
-            h->wide[pg * 512] = (uint64_t)i;
-            h->wide[pg * 512 + 1 + (size_t)(i % L_SLOTS)] = (uint64_t)(i * 1000 + (int64_t)pg);
-        }
-        rc = cairn_root_set(t, "last", nd);
-    }
-    if (rc == 0)
-        rc = cairn_txn_commit(t);
-    if (rc)
-        cairn_txn_abort(t);
-    return rc;
+    return list_txn(&list_4, s, i, err, errlen);
 }
 
-static int l_verify(cairn_store *s, int64_t lo, int64_t hi, int64_t *out, char *err, size_t errlen)
+static int l_verify(cairn_store *s, int64_t lo, int64_t hi, int64_t *n, char *err, size_t errlen)
 {
-    void *p;
-    int rc = cairn_root_get(s, "hdr", &p);
-    if (rc == CAIRN_NOT_FOUND) {
-        if (in_range(-1, lo, hi, err, errlen))
-            return -1;
-        if (cairn_root_get(s, "last", &p) != CAIRN_NOT_FOUND)
-            FAIL("root \"hdr\" is missing but root \"last\" exists");
-        *out = -1;
-        return 0;
-    }
-    if (rc)
-        FAIL("cairn_root_get(hdr): %d (%s)", rc, cairn_strerror(rc));
-    const struct lhdr *h = p;
-    int64_t n = h->last;
-    if (in_range(n, lo, hi, err, errlen))
-        return -1;
-    if (h->count != n)
-        FAIL("txn %lld: count %lld (a partial transaction?)", (long long)n, (long long)h->count);
-    if (!h->wide)
-        FAIL("txn %lld: hdr->wide is NULL", (long long)n);
-    for (size_t pg = 0; pg < L_WIDE_PAGES; pg++)
-        for (size_t k = 0; k < 512; k++)
-            if (h->wide[pg * 512 + k] != l_wide_expect(n, pg, k))
-                FAIL("txn %lld: wide page %zu word %zu is %llu, want %llu (a partial transaction?)", (long long)n,
-                     pg, k, (unsigned long long)h->wide[pg * 512 + k], (unsigned long long)l_wide_expect(n, pg, k));
-    const struct lnode *nd = h->list;
-    for (int64_t k = n; k >= 1; k--) {
-        if (!nd)
-            FAIL("txn %lld: list ends before node %lld", (long long)n, (long long)k);
-        if (nd->val != k)
-            FAIL("txn %lld: node %lld found where node %lld belongs", (long long)n, (long long)nd->val,
-                 (long long)k);
-        if (l_payload_freed(k, n)) {
-            if (nd->payload || nd->payload_len)
-                FAIL("txn %lld: node %lld still has its payload", (long long)n, (long long)k);
-        } else {
-            if (!nd->payload || nd->payload_len != (int64_t)l_plen(k))
-                FAIL("txn %lld: node %lld payload %p len %lld, want len %zu", (long long)n, (long long)k,
-                     (void *)nd->payload, (long long)nd->payload_len, l_plen(k));
-            for (size_t j = 0; j < l_plen(k); j++)
-                if (nd->payload[j] != l_pbyte(k, j))
-                    FAIL("txn %lld: node %lld payload byte %zu is %u, want %u", (long long)n, (long long)k, j,
-                         nd->payload[j], l_pbyte(k, j));
-        }
-        nd = nd->next;
-    }
-    if (nd)
-        FAIL("txn %lld: list continues past node 1 (node %lld)", (long long)n, (long long)nd->val);
-    rc = cairn_root_get(s, "last", &p);
-    if (n >= 1 && (rc != 0 || p != h->list))
-        FAIL("txn %lld: root \"last\" is not node %lld (rc %d)", (long long)n, (long long)n, rc);
-    if (n < 1 && rc != CAIRN_NOT_FOUND)
-        FAIL("txn %lld: root \"last\" exists", (long long)n);
-    *out = n;
-    return 0;
+    return list_verify(&list_4, s, lo, hi, n, err, errlen);
 }
 
-static uint64_t l_objects(int64_t n)
-{
-    if (n < 0)
-        return 0;
-    if (n == 0)
-        return 2;
-    return 2 + (uint64_t)n + (uint64_t)(n - n / 7);
-}
-
-static const struct model model_list = {"list", l_setup, l_current, l_txn, l_verify, l_objects};
+static const struct model model_list = {"list", l_setup, l_current, l_txn, l_verify, list_objects};
 
 /* ================= model "big" ================= */
 
@@ -390,7 +168,7 @@ static int b_txn(cairn_store *s, int64_t i, char *err, size_t errlen)
             return rc;
         for (size_t w = 0; w < B_BLOB_WORDS; w += 509)
             if (h->blob[w] != b_blob(i - 1, w) || h->last != i - 1)
-                FAIL("abort before txn %lld did not restore the blob", (long long)i);
+                MODEL_FAIL("abort before txn %lld did not restore the blob", (long long)i);
     }
     rc = cairn_txn_begin(s, &t);
     if (rc)
@@ -429,38 +207,38 @@ static int b_verify(cairn_store *s, int64_t lo, int64_t hi, int64_t *out, char *
     void *p;
     int rc = cairn_root_get(s, "big", &p);
     if (rc == CAIRN_NOT_FOUND) {
-        if (in_range(-1, lo, hi, err, errlen))
+        if (model_in_range(-1, lo, hi, err, errlen))
             return -1;
         *out = -1;
         return 0;
     }
     if (rc)
-        FAIL("cairn_root_get(big): %d (%s)", rc, cairn_strerror(rc));
+        MODEL_FAIL("cairn_root_get(big): %d (%s)", rc, cairn_strerror(rc));
     const struct bhdr *h = p;
     int64_t n = h->last;
-    if (in_range(n, lo, hi, err, errlen))
+    if (model_in_range(n, lo, hi, err, errlen))
         return -1;
     if (!h->blob)
-        FAIL("txn %lld: blob is NULL", (long long)n);
+        MODEL_FAIL("txn %lld: blob is NULL", (long long)n);
     for (size_t w = 0; w < B_BLOB_WORDS; w++)
         if (h->blob[w] != b_blob(n, w))
-            FAIL("txn %lld: blob word %zu (page %zu) is %#llx, want %#llx (a partial transaction?)", (long long)n,
-                 w, w / 512, (unsigned long long)h->blob[w], (unsigned long long)b_blob(n, w));
+            MODEL_FAIL("txn %lld: blob word %zu (page %zu) is %#llx, want %#llx (a partial transaction?)", (long long)n,
+                       w, w / 512, (unsigned long long)h->blob[w], (unsigned long long)b_blob(n, w));
     const struct bnode *nd = h->list;
     for (int64_t k = n; k >= 1 && k >= n - 1; k--) {
         if (!nd)
-            FAIL("txn %lld: list ends before node %lld", (long long)n, (long long)k);
+            MODEL_FAIL("txn %lld: list ends before node %lld", (long long)n, (long long)k);
         if (nd->val != k || nd->words != b_words(k) || !nd->data)
-            FAIL("txn %lld: node %lld (%lld words, data %p) where node %lld belongs", (long long)n,
-                 (long long)nd->val, (long long)nd->words, (void *)nd->data, (long long)k);
+            MODEL_FAIL("txn %lld: node %lld (%lld words, data %p) where node %lld belongs", (long long)n,
+                       (long long)nd->val, (long long)nd->words, (void *)nd->data, (long long)k);
         for (size_t w = 0; w < (size_t)nd->words; w++)
             if (nd->data[w] != b_data(k, w))
-                FAIL("txn %lld: node %lld word %zu is %#llx, want %#llx", (long long)n, (long long)k, w,
-                     (unsigned long long)nd->data[w], (unsigned long long)b_data(k, w));
+                MODEL_FAIL("txn %lld: node %lld word %zu is %#llx, want %#llx", (long long)n, (long long)k, w,
+                           (unsigned long long)nd->data[w], (unsigned long long)b_data(k, w));
         nd = nd->next;
     }
     if (nd)
-        FAIL("txn %lld: list continues (node %lld)", (long long)n, (long long)nd->val);
+        MODEL_FAIL("txn %lld: list continues (node %lld)", (long long)n, (long long)nd->val);
     *out = n;
     return 0;
 }
@@ -621,7 +399,7 @@ static int c_txn(cairn_store *s, int64_t i, char *err, size_t errlen)
         if (rc)
             return rc;
         if (root->last != i - 1)
-            FAIL("abort before txn %lld did not restore the slots", (long long)i);
+            MODEL_FAIL("abort before txn %lld did not restore the slots", (long long)i);
     }
     struct caction a[8];
     int na = c_plan(i, a);
@@ -681,16 +459,16 @@ static int c_verify(cairn_store *s, int64_t lo, int64_t hi, int64_t *out, char *
     void *p;
     int rc = cairn_root_get(s, "slots", &p);
     if (rc == CAIRN_NOT_FOUND) {
-        if (in_range(-1, lo, hi, err, errlen))
+        if (model_in_range(-1, lo, hi, err, errlen))
             return -1;
         *out = -1;
         return 0;
     }
     if (rc)
-        FAIL("cairn_root_get(slots): %d (%s)", rc, cairn_strerror(rc));
+        MODEL_FAIL("cairn_root_get(slots): %d (%s)", rc, cairn_strerror(rc));
     const struct cslots *root = p;
     int64_t n = root->last;
-    if (in_range(n, lo, hi, err, errlen))
+    if (model_in_range(n, lo, hi, err, errlen))
         return -1;
     struct cslot_sim sim[C_SLOTS];
     c_simulate(n, sim);
@@ -699,28 +477,28 @@ static int c_verify(cairn_store *s, int64_t lo, int64_t hi, int64_t *out, char *
         const uint64_t *o = root->slot[j];
         if (x->kind == C_NONE) {
             if (o)
-                FAIL("txn %lld: slot %d holds %p, want NULL", (long long)n, j, (const void *)o);
+                MODEL_FAIL("txn %lld: slot %d holds %p, want NULL", (long long)n, j, (const void *)o);
             continue;
         }
         if (!o)
-            FAIL("txn %lld: slot %d is NULL, want the object of txn %lld", (long long)n, j, (long long)x->i);
+            MODEL_FAIL("txn %lld: slot %d is NULL, want the object of txn %lld", (long long)n, j, (long long)x->i);
         if (o[0] != c_tag(x->i, x->r, j) || o[x->kind == C_TYPED ? 2 : 1] != x->size)
-            FAIL("txn %lld: slot %d holds tag %#llx size %llu, want tag %#llx size %zu (txn %lld)", (long long)n, j,
-                 (unsigned long long)o[0], (unsigned long long)o[x->kind == C_TYPED ? 2 : 1],
-                 (unsigned long long)c_tag(x->i, x->r, j), x->size, (long long)x->i);
+            MODEL_FAIL("txn %lld: slot %d holds tag %#llx size %llu, want tag %#llx size %zu (txn %lld)", (long long)n,
+                       j, (unsigned long long)o[0], (unsigned long long)o[x->kind == C_TYPED ? 2 : 1],
+                       (unsigned long long)c_tag(x->i, x->r, j), x->size, (long long)x->i);
         if (x->kind == C_TYPED) {
             if (o[1] != (uint64_t)(uintptr_t)o || o[3] != (uint64_t)(uintptr_t)root)
-                FAIL("txn %lld: slot %d typed object pointers %#llx %#llx, want %p %p", (long long)n, j,
-                     (unsigned long long)o[1], (unsigned long long)o[3], (const void *)o, (const void *)root);
+                MODEL_FAIL("txn %lld: slot %d typed object pointers %#llx %#llx, want %p %p", (long long)n, j,
+                           (unsigned long long)o[1], (unsigned long long)o[3], (const void *)o, (const void *)root);
             for (size_t w = 4; w < x->size / 8; w++)
                 if (o[w] != mix3((uint64_t)x->i, (uint64_t)x->r, w))
-                    FAIL("txn %lld: slot %d typed object word %zu wrong", (long long)n, j, w);
+                    MODEL_FAIL("txn %lld: slot %d typed object word %zu wrong", (long long)n, j, w);
         } else {
             const unsigned char *b = (const unsigned char *)o;
             for (size_t k = 16; k < x->size; k++)
                 if (b[k] != c_byte(x->i, x->r, k))
-                    FAIL("txn %lld: slot %d byte %zu is %u, want %u", (long long)n, j, k, b[k],
-                         c_byte(x->i, x->r, k));
+                    MODEL_FAIL("txn %lld: slot %d byte %zu is %u, want %u", (long long)n, j, k, b[k],
+                               c_byte(x->i, x->r, k));
         }
     }
     *out = n;
@@ -744,23 +522,64 @@ static const struct model model_churn = {"churn", c_setup, c_current, c_txn, c_v
 /* ================= the workloads ================= */
 
 const struct workload workloads[] = {
-    {.name = "small", .what = "small transactions (list model), aborts in between", .m = &model_list,
-     .sync = CAIRN_SYNC_FULL, .txns = 60, .txns_quick = 24},
-    {.name = "big", .what = "multi-extent transactions: 320 KiB rewritten per commit, 70-142 KiB objects",
-     .m = &model_big, .sync = CAIRN_SYNC_FULL, .txns = 12, .txns_quick = 6, .ckpt_every = 4},
-    {.name = "churn", .what = "alloc/free churn with reuse, types registered between commits", .m = &model_churn,
-     .sync = CAIRN_SYNC_FULL, .txns = 60, .txns_quick = 24},
-    {.name = "ckpt", .what = "explicit checkpoint after every 2nd commit, close and reopen midway",
-     .m = &model_list, .sync = CAIRN_SYNC_FULL, .txns = 30, .txns_quick = 14, .ckpt_every = 2, .reopen_after = 7},
-    {.name = "recover", .what = "opening a store whose log holds 30 commits (recovery), then going on",
-     .m = &model_list, .sync = CAIRN_SYNC_FULL, .txns = 12, .txns_quick = 6, .ckpt_every = 4, .base_txns = 30},
-    {.name = "recover2", .what = "a power loss during recovery of a torn log (double crash), then going on",
-     .m = &model_churn, .sync = CAIRN_SYNC_FULL, .txns = 10, .txns_quick = 5, .ckpt_every = 4, .base_txns = 24,
+    {.name = "small",
+     .what = "small transactions (list model), aborts in between",
+     .m = &model_list,
+     .sync = CAIRN_SYNC_FULL,
+     .txns = 60,
+     .txns_quick = 24},
+    {.name = "big",
+     .what = "multi-extent transactions: 320 KiB rewritten per commit, 70-142 KiB objects",
+     .m = &model_big,
+     .sync = CAIRN_SYNC_FULL,
+     .txns = 12,
+     .txns_quick = 6,
+     .ckpt_every = 4},
+    {.name = "churn",
+     .what = "alloc/free churn with reuse, types registered between commits",
+     .m = &model_churn,
+     .sync = CAIRN_SYNC_FULL,
+     .txns = 60,
+     .txns_quick = 24},
+    {.name = "ckpt",
+     .what = "explicit checkpoint after every 2nd commit, close and reopen midway",
+     .m = &model_list,
+     .sync = CAIRN_SYNC_FULL,
+     .txns = 30,
+     .txns_quick = 14,
+     .ckpt_every = 2,
+     .reopen_after = 7},
+    {.name = "recover",
+     .what = "opening a store whose log holds 30 commits (recovery), then going on",
+     .m = &model_list,
+     .sync = CAIRN_SYNC_FULL,
+     .txns = 12,
+     .txns_quick = 6,
+     .ckpt_every = 4,
+     .base_txns = 30},
+    {.name = "recover2",
+     .what = "a power loss during recovery of a torn log (double crash), then going on",
+     .m = &model_churn,
+     .sync = CAIRN_SYNC_FULL,
+     .txns = 10,
+     .txns_quick = 5,
+     .ckpt_every = 4,
+     .base_txns = 24,
      .base_crash = 1},
-    {.name = "syncoff", .what = "CAIRN_SYNC_OFF, checkpoint every 6th commit", .m = &model_churn,
-     .sync = CAIRN_SYNC_OFF, .txns = 48, .txns_quick = 24, .ckpt_every = 6},
-    {.name = "bgflush", .what = "background flusher checkpointing while commits go on (timing-dependent)",
-     .m = &model_list, .sync = CAIRN_SYNC_FULL, .ckpt_bytes = 2048, .txns = 30, .txns_quick = 14,
+    {.name = "syncoff",
+     .what = "CAIRN_SYNC_OFF, checkpoint every 6th commit",
+     .m = &model_churn,
+     .sync = CAIRN_SYNC_OFF,
+     .txns = 48,
+     .txns_quick = 24,
+     .ckpt_every = 6},
+    {.name = "bgflush",
+     .what = "background flusher checkpointing while commits go on (timing-dependent)",
+     .m = &model_list,
+     .sync = CAIRN_SYNC_FULL,
+     .ckpt_bytes = 2048,
+     .txns = 30,
+     .txns_quick = 14,
      .timing_dependent = 1},
 };
 const size_t n_workloads = sizeof workloads / sizeof workloads[0];

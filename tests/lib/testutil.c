@@ -1,39 +1,16 @@
+/*
+ * testutil.c - see testutil.h.
+ */
 #define _GNU_SOURCE
 #include "testutil.h"
 #include "store/store_internal.h"
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-char *tu_tempdir(void)
-{
-    const char *t = getenv("TMPDIR");
-    char *path;
-    if (asprintf(&path, "%s/cairn-test-XXXXXX", t && *t ? t : "/tmp") < 0)
-        abort();
-    if (!mkdtemp(path))
-        abort();
-    return path;
-}
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-void tu_rmdir(char *path)
-{
-    if (!path)
-        return;
-    nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(path);
-}
 
 void tu_options(cairn_options *o)
 {
