@@ -106,7 +106,7 @@ int recover_log(cairn_store *s, int *pending)
     }
     if (s->readonly)
         goto out;
-    if (txns > 0 && (r->used > 0 || s->cat.ckpt_lsn != last)) {
+    if (txns > 0 && (r->images.used > 0 || s->cat.ckpt_lsn != last)) {
         rc = write_batch(&rec, last);
         if (r->txn)
             mdb_txn_abort(r->txn);

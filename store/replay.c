@@ -8,46 +8,10 @@
 
 #include "replay.h"
 
-static size_t slot_of(const struct replay *r, uint64_t e)
-{
-    size_t h = (size_t)((e + 1) * 0x9E3779B97F4A7C15ull) & (r->cap - 1);
-    while (r->keys[h] && r->keys[h] != e + 1)
-        h = (h + 1) & (r->cap - 1);
-    return h;
-}
-
-static int grow(struct replay *r)
-{
-    size_t cap = r->cap ? r->cap * 2 : 256;
-    uint64_t *keys = calloc(cap, sizeof *keys);
-    unsigned char **imgs = calloc(cap, sizeof *imgs);
-    if (!keys || !imgs) {
-        free(keys);
-        free(imgs);
-        return ENOMEM;
-    }
-    uint64_t *old_keys = r->keys;
-    unsigned char **old_imgs = r->imgs;
-    size_t old_cap = r->cap;
-    r->keys = keys, r->imgs = imgs, r->cap = cap;
-    for (size_t i = 0; i < old_cap; i++) {
-        if (!old_keys[i])
-            continue;
-        size_t h = slot_of(r, old_keys[i] - 1);
-        r->keys[h] = old_keys[i];
-        r->imgs[h] = old_imgs[i];
-    }
-    free(old_keys);
-    free(old_imgs);
-    return 0;
-}
-
 unsigned char *replay_image(const struct replay *r, uint64_t e)
 {
-    if (r->cap == 0)
-        return NULL;
-    size_t h = slot_of(r, e);
-    return r->keys[h] ? r->imgs[h] : NULL;
+    uint64_t *v = extmap_get(&r->images, e);
+    return v ? (unsigned char *)(uintptr_t)*v : NULL;
 }
 
 int replay_lmdb_image(struct catalog *cat, MDB_txn *txn, ZSTD_DCtx *dctx, uint64_t e, void *raw)
@@ -71,11 +35,6 @@ static int image_of(struct replay *r, uint64_t e, unsigned char **out)
 {
     if ((*out = replay_image(r, e)) != NULL)
         return 0;
-    if ((r->used + 1) * 2 > r->cap) {
-        int rc = grow(r);
-        if (rc)
-            return rc;
-    }
     unsigned char *img = malloc(BYTES_PER_EXTENT);
     if (!img)
         return ENOMEM;
@@ -86,10 +45,10 @@ static int image_of(struct replay *r, uint64_t e, unsigned char **out)
             catalog_error(r->cat, "%s/data.mdb: extent %llu fails to decode", r->cat->path, (unsigned long long)e);
         return rc;
     }
-    size_t h = slot_of(r, e);
-    r->keys[h] = e + 1;
-    r->imgs[h] = img;
-    r->used++;
+    if (extmap_put(&r->images, e, (uintptr_t)img) != 0) {
+        free(img);
+        return ENOMEM;
+    }
     *out = img;
     return 0;
 }
@@ -115,7 +74,7 @@ static int apply_change(void *ctx, const struct wal_page_change *c)
 static int transaction_applied(void *ctx, uint64_t commit_lsn)
 {
     struct replay *r = ctx;
-    if (!r->flush || r->used <= r->batch)
+    if (!r->flush || r->images.used <= r->batch)
         return 0;
     return r->flush(r->arg, commit_lsn);
 }
@@ -135,13 +94,14 @@ static int cmp_u64(const void *a, const void *b)
 
 int replay_extents(const struct replay *r, uint64_t **out, size_t *n)
 {
-    uint64_t *ext = malloc((r->used ? r->used : 1) * sizeof *ext);
+    uint64_t *ext = malloc((r->images.used ? r->images.used : 1) * sizeof *ext);
     if (!ext)
         return ENOMEM;
     size_t k = 0;
-    for (size_t i = 0; i < r->cap; i++)
-        if (r->keys[i])
-            ext[k++] = r->keys[i] - 1;
+    uint64_t e, v;
+    for (size_t i = 0; i < r->images.cap; i++)
+        if (extmap_at(&r->images, i, &e, &v))
+            ext[k++] = e;
     qsort(ext, k, sizeof *ext, cmp_u64);
     *out = ext;
     *n = k;
@@ -150,18 +110,15 @@ int replay_extents(const struct replay *r, uint64_t **out, size_t *n)
 
 void replay_drop(struct replay *r)
 {
-    for (size_t i = 0; i < r->cap; i++) {
-        free(r->imgs[i]);
-        r->imgs[i] = NULL;
-        r->keys[i] = 0;
-    }
-    r->used = 0;
+    uint64_t e, v;
+    for (size_t i = 0; i < r->images.cap; i++)
+        if (extmap_at(&r->images, i, &e, &v))
+            free((void *)(uintptr_t)v);
+    extmap_clear(&r->images);
 }
 
 void replay_free(struct replay *r)
 {
     replay_drop(r);
-    free(r->keys);
-    free(r->imgs);
-    r->keys = NULL, r->imgs = NULL, r->cap = 0;
+    extmap_free(&r->images);
 }

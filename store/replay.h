@@ -13,6 +13,7 @@
 #ifndef CAIRN_REPLAY_H
 #define CAIRN_REPLAY_H
 
+#include "extmap.h"
 #include "store_internal.h"
 
 /* Extent images held before flush is called: 256 MiB.  CAIRN_RECOVER_BATCH
@@ -30,10 +31,8 @@ struct replay {
     /* Take the images held, after the transaction committed at lsn. */
     int (*flush)(void *arg, uint64_t lsn);
     void *arg;
-    /* Images: open addressing on extent + 1 (0 = empty). */
-    uint64_t *keys;
-    unsigned char **imgs;
-    size_t cap, used;
+    /* The images: extent -> its malloc'd image. */
+    struct extmap images;
     uint64_t txns, last_lsn; /* what replay_log applied */
 };
 

@@ -44,59 +44,21 @@ const unsigned char *snapshot_overlay(const struct snapshot *sn, uint64_t e)
 
 /* ---- the spill: images beyond the batch, in a temporary file ---- */
 
-static size_t spill_slot(const struct snapshot *sn, uint64_t e)
-{
-    size_t h = (size_t)((e + 1) * 0x9E3779B97F4A7C15ull) & (sn->spill_cap - 1);
-    while (sn->spill_keys[h] && sn->spill_keys[h] != e + 1)
-        h = (h + 1) & (sn->spill_cap - 1);
-    return h;
-}
-
 /* Offset of extent e's image in the spill file, or -1. */
 static int64_t spilled(const struct snapshot *sn, uint64_t e)
 {
-    if (!sn->spill_cap)
-        return -1;
-    size_t h = spill_slot(sn, e);
-    return sn->spill_keys[h] ? (int64_t)sn->spill_off[h] : -1;
+    uint64_t *at = extmap_get(&sn->spilled, e);
+    return at ? (int64_t)*at : -1;
 }
 
-static int spill_grow(struct snapshot *sn)
-{
-    size_t cap = sn->spill_cap ? sn->spill_cap * 2 : 1024;
-    uint64_t *keys = calloc(cap, sizeof *keys), *off = calloc(cap, sizeof *off);
-    if (!keys || !off) {
-        free(keys);
-        free(off);
-        return ENOMEM;
-    }
-    uint64_t *old_keys = sn->spill_keys, *old_off = sn->spill_off;
-    size_t old_cap = sn->spill_cap;
-    sn->spill_keys = keys, sn->spill_off = off, sn->spill_cap = cap;
-    for (size_t i = 0; i < old_cap; i++) {
-        if (!old_keys[i])
-            continue;
-        size_t h = spill_slot(sn, old_keys[i] - 1);
-        sn->spill_keys[h] = old_keys[i];
-        sn->spill_off[h] = old_off[i];
-    }
-    free(old_keys);
-    free(old_off);
-    return 0;
-}
-
+/* One image to or from the spill file.  A regular file reads and writes
+ * whole unless it fails: a short write is the disk filling up. */
 static int spill_io(int fd, void *buf, uint64_t off, int write)
 {
-    for (size_t done = 0; done < BYTES_PER_EXTENT;) {
-        ssize_t n = write ? pwrite(fd, (char *)buf + done, BYTES_PER_EXTENT - done, (off_t)(off + done))
-                          : pread(fd, (char *)buf + done, BYTES_PER_EXTENT - done, (off_t)(off + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? errno : EIO;
-        done += (size_t)n;
-    }
-    return 0;
+    ssize_t n = write ? pwrite(fd, buf, BYTES_PER_EXTENT, (off_t)off) : pread(fd, buf, BYTES_PER_EXTENT, (off_t)off);
+    if (n == (ssize_t)BYTES_PER_EXTENT)
+        return 0;
+    return n < 0 ? errno : write ? ENOSPC : EIO;
 }
 
 /* replay's flush: move every image held to the spill file.  An extent
@@ -115,22 +77,18 @@ static int spill(void *arg, uint64_t lsn)
         }
     }
     struct replay *r = &sn->log;
-    for (size_t i = 0; i < r->cap; i++) {
-        if (!r->keys[i])
+    uint64_t e, img;
+    for (size_t i = 0; i < r->images.cap; i++) {
+        if (!extmap_at(&r->images, i, &e, &img))
             continue;
-        uint64_t e = r->keys[i] - 1;
         int64_t at = spilled(sn, e);
         if (at < 0) {
-            if ((sn->spill_used + 1) * 2 > sn->spill_cap && spill_grow(sn) != 0)
+            if (extmap_put(&sn->spilled, e, sn->spill_end) != 0)
                 return ENOMEM;
-            size_t h = spill_slot(sn, e);
-            sn->spill_keys[h] = e + 1;
-            sn->spill_off[h] = sn->spill_end;
-            sn->spill_used++;
             at = (int64_t)sn->spill_end;
             sn->spill_end += BYTES_PER_EXTENT;
         }
-        int rc = spill_io(sn->spill_fd, r->imgs[i], (uint64_t)at, 1);
+        int rc = spill_io(sn->spill_fd, (void *)(uintptr_t)img, (uint64_t)at, 1);
         if (rc) {
             store_set_error(&sn->st, "%s: writing the log's extent images to a temporary file: %s", sn->st.path,
                             strerror(rc));
@@ -178,14 +136,15 @@ int snapshot_changed_extents(const struct snapshot *sn, uint64_t **out, size_t *
     int rc = replay_extents(&sn->log, &ext, &k);
     if (rc)
         return rc;
-    uint64_t *all = realloc(ext, (k + sn->spill_used + 1) * sizeof *all);
+    uint64_t *all = realloc(ext, (k + sn->spilled.used + 1) * sizeof *all);
     if (!all) {
         free(ext);
         return ENOMEM;
     }
-    for (size_t i = 0; i < sn->spill_cap; i++)
-        if (sn->spill_keys[i])
-            all[k++] = sn->spill_keys[i] - 1;
+    uint64_t e, at;
+    for (size_t i = 0; i < sn->spilled.cap; i++)
+        if (extmap_at(&sn->spilled, i, &e, &at))
+            all[k++] = e;
     qsort(all, k, sizeof *all, cmp_u64);
     size_t u = 0;
     for (size_t i = 0; i < k; i++)
@@ -268,10 +227,7 @@ static void reset_attempt(struct snapshot *sn)
     if (sn->spill_fd >= 0)
         close(sn->spill_fd);
     sn->spill_fd = -1;
-    free(sn->spill_keys);
-    free(sn->spill_off);
-    sn->spill_keys = sn->spill_off = NULL;
-    sn->spill_cap = sn->spill_used = 0;
+    extmap_free(&sn->spilled);
     sn->spill_end = 0;
     sn->log_txns = 0;
 }
@@ -385,9 +341,10 @@ void snapshot_info(const struct snapshot *sn, struct snapshot_info *out)
     out->log_bytes = sn->log_bytes;
     out->log_generation = s->wal.generation;
     out->log_start_lsn = s->wal.start_lsn;
-    out->extents_changed_by_log = sn->spill_used;
-    for (size_t i = 0; i < sn->log.cap; i++) /* in memory and not spilled too */
-        if (sn->log.keys[i] && spilled(sn, sn->log.keys[i] - 1) < 0)
+    out->extents_changed_by_log = sn->spilled.used;
+    uint64_t e, img;
+    for (size_t i = 0; i < sn->log.images.cap; i++) /* in memory and not spilled too */
+        if (extmap_at(&sn->log.images, i, &e, &img) && spilled(sn, e) < 0)
             out->extents_changed_by_log++;
     out->retries = sn->retries;
 }

@@ -30,8 +30,7 @@ struct snapshot {
      * 64 KiB image each, found by extent (open addressing on e + 1). */
     struct replay log;
     int spill_fd;
-    uint64_t *spill_keys, *spill_off;
-    size_t spill_cap, spill_used;
+    struct extmap spilled; /* extent -> offset of its image in the file */
     uint64_t spill_end;
 };
 
