@@ -164,8 +164,12 @@ static void on_fault(int sig, siginfo_t *si, void *ucv)
             continue;
         atomic_fetch_add_explicit(&active[i], 1, memory_order_acq_rel);
         if (atomic_load_explicit(&registry[i], memory_order_acquire) != p || p->pid != getpid()) {
+            /* Unregistered meanwhile, or a parent's store seen in a forked
+             * child (its entry was copied with our memory): a store this
+             * process opened since may lie at that very address, so keep
+             * looking rather than stop at the first range that matches. */
             atomic_fetch_sub_explicit(&active[i], 1, memory_order_release);
-            break;
+            continue;
         }
         int rc = fault_handle(p, addr, fault_is_write(ucv, sig, si, p));
         atomic_fetch_sub_explicit(&active[i], 1, memory_order_release);
