@@ -1,9 +1,11 @@
 /*
  * check.c - cairn_check: verify the committed state of a store.
  *
- * Works on committed bytes only, unswizzled (offsets, not addresses): an
- * extent that is resident is read from memory as of the last commit
- * (pager_read_committed), any other from LMDB, decoded and checksummed.
+ * Works on committed bytes only, unswizzled (offsets, not addresses),
+ * read through the heap walker (walk.c) in its checking mode: an extent
+ * that is resident is read from memory as of the last commit, any other
+ * from LMDB, decoded and checksummed; one that fails to decode reads as
+ * zero after pass 1 has counted it.
  * It holds the transaction slot (no writer) and the log mutex (no commit
  * or checkpoint moves pages between memory and LMDB meanwhile) and never
  * touches the client view, so damaged data can only ever become a
@@ -36,18 +38,11 @@
 #include "store_internal.h"
 
 struct checker {
-    cairn_store *s;
-    struct pager *p;       /* open store: resident extents are read from memory */
-    struct snapshot *snap; /* or a snapshot: extents the log changed come from it */
+    struct walk w; /* committed pages and descriptors, damaged extents as zero */
     const struct inspect_hooks *hooks;
-    struct layout layout;
     cairn_check_report *r;
-    MDB_txn *txn;
-    uint64_t ds, np;        /* data start, high-water mark */
-    struct page_desc *desc; /* committed descriptors of pages [ds, np) */
-    unsigned char *raw;     /* one extent */
-    uint64_t raw_extent;    /* which extent raw holds, UINT64_MAX none */
-    uint64_t live_bytes;    /* as the superblock counts them (FORMAT.md) */
+    int err;             /* first error that stops the passes (not a problem) */
+    uint64_t live_bytes; /* as the superblock counts them (FORMAT.md) */
 };
 
 static void problem(struct checker *c, uint64_t *counter, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -75,45 +70,46 @@ static void progress(struct checker *c, const char *pass, uint64_t done, uint64_
         c->hooks->progress(c->hooks->arg, pass, done, total);
 }
 
-/* Committed, unswizzled bytes of extent e into c->raw. */
-static int load_extent(struct checker *c, uint64_t e)
+/* The descriptor of page n of [ds, np) into *d; an error that is not a
+ * problem (memory, I/O) is kept in c->err and *d reads as unused. */
+static void desc_of(struct checker *c, uint64_t n, struct page_desc *d)
 {
-    if (c->raw_extent == e)
-        return 0;
-    c->raw_extent = UINT64_MAX;
-    struct extent_source src = {.s = c->s, .p = c->p, .snap = c->snap, .txn = c->txn};
-    int rc = walk_committed_extent(&src, e, c->raw);
-    if (rc && rc != CAIRN_CORRUPT)
-        return rc;
-    /* A value that fails to decode is counted in pass 1; its pages read as
-     * zero from here on. */
-    c->raw_extent = e;
-    return 0;
+    int rc = c->err ? c->err : walk_desc(&c->w, n, d);
+    if (rc) {
+        c->err = rc;
+        memset(d, 0, sizeof *d);
+    }
 }
 
-static const unsigned char *page_bytes(struct checker *c, uint64_t n, int *rc)
+static int in_heap(const struct checker *c, uint64_t n)
 {
-    *rc = load_extent(c, n / PAGES_PER_EXTENT);
-    return c->raw + (n % PAGES_PER_EXTENT) * PAGE_BYTES;
+    return n >= c->w.ds && n < c->w.np;
 }
 
 static int pass_lmdb_values(struct checker *c)
 {
+    cairn_store *s = c->w.s;
+    MDB_txn *txn = c->w.txn;
     /* LMDB's own pages first: a damaged page can hide extents from the
      * cursor below and still look sound to it. */
     char why[200];
-    int rc = lmdb_verify(c->txn, why, sizeof why);
+    int rc = lmdb_verify(txn, why, sizeof why);
     if (rc == CAIRN_CORRUPT)
         problem(c, &c->r->corrupt_extents, "data.mdb: %s", why);
     else if (rc)
         return rc;
+    unsigned char *raw = malloc(BYTES_PER_EXTENT);
+    if (!raw)
+        return ENOMEM;
     MDB_cursor *cur;
-    rc = mdb_cursor_open(c->txn, c->s->cat.extents, &cur);
-    if (rc)
+    rc = mdb_cursor_open(txn, s->cat.extents, &cur);
+    if (rc) {
+        free(raw);
         return lmdb_to_cairn(rc);
+    }
     MDB_stat ms;
-    uint64_t total = mdb_stat(c->txn, c->s->cat.extents, &ms) == 0 ? ms.ms_entries : 0;
-    const char *map = lmdb_map_base(mdb_txn_env(c->txn));
+    uint64_t total = mdb_stat(txn, s->cat.extents, &ms) == 0 ? ms.ms_entries : 0;
+    const char *map = lmdb_map_base(mdb_txn_env(txn));
     MDB_val k, v;
     for (rc = lmdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = lmdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         uint64_t e;
@@ -124,54 +120,18 @@ static int pass_lmdb_values(struct checker *c)
             continue;
         }
         memcpy(&e, k.mv_data, sizeof e);
-        if (e >= c->layout.pages / PAGES_PER_EXTENT)
+        if (e >= c->w.layout.pages / PAGES_PER_EXTENT)
             problem(c, &c->r->corrupt_extents, "extent %llu is beyond the store", (unsigned long long)e);
-        else if (lmdb_value_check(c->txn, map, &v) != 0) /* a writer would refuse to replace it */
+        else if (lmdb_value_check(txn, map, &v) != 0) /* a writer would refuse to replace it */
             problem(c, &c->r->corrupt_extents, "extent %llu: its LMDB overflow page header is damaged",
                     (unsigned long long)e);
-        else if (extent_decode(c->raw, v.mv_data, v.mv_size, e, c->s->cat.seed, c->s->dctx) != 0)
+        else if (extent_decode(raw, v.mv_data, v.mv_size, e, s->cat.seed, s->dctx) != 0)
             problem(c, &c->r->corrupt_extents, "extent %llu fails to decode (header, zstd or checksum)",
                     (unsigned long long)e);
     }
     mdb_cursor_close(cur);
-    c->raw_extent = UINT64_MAX;
+    free(raw);
     return rc == MDB_NOTFOUND ? 0 : lmdb_to_cairn(rc);
-}
-
-static int load_superblock_and_descs(struct checker *c, struct superblock *sb)
-{
-    int rc;
-    const unsigned char *pg = page_bytes(c, LAYOUT_SUPER_PAGE, &rc);
-    if (rc)
-        return rc;
-    memcpy(sb, pg, sizeof *sb);
-    c->ds = c->layout.data_start;
-    if (sb->magic == 0) {
-        c->np = c->ds; /* nothing allocated yet */
-        return 0;
-    }
-    if (sb->magic != SUPER_MAGIC || sb->next_page < c->ds || sb->next_page > c->layout.pages) {
-        problem(c, &c->r->alloc_errors, "superblock damaged (magic %llx, high-water %llu)",
-                (unsigned long long)sb->magic, (unsigned long long)sb->next_page);
-        c->np = c->ds;
-        return 0;
-    }
-    c->np = sb->next_page;
-    c->desc = malloc((c->np - c->ds + 1) * sizeof *c->desc);
-    if (!c->desc)
-        return ENOMEM;
-    for (uint64_t n = c->ds; n < c->np; n++) {
-        pg = page_bytes(c, layout_desc_page(n), &rc);
-        if (rc)
-            return rc;
-        memcpy(&c->desc[n - c->ds], pg + layout_desc_offset(n), sizeof *c->desc);
-    }
-    return 0;
-}
-
-static struct page_desc *desc_of(struct checker *c, uint64_t n)
-{
-    return n >= c->ds && n < c->np ? &c->desc[n - c->ds] : NULL;
 }
 
 static int bit(const uint64_t *bits, uint64_t i)
@@ -179,28 +139,7 @@ static int bit(const uint64_t *bits, uint64_t i)
     return (bits[i / 64] >> (i % 64)) & 1;
 }
 
-/* Is the byte at offset v inside a live object? */
-static int live_at(struct checker *c, uint64_t v)
-{
-    uint64_t n = v / PAGE_BYTES, off = v % PAGE_BYTES;
-    struct page_desc *d = desc_of(c, n);
-    if (!d)
-        return 0;
-    if (d->kind == DESC_SLAB && d->size_class < NCLASSES) {
-        uint64_t sz = heap_class_size[d->size_class], slot = off / sz;
-        return slot < PAGE_BYTES / sz && bit(d->slot_bits, slot);
-    }
-    uint64_t head = n;
-    if (d->kind == DESC_LARGE_TAIL) {
-        head = d->next;
-        d = desc_of(c, head);
-        if (!d)
-            return 0;
-    }
-    return d->kind == DESC_LARGE_HEAD && v - head * PAGE_BYTES < d->obj_bytes;
-}
-
-static void check_slab(struct checker *c, uint64_t n, struct page_desc *d)
+static void check_slab(struct checker *c, uint64_t n, const struct page_desc *d)
 {
     if (d->size_class >= NCLASSES) {
         problem(c, &c->r->alloc_errors, "page %llu: slab of unknown size class %u", (unsigned long long)n,
@@ -229,11 +168,41 @@ static void check_slab(struct checker *c, uint64_t n, struct page_desc *d)
     }
 }
 
+/* Pointer bits of the large object at page n: inside the object and,
+ * for a typed object (ti not NULL), exactly the catalog layout
+ * repeated. */
+static void check_large_bits(struct checker *c, uint64_t n, const struct page_desc *d, const struct type_info *ti)
+{
+    struct page_desc t = *d;
+    for (uint64_t w = 0; w < d->npages * PAGE_WORDS; w++) {
+        if (w % PAGE_WORDS == 0 && w)
+            desc_of(c, n + w / PAGE_WORDS, &t);
+        int set = bit(t.ptr_bits, w % PAGE_WORDS);
+        if (set && w * 8 >= d->obj_bytes) {
+            problem(c, &c->r->alloc_errors, "page %llu: pointer bit past the end of the object",
+                    (unsigned long long)(n + w / PAGE_WORDS));
+            continue;
+        }
+        if (!ti || w * 8 >= d->obj_bytes)
+            continue;
+        /* Is word w a pointer field of element w*8 / size? */
+        uint64_t in = w * 8 % ti->size;
+        int want = 0;
+        for (uint32_t k = 0; k < ti->n_ptrs && !want; k++)
+            want = ti->ptr_offsets[k] == in;
+        if (set != want) {
+            problem(c, &c->r->type_errors, "object at page %llu: pointer map of word %llu disagrees with type %s",
+                    (unsigned long long)n, (unsigned long long)w, ti->name);
+            return;
+        }
+    }
+}
+
 /* Returns the number of pages the object covers (at least 1). */
-static uint64_t check_large(struct checker *c, uint64_t n, struct page_desc *d)
+static uint64_t check_large(struct checker *c, uint64_t n, const struct page_desc *d)
 {
     uint64_t np = d->npages;
-    if (np == 0 || np > c->np - n || d->obj_bytes == 0 || d->obj_bytes > np * PAGE_BYTES) {
+    if (np == 0 || np > c->w.np - n || d->obj_bytes == 0 || d->obj_bytes > np * PAGE_BYTES) {
         problem(c, &c->r->alloc_errors, "page %llu: large object of %llu pages, %llu bytes does not fit",
                 (unsigned long long)n, (unsigned long long)np, (unsigned long long)d->obj_bytes);
         return 1;
@@ -241,69 +210,52 @@ static uint64_t check_large(struct checker *c, uint64_t n, struct page_desc *d)
     c->r->objects++;
     c->live_bytes += d->obj_bytes;
     for (uint64_t i = 1; i < np; i++) {
-        struct page_desc *t = desc_of(c, n + i);
-        if (t->kind != DESC_LARGE_TAIL || t->next != n)
+        struct page_desc t;
+        desc_of(c, n + i, &t);
+        if (t.kind != DESC_LARGE_TAIL || t.next != n)
             problem(c, &c->r->alloc_errors, "page %llu: should continue the object at page %llu",
                     (unsigned long long)(n + i), (unsigned long long)n);
     }
-    /* Pointer bits: within the object, and, for a typed object, exactly
-     * the catalog layout repeated. */
     /* Raw bytes (type 0) have no pointer words. */
     struct type_info ti = {.name = "bytes", .size = 1};
     int typed = 1;
-    if (d->type != 0 && (types_get(c->s, d->type, &ti) != 0 || d->obj_bytes % ti.size)) {
+    if (d->type != 0 && (types_get(c->w.s, d->type, &ti) != 0 || d->obj_bytes % ti.size)) {
         problem(c, &c->r->type_errors, "page %llu: object of type %u (%llu bytes) disagrees with the catalog",
                 (unsigned long long)n, d->type, (unsigned long long)d->obj_bytes);
         typed = 0;
     }
-    uint64_t words = np * PAGE_WORDS;
-    uint64_t *want = typed ? calloc((words + 63) / 64, 8) : NULL;
-    if (typed && !want)
-        typed = 0; /* out of memory: skip the layout comparison only */
-    for (uint64_t e = 0; typed && ti.n_ptrs && e < d->obj_bytes / ti.size; e++) {
-        for (uint32_t k = 0; k < ti.n_ptrs; k++) {
-            uint64_t w = (e * ti.size + ti.ptr_offsets[k]) / 8;
-            want[w / 64] |= (uint64_t)1 << (w % 64);
-        }
-    }
-    for (uint64_t w = 0; w < words; w++) {
-        int set = bit(desc_of(c, n + w / PAGE_WORDS)->ptr_bits, w % PAGE_WORDS);
-        if (set && w * 8 >= d->obj_bytes) {
-            problem(c, &c->r->alloc_errors, "page %llu: pointer bit past the end of the object",
-                    (unsigned long long)(n + w / PAGE_WORDS));
-        } else if (typed && set != bit(want, w)) {
-            problem(c, &c->r->type_errors, "object at page %llu: pointer map of word %llu disagrees with type %s",
-                    (unsigned long long)n, (unsigned long long)w, ti.name);
-            break;
-        }
-    }
-    free(want);
+    check_large_bits(c, n, d, typed ? &ti : NULL);
     return np;
 }
 
-static uint64_t check_free_run(struct checker *c, uint64_t n, struct page_desc *d, uint64_t *runs)
+static uint64_t check_free_run(struct checker *c, uint64_t n, const struct page_desc *d, uint64_t *runs)
 {
     uint64_t np = d->npages;
-    if (np == 0 || np > c->np - n) {
+    if (np == 0 || np > c->w.np - n) {
         problem(c, &c->r->alloc_errors, "page %llu: free run of %llu pages does not fit", (unsigned long long)n,
                 (unsigned long long)np);
         return 1;
     }
     ++*runs;
     for (uint64_t i = 0; i < np; i++) {
-        struct page_desc *t = desc_of(c, n + i);
+        struct page_desc t;
+        desc_of(c, n + i, &t);
         static const uint64_t zero[8];
         int end_ok =
-            i == np - 1 && i > 0 ? t->kind == DESC_FREE_RUN_END && t->next == n : (i == 0 || t->kind == DESC_UNUSED);
-        if (!end_ok || memcmp(t->ptr_bits, zero, sizeof zero) != 0)
+            i == np - 1 && i > 0 ? t.kind == DESC_FREE_RUN_END && t.next == n : (i == 0 || t.kind == DESC_UNUSED);
+        if (!end_ok || memcmp(t.ptr_bits, zero, sizeof zero) != 0)
             problem(c, &c->r->alloc_errors, "page %llu: inside a free run but in use or mismarked",
                     (unsigned long long)(n + i));
     }
     /* Free runs are always merged with their neighbours and never touch
      * the high-water mark. */
-    if (n + np == c->np)
+    struct page_desc after;
+    if (n + np == c->w.np) {
         problem(c, &c->r->alloc_errors, "free run at page %llu ends at the high-water mark", (unsigned long long)n);
-    else if (desc_of(c, n + np)->kind == DESC_FREE_RUN)
+        return np;
+    }
+    desc_of(c, n + np, &after);
+    if (after.kind == DESC_FREE_RUN)
         problem(c, &c->r->alloc_errors, "free runs at pages %llu and %llu are not merged", (unsigned long long)n,
                 (unsigned long long)(n + np));
     return np;
@@ -311,62 +263,61 @@ static uint64_t check_free_run(struct checker *c, uint64_t n, struct page_desc *
 
 static void pass_descriptors(struct checker *c, uint64_t *runs, uint64_t partial_slabs[NCLASSES])
 {
-    for (uint64_t n = c->ds; n < c->np;) {
-        struct page_desc *d = desc_of(c, n);
-        c->r->pages_checked++;
-        switch (d->kind) {
+    for (uint64_t n = c->w.ds; n < c->w.np && !c->err;) {
+        struct page_desc d;
+        desc_of(c, n, &d);
+        if (n % 1024 == 0)
+            progress(c, "descriptors", n - c->w.ds, c->w.np - c->w.ds);
+        uint64_t k = 1;
+        switch (d.kind) {
         case DESC_SLAB:
-            check_slab(c, n, d);
-            if (d->size_class < NCLASSES && d->live < PAGE_BYTES / heap_class_size[d->size_class])
-                partial_slabs[d->size_class]++;
-            n++;
+            check_slab(c, n, &d);
+            if (d.size_class < NCLASSES && d.live < PAGE_BYTES / heap_class_size[d.size_class])
+                partial_slabs[d.size_class]++;
             break;
-        case DESC_LARGE_HEAD: {
-            uint64_t k = check_large(c, n, d);
-            c->r->pages_checked += k - 1;
-            n += k;
+        case DESC_LARGE_HEAD:
+            k = check_large(c, n, &d);
             break;
-        }
-        case DESC_FREE_RUN: {
-            uint64_t k = check_free_run(c, n, d, runs);
-            c->r->pages_checked += k - 1;
-            n += k;
+        case DESC_FREE_RUN:
+            k = check_free_run(c, n, &d, runs);
             break;
-        }
         case DESC_LARGE_TAIL:
             problem(c, &c->r->alloc_errors, "page %llu: continues an object that does not cover it",
                     (unsigned long long)n);
-            n++;
             break;
         default:
             problem(c, &c->r->alloc_errors, "page %llu: below the high-water mark but owned by nothing (leaked)",
                     (unsigned long long)n);
-            n++;
             break;
         }
+        c->r->pages_checked += k;
+        n += k;
     }
 }
 
-/* Walk a list; every member must satisfy want(); count them. */
+/* Walk a list; every member must belong to it; count them. */
 static void pass_list(struct checker *c, const char *name, uint64_t head, int kind, int size_class, uint64_t expect)
 {
     uint64_t count = 0, prev = 0;
-    for (uint64_t n = head; n; n = desc_of(c, n)->next) {
-        struct page_desc *d = desc_of(c, n);
-        if (!d || d->kind != kind || (kind == DESC_SLAB && d->size_class != size_class) || d->prev != prev) {
+    for (uint64_t n = head; n && !c->err;) {
+        struct page_desc d = {0};
+        if (in_heap(c, n))
+            desc_of(c, n, &d);
+        if (!in_heap(c, n) || d.kind != kind || (kind == DESC_SLAB && d.size_class != size_class) || d.prev != prev) {
             problem(c, &c->r->alloc_errors, "%s list: page %llu does not belong (or bad back link)", name,
                     (unsigned long long)n);
             return;
         }
-        if (kind == DESC_SLAB && d->live >= PAGE_BYTES / heap_class_size[size_class])
+        if (kind == DESC_SLAB && d.live >= PAGE_BYTES / heap_class_size[size_class])
             problem(c, &c->r->alloc_errors, "%s list: page %llu is full", name, (unsigned long long)n);
-        if (++count > c->np) {
+        if (++count > c->w.np) {
             problem(c, &c->r->alloc_errors, "%s list: cycle", name);
             return;
         }
         prev = n;
+        n = d.next;
     }
-    if (count != expect)
+    if (count != expect && !c->err)
         problem(c, &c->r->alloc_errors, "%s list holds %llu pages, %llu qualify", name, (unsigned long long)count,
                 (unsigned long long)expect);
 }
@@ -374,93 +325,118 @@ static void pass_list(struct checker *c, const char *name, uint64_t head, int ki
 static void check_pointer(struct checker *c, uint64_t v, uint64_t n, uint64_t w)
 {
     c->r->pointers++;
-    if (!live_at(c, v))
+    int rc = walk_live(&c->w, v);
+    if (rc < 0 || rc > 1)
+        c->err = c->err ? c->err : rc;
+    else if (rc == 0)
         problem(c, &c->r->bad_pointers, "page %llu word %llu: pointer to offset %#llx, not a live object",
                 (unsigned long long)n, (unsigned long long)w, (unsigned long long)v);
 }
 
-static int pass_pointers(struct checker *c)
+/* A copy of page n: checking its pointers reads other pages through the
+ * walker's cache, which may drop the one walk_page returned. */
+static void copy_page(struct checker *c, uint64_t n, uint64_t words[PAGE_WORDS])
 {
-    int rc;
-    for (uint64_t n = c->ds; n < c->np; n++) {
-        if (n % 1024 == 0)
-            progress(c, "pointers", n - c->ds, c->np - c->ds);
-        const uint64_t *words = (const uint64_t *)page_bytes(c, n, &rc);
-        if (rc)
-            return rc;
-        struct page_desc *d = desc_of(c, n);
-        for (uint64_t w = 0; w < PAGE_WORDS; w++) {
-            if (bit(d->ptr_bits, w) && words[w])
-                check_pointer(c, words[w], n, w);
-        }
-        /* Free memory is zero: the allocator hands it out unwritten. */
-        if (d->kind == DESC_SLAB && d->size_class < NCLASSES) {
-            uint64_t sz = heap_class_size[d->size_class];
-            for (uint64_t s = 0; s < PAGE_BYTES / sz; s++) {
-                if (bit(d->slot_bits, s))
-                    continue;
-                for (uint64_t b = s * sz / 8; b < (s + 1) * sz / 8; b++) {
-                    if (words[b]) {
-                        problem(c, &c->r->alloc_errors, "page %llu: free slot %llu is not zero", (unsigned long long)n,
-                                (unsigned long long)s);
-                        break;
-                    }
-                }
-            }
-        }
+    const unsigned char *pg;
+    int rc = c->err ? c->err : walk_page(&c->w, n, &pg);
+    if (rc) {
+        c->err = rc;
+        memset(words, 0, PAGE_BYTES);
+    } else {
+        memcpy(words, pg, PAGE_BYTES);
     }
-    /* Roots. */
-    for (uint64_t n = LAYOUT_ROOT_PAGE; n < LAYOUT_ROOT_PAGE + LAYOUT_ROOT_PAGES; n++) {
-        const unsigned char *pg = page_bytes(c, n, &rc);
-        if (rc)
-            return rc;
-        for (uint64_t i = 0; i < PAGE_BYTES / LAYOUT_ROOT_ENTRY; i++) {
-            const unsigned char *e = pg + i * LAYOUT_ROOT_ENTRY;
-            uint64_t v;
-            memcpy(&v, e + LAYOUT_ROOT_NAME, 8);
-            if (e[0] == 0) {
-                if (v)
-                    problem(c, &c->r->alloc_errors, "root slot %llu: pointer without a name",
-                            (unsigned long long)((n - LAYOUT_ROOT_PAGE) * 64 + i));
-                continue;
-            }
-            if (memchr(e, 0, LAYOUT_ROOT_NAME) == NULL)
-                problem(c, &c->r->alloc_errors, "root slot %llu: name not terminated",
-                        (unsigned long long)((n - LAYOUT_ROOT_PAGE) * 64 + i));
-            if (v)
-                check_pointer(c, v, n, i * 8 + 7);
-        }
-    }
-    return 0;
 }
 
-/* Every pass; the caller provides c->txn and keeps writers out. */
+static void check_free_slots(struct checker *c, uint64_t n, const struct page_desc *d, const uint64_t *words)
+{
+    /* Free memory is zero: the allocator hands it out unwritten. */
+    uint64_t sz = heap_class_size[d->size_class];
+    for (uint64_t s = 0; s < PAGE_BYTES / sz; s++) {
+        if (bit(d->slot_bits, s))
+            continue;
+        for (uint64_t b = s * sz / 8; b < (s + 1) * sz / 8; b++) {
+            if (words[b]) {
+                problem(c, &c->r->alloc_errors, "page %llu: free slot %llu is not zero", (unsigned long long)n,
+                        (unsigned long long)s);
+                break;
+            }
+        }
+    }
+}
+
+static void check_roots(struct checker *c, uint64_t n, const uint64_t *words)
+{
+    const unsigned char *pg = (const unsigned char *)words;
+    for (uint64_t i = 0; i < PAGE_BYTES / LAYOUT_ROOT_ENTRY; i++) {
+        const unsigned char *e = pg + i * LAYOUT_ROOT_ENTRY;
+        unsigned long long slot = (n - LAYOUT_ROOT_PAGE) * (PAGE_BYTES / LAYOUT_ROOT_ENTRY) + i;
+        uint64_t v;
+        memcpy(&v, e + LAYOUT_ROOT_NAME, 8);
+        if (e[0] == 0) {
+            if (v)
+                problem(c, &c->r->alloc_errors, "root slot %llu: pointer without a name", slot);
+            continue;
+        }
+        if (memchr(e, 0, LAYOUT_ROOT_NAME) == NULL)
+            problem(c, &c->r->alloc_errors, "root slot %llu: name not terminated", slot);
+        if (v)
+            check_pointer(c, v, n, i * LAYOUT_ROOT_ENTRY / 8 + LAYOUT_ROOT_NAME / 8);
+    }
+}
+
+static void pass_pointers(struct checker *c)
+{
+    uint64_t words[PAGE_WORDS];
+    for (uint64_t n = c->w.ds; n < c->w.np && !c->err; n++) {
+        if (n % 1024 == 0)
+            progress(c, "pointers", n - c->w.ds, c->w.np - c->w.ds);
+        struct page_desc d;
+        desc_of(c, n, &d);
+        copy_page(c, n, words);
+        for (uint64_t w = 0; w < PAGE_WORDS; w++) {
+            if (bit(d.ptr_bits, w) && words[w])
+                check_pointer(c, words[w], n, w);
+        }
+        if (d.kind == DESC_SLAB && d.size_class < NCLASSES)
+            check_free_slots(c, n, &d, words);
+    }
+    for (uint64_t n = LAYOUT_ROOT_PAGE; n < LAYOUT_ROOT_PAGE + LAYOUT_ROOT_PAGES && !c->err; n++) {
+        copy_page(c, n, words);
+        check_roots(c, n, words);
+    }
+}
+
+/* Every pass, on a walk the caller set up with WALK_CHECK. */
 static int check_passes(struct checker *c)
 {
     cairn_check_report *r = c->r;
-    struct superblock sb;
+    const struct superblock *sb = &c->w.sb;
     uint64_t runs = 0, partial[NCLASSES] = {0};
     int rc = pass_lmdb_values(c);
-    if (rc == 0)
-        rc = load_superblock_and_descs(c, &sb);
-    if (rc == 0 && sb.magic == SUPER_MAGIC && c->np > c->ds) {
+    if (rc)
+        return rc;
+    if (sb->magic != 0 && !walk_superblock_sound(sb, &c->w.layout))
+        problem(c, &r->alloc_errors, "superblock damaged (magic %llx, high-water %llu)", (unsigned long long)sb->magic,
+                (unsigned long long)sb->next_page);
+    if (walk_superblock_sound(sb, &c->w.layout) && c->w.np > c->w.ds) {
         pass_descriptors(c, &runs, partial);
         for (unsigned k = 0; k < NCLASSES; k++) {
             char name[32];
             snprintf(name, sizeof name, "partial slab (class %u)", heap_class_size[k]);
-            pass_list(c, name, sb.partial[k], DESC_SLAB, (int)k, partial[k]);
+            pass_list(c, name, sb->partial[k], DESC_SLAB, (int)k, partial[k]);
         }
-        pass_list(c, "free run", sb.free_runs, DESC_FREE_RUN, 0, runs);
-        if (sb.live_objects != r->objects)
+        pass_list(c, "free run", sb->free_runs, DESC_FREE_RUN, 0, runs);
+        if (c->err)
+            return c->err;
+        if (sb->live_objects != r->objects)
             problem(c, &r->alloc_errors, "superblock counts %llu live objects, pages hold %llu",
-                    (unsigned long long)sb.live_objects, (unsigned long long)r->objects);
-        if (sb.live_bytes != c->live_bytes)
+                    (unsigned long long)sb->live_objects, (unsigned long long)r->objects);
+        if (sb->live_bytes != c->live_bytes)
             problem(c, &r->alloc_errors, "superblock counts %llu live bytes, pages hold %llu",
-                    (unsigned long long)sb.live_bytes, (unsigned long long)c->live_bytes);
+                    (unsigned long long)sb->live_bytes, (unsigned long long)c->live_bytes);
     }
-    if (rc == 0)
-        rc = pass_pointers(c);
-    return rc;
+    pass_pointers(c);
+    return c->err;
 }
 
 int cairn_check(cairn_store *s, cairn_check_report *r)
@@ -468,10 +444,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     if (!s || !r)
         return CAIRN_INVALID;
     memset(r, 0, sizeof *r);
-    struct checker c = {.s = s, .p = s->pager, .r = r, .layout = s->pager->layout, .raw_extent = UINT64_MAX};
-    c.raw = malloc(BYTES_PER_EXTENT);
-    if (!c.raw)
-        return ENOMEM;
+    struct checker c = {.r = r};
 
     /* Hold the transaction slot: nobody writes while we look. */
     cairn_txn self = {.s = s};
@@ -483,11 +456,15 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     pthread_mutex_lock(&s->log_mutex);
 
     pthread_rwlock_rdlock(&s->lmdb_lock);
-    int rc = pagestore_lmdb_is_lost(s->pagestore) ? CAIRN_IOERR : catalog_txn_begin(&s->cat, MDB_RDONLY, &c.txn);
+    MDB_txn *txn = NULL;
+    int rc = pagestore_lmdb_is_lost(s->pagestore) ? CAIRN_IOERR : catalog_txn_begin(&s->cat, MDB_RDONLY, &txn);
+    if (rc == 0)
+        rc = walk_init_store(&c.w, s, txn, WALK_CHECK);
     if (rc == 0)
         rc = check_passes(&c);
-    if (c.txn)
-        mdb_txn_abort(c.txn);
+    walk_fini(&c.w);
+    if (txn)
+        mdb_txn_abort(txn);
     pthread_rwlock_unlock(&s->lmdb_lock);
 
     pthread_mutex_unlock(&s->log_mutex);
@@ -495,8 +472,6 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     s->txn = NULL;
     pthread_cond_broadcast(&s->txn_cond);
     pthread_mutex_unlock(&s->txn_mutex);
-    free(c.desc);
-    free(c.raw);
     if (rc)
         return rc;
     return r->problems ? CAIRN_CORRUPT : CAIRN_OK;
@@ -509,19 +484,11 @@ int check_snapshot(struct snapshot *snap, cairn_check_report *r, const struct in
     if (!snap || !r)
         return CAIRN_INVALID;
     memset(r, 0, sizeof *r);
-    struct checker c = {.s = &snap->st,
-                        .snap = snap,
-                        .hooks = hooks,
-                        .r = r,
-                        .layout = snap->layout,
-                        .txn = snap->txn,
-                        .raw_extent = UINT64_MAX};
-    c.raw = malloc(BYTES_PER_EXTENT);
-    if (!c.raw)
-        return ENOMEM;
-    int rc = check_passes(&c);
-    free(c.desc);
-    free(c.raw);
+    struct checker c = {.hooks = hooks, .r = r};
+    int rc = walk_init_snapshot(&c.w, snap, WALK_CHECK);
+    if (rc == 0)
+        rc = check_passes(&c);
+    walk_fini(&c.w);
     if (rc)
         return rc;
     return r->problems ? CAIRN_CORRUPT : CAIRN_OK;

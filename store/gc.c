@@ -66,7 +66,7 @@ static int find_garbage(cairn_store *s, struct gc_report *r, const struct inspec
     struct walk w;
     struct garbage g = {.w = &w, .r = r, .hooks = hooks};
     if (rc == 0) {
-        rc = walk_init_store(&w, s, txn);
+        rc = walk_init_store(&w, s, txn, 0);
         progress(hooks, "mark", 0, 0);
         if (rc == 0)
             rc = walk_mark(&w, NULL, &r->reachable_objects, &r->reachable_bytes);

@@ -73,7 +73,7 @@ int inspect_stat(struct snapshot *sn, struct store_stat *out, const struct inspe
     }
     struct walk w;
     struct type_counts tc = {.w = &w, .hooks = hooks};
-    int wrc = walk_init_snapshot(&w, sn);
+    int wrc = walk_init_snapshot(&w, sn, 0);
     if (rc == 0)
         rc = wrc;
     size_t ntypes = s->n_types ? s->n_types : 1;

@@ -61,6 +61,10 @@ int walk_page(struct walk *w, uint64_t n, const unsigned char **out)
             return ENOMEM;
         w->cache[slot].e = 0;
         int rc = walk_committed_extent(&w->src, e, w->cache[slot].raw);
+        if (rc == CAIRN_CORRUPT && (w->flags & WALK_CHECK)) {
+            memset(w->cache[slot].raw, 0, BYTES_PER_EXTENT);
+            rc = 0;
+        }
         if (rc) {
             store_set_error(w->s, "%s: extent %llu (pages %llu..%llu) cannot be read: %s", w->s->path,
                             (unsigned long long)e, (unsigned long long)(e * PAGES_PER_EXTENT),
@@ -96,18 +100,23 @@ static int walk_init(struct walk *w)
     w->np = w->ds;
     if (w->sb.magic == 0)
         return 0; /* nothing allocated yet */
-    if (w->sb.magic != SUPER_MAGIC || w->sb.next_page < w->ds || w->sb.next_page > w->layout.pages) {
+    if (!walk_superblock_sound(&w->sb, &w->layout)) {
+        if (w->flags & WALK_CHECK)
+            return 0;
         store_set_error(w->s, "%s: allocator superblock damaged", w->s->path);
         return CAIRN_CORRUPT;
     }
     w->np = w->sb.next_page;
+    if (w->flags & WALK_CHECK)
+        return 0;
     w->seen = calloc((w->np - w->ds) * (PAGE_BYTES / 16) / 64 + 1, 8);
     return w->seen ? 0 : ENOMEM;
 }
 
-int walk_init_snapshot(struct walk *w, struct snapshot *snap)
+int walk_init_snapshot(struct walk *w, struct snapshot *snap, unsigned flags)
 {
     memset(w, 0, sizeof *w);
+    w->flags = flags;
     w->s = &snap->st;
     w->snap = snap;
     w->txn = snap->txn;
@@ -116,9 +125,10 @@ int walk_init_snapshot(struct walk *w, struct snapshot *snap)
     return walk_init(w);
 }
 
-int walk_init_store(struct walk *w, cairn_store *s, MDB_txn *txn)
+int walk_init_store(struct walk *w, cairn_store *s, MDB_txn *txn, unsigned flags)
 {
     memset(w, 0, sizeof *w);
+    w->flags = flags;
     w->s = s;
     w->p = s->pager;
     w->txn = txn;
@@ -140,7 +150,7 @@ int walk_open(struct snapshot *snap, struct walk **out)
     struct walk *w = malloc(sizeof *w);
     if (!w)
         return ENOMEM;
-    int rc = walk_init_snapshot(w, snap);
+    int rc = walk_init_snapshot(w, snap, 0);
     if (rc) {
         walk_fini(w);
         free(w);
@@ -258,33 +268,50 @@ static int large_fits(const struct walk *w, uint64_t n, const struct page_desc *
     return d->npages > 0 && d->npages <= w->np - n && d->obj_bytes > 0 && d->obj_bytes <= d->npages * PAGE_BYTES;
 }
 
-int walk_object_at(struct walk *w, uint64_t v, struct walk_object *o)
+/* The live object holding offset v: 1 with *d the descriptor that
+ * describes it (its slab page's, or its large head's) and *start its
+ * first byte; 0 if v is in no live object. */
+static int live_object(struct walk *w, uint64_t v, struct page_desc *d, uint64_t *start)
 {
     uint64_t n = v / PAGE_BYTES;
     if (n < w->ds || n >= w->np)
         return 0;
-    struct page_desc d;
-    int rc = walk_desc(w, n, &d);
+    int rc = walk_desc(w, n, d);
     if (rc)
         return rc;
-    uint64_t start = heap_object_start(&d, v);
-    if (d.kind == DESC_SLAB && start) {
-        uint64_t slot = (start % PAGE_BYTES) / heap_class_size[d.size_class];
-        if (slot >= PAGE_BYTES / heap_class_size[d.size_class] || !bit(d.slot_bits, slot))
-            return 0;
-        small_object(w, n, &d, slot, o);
-        return 1;
+    *start = heap_object_start(d, v);
+    if (d->kind == DESC_SLAB && *start) {
+        uint64_t slot = (*start % PAGE_BYTES) / heap_class_size[d->size_class];
+        return slot < PAGE_BYTES / heap_class_size[d->size_class] && bit(d->slot_bits, slot);
     }
-    uint64_t head = start / PAGE_BYTES;
-    if (d.kind == DESC_LARGE_TAIL) {
+    uint64_t head = *start / PAGE_BYTES;
+    if (d->kind == DESC_LARGE_TAIL) {
         if (head < w->ds || head >= n)
             return 0;
-        if ((rc = walk_desc(w, head, &d)) != 0)
+        if ((rc = walk_desc(w, head, d)) != 0)
             return rc;
     }
-    if (d.kind != DESC_LARGE_HEAD || !large_fits(w, head, &d) || v - head * PAGE_BYTES >= d.obj_bytes)
-        return 0;
-    large_object(w, head, &d, o);
+    return d->kind == DESC_LARGE_HEAD && large_fits(w, head, d) && v - head * PAGE_BYTES < d->obj_bytes;
+}
+
+int walk_live(struct walk *w, uint64_t v)
+{
+    struct page_desc d;
+    uint64_t start;
+    return live_object(w, v, &d, &start);
+}
+
+int walk_object_at(struct walk *w, uint64_t v, struct walk_object *o)
+{
+    struct page_desc d;
+    uint64_t start;
+    int rc = live_object(w, v, &d, &start);
+    if (rc != 1)
+        return rc;
+    if (d.kind == DESC_SLAB)
+        small_object(w, start / PAGE_BYTES, &d, (start % PAGE_BYTES) / heap_class_size[d.size_class], o);
+    else
+        large_object(w, start / PAGE_BYTES, &d, o);
     return 1;
 }
 

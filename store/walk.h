@@ -28,7 +28,14 @@ int walk_committed_extent(const struct extent_source *src, uint64_t e, void *raw
 
 #define WALK_CACHE 256 /* extents kept decoded: 16 MiB */
 
+/* walk_init_* flags.  WALK_CHECK is the checker's walk: an extent that
+ * fails to decode reads as zero (the checker's first pass counts it), a
+ * damaged superblock leaves the walk empty instead of failing it (the
+ * checker reports it), and no visit marks are kept. */
+#define WALK_CHECK 1u
+
 struct walk {
+    unsigned flags;
     cairn_store *s;        /* catalog: types, LMDB handles, checksum seed */
     struct pager *p;       /* open store: resident extents come from memory */
     struct snapshot *snap; /* or a snapshot */
@@ -48,13 +55,23 @@ struct walk {
 /* Over a snapshot, or over an open store whose writers the caller keeps
  * out (transaction slot and log mutex held, txn an LMDB read transaction).
  * CAIRN_CORRUPT if the superblock is damaged. */
-int walk_init_snapshot(struct walk *w, struct snapshot *snap);
-int walk_init_store(struct walk *w, cairn_store *s, MDB_txn *txn);
+int walk_init_snapshot(struct walk *w, struct snapshot *snap, unsigned flags);
+int walk_init_store(struct walk *w, cairn_store *s, MDB_txn *txn, unsigned flags);
 void walk_fini(struct walk *w);
 
 /* Committed bytes of page n (valid until the next walk call). */
 int walk_page(struct walk *w, uint64_t n, const unsigned char **out);
 int walk_desc(struct walk *w, uint64_t n, struct page_desc *out);
+
+/* Is the superblock one the walker can follow: magic, and a high-water
+ * mark inside the store's object pages? */
+static inline int walk_superblock_sound(const struct superblock *sb, const struct layout *l)
+{
+    return sb->magic == SUPER_MAGIC && sb->next_page >= l->data_start && sb->next_page <= l->pages;
+}
+
+/* Is offset v inside a live object?  1 yes, 0 no, or an error. */
+int walk_live(struct walk *w, uint64_t v);
 
 /* Has walk_visit seen the object starting at off? */
 int walk_seen(const struct walk *w, uint64_t off);
