@@ -107,13 +107,11 @@
  *                                      touched page (for bench/readahead)
  *   CAIRN_LMDB_READAHEAD=0             open LMDB with MDB_NORDAHEAD (for
  *                                      bench/readahead)
- *   CAIRN_RECOVER_BATCH=N              recovery writes a batch every N
- *                                      extent images, and the command's
- *                                      snapshot reader spills beyond N
- *                                      (tests; default 4096)
- *   CAIRN_TEST_BACKUP_PAUSE_MS=N       the command's backup sleeps N ms
- *                                      between its LMDB copy and the log
- *                                      (tests: makes a checkpoint race it)
+ *   CAIRN_TEST_CONTROL=name=N,...      hooks for cairn's own tests
+ *                                      (set through its internal
+ *                                      test-control call; not for
+ *                                      programs: names and meaning may
+ *                                      change in any release)
  *   CAIRN_NO_PROGRESS                  the command draws no progress bar
  */
 #ifndef CAIRN_H

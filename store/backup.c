@@ -187,7 +187,7 @@ int backup_store(const char *src, const char *dest, const struct inspect_hooks *
         close(fd);
         if (rc) {
             copy_error(err, errlen, "copying %s/data.mdb: %s", src, mdb_strerror(rc));
-            rc = rc > 0 ? rc : EIO;
+            rc = lmdb_to_cairn(rc);
             break;
         }
         char why[512] = "";
@@ -200,8 +200,8 @@ int backup_store(const char *src, const char *dest, const struct inspect_hooks *
         }
         /* Tests widen the window between the snapshot and the log so that
          * a checkpoint lands in it and the retry is exercised. */
-        if (knobs.backup_pause_ms && attempt == 0)
-            usleep(knobs.backup_pause_ms * 1000u);
+        if (knobs.test.backup_pause_ms && attempt == 0)
+            usleep(knobs.test.backup_pause_ms * 1000u);
         rc = copy_log(srcdir, dstdir, &copy, &res->log_bytes, err, errlen);
         if (rc < 0) {
             rc = -rc;

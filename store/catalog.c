@@ -41,10 +41,10 @@ void catalog_msg_sink(void *arg, const char *msg)
         snprintf(m->buf, m->len, "%s", msg);
 }
 
-int catalog_put_u64(struct catalog *c, MDB_txn *txn, const char *key, uint64_t v)
+static int put_u64(struct catalog *c, MDB_txn *txn, const char *key, uint64_t v)
 {
     MDB_val k = {strlen(key), (void *)key}, d = {8, &v};
-    return lmdb_put(txn, c->meta, &k, &d, 0);
+    return lmdb_to_cairn(lmdb_put(txn, c->meta, &k, &d, 0));
 }
 
 static uint64_t catalog_sum(const struct catalog *c, uint64_t ckpt_lsn)
@@ -56,8 +56,8 @@ static uint64_t catalog_sum(const struct catalog *c, uint64_t ckpt_lsn)
 
 int catalog_put_ckpt_lsn(struct catalog *c, MDB_txn *txn, uint64_t ckpt_lsn)
 {
-    int rc = catalog_put_u64(c, txn, CATALOG_CKPT_LSN, ckpt_lsn);
-    return rc ? rc : catalog_put_u64(c, txn, CATALOG_SUM, catalog_sum(c, ckpt_lsn));
+    int rc = put_u64(c, txn, CATALOG_CKPT_LSN, ckpt_lsn);
+    return rc ? rc : put_u64(c, txn, CATALOG_SUM, catalog_sum(c, ckpt_lsn));
 }
 
 static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, void *out, size_t len)
@@ -74,7 +74,7 @@ static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, void *out, size_
 
 int catalog_get_ckpt_lsn(struct catalog *c, MDB_txn *txn, uint64_t *ckpt_lsn)
 {
-    return meta_get(txn, c->meta, CATALOG_CKPT_LSN, ckpt_lsn, 8);
+    return lmdb_to_cairn(meta_get(txn, c->meta, CATALOG_CKPT_LSN, ckpt_lsn, 8));
 }
 
 static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *key, const void *v, size_t len)
@@ -248,7 +248,7 @@ int catalog_create(struct catalog *c)
     rc = rc ? rc : meta_put(txn, c->meta, CATALOG_STORE_ID, c->store_id, 16);
     rc = rc ? rc : meta_put(txn, c->meta, CATALOG_PAGE_SIZE, &page_size, 4);
     rc = rc ? rc : meta_put(txn, c->meta, CATALOG_EXTENT_PAGES, &extent_pages, 4);
-    rc = rc ? rc : catalog_put_u64(c, txn, CATALOG_PAGES, c->pages);
+    rc = rc ? rc : put_u64(c, txn, CATALOG_PAGES, c->pages);
     rc = rc ? rc : catalog_put_ckpt_lsn(c, txn, 0);
     if (rc) {
         mdb_txn_abort(txn);
@@ -345,7 +345,7 @@ int catalog_copy(struct catalog *from, MDB_txn *from_txn, struct catalog *to, MD
     to->pages = from->pages;
     to->seed = from->seed;
     to->ckpt_lsn = ckpt_lsn;
-    return lmdb_to_cairn(catalog_put_ckpt_lsn(to, to_txn, ckpt_lsn));
+    return catalog_put_ckpt_lsn(to, to_txn, ckpt_lsn);
 }
 
 int catalog_verify(struct catalog *c)

@@ -83,7 +83,6 @@ int catalog_read(struct catalog *c, MDB_txn *txn);
  * (made in to_txn), with checkpoint position ckpt_lsn. */
 int catalog_copy(struct catalog *from, MDB_txn *from_txn, struct catalog *to, MDB_txn *to_txn, uint64_t ckpt_lsn);
 
-int catalog_put_u64(struct catalog *c, MDB_txn *txn, const char *key, uint64_t v);
 /* The checkpoint position, with the catalog checksum. */
 int catalog_put_ckpt_lsn(struct catalog *c, MDB_txn *txn, uint64_t ckpt_lsn);
 /* The checkpoint position as txn sees it (unchecked: catalog_read checks). */

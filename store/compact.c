@@ -135,33 +135,33 @@ static int build_env(struct snapshot *sn, const char *dir, int level, struct com
         rc = extent_encode(z, extent_bound(), &len, raw, e, sn->st.cat.seed, level, cctx);
         MDB_val key = {sizeof e, &e}, val = {len, z};
         if (rc == 0)
-            rc = lmdb_put(txn, dst.extents, &key, &val, MDB_APPEND);
+            rc = lmdb_to_cairn(lmdb_put(txn, dst.extents, &key, &val, MDB_APPEND));
         res->extents++;
         res->raw += BYTES_PER_EXTENT;
         res->zbytes += len;
         if (rc == 0 && res->extents % COMPACT_BATCH == 0) {
-            rc = lmdb_txn_commit(txn);
+            rc = lmdb_to_cairn(lmdb_txn_commit(txn));
             txn = NULL;
             if (rc == 0)
                 rc = catalog_txn_begin(&dst, 0, &txn);
         }
     }
     if (rc == 0) {
-        rc = lmdb_txn_commit(txn);
+        rc = lmdb_to_cairn(lmdb_txn_commit(txn));
         txn = NULL;
     }
     if (txn)
         mdb_txn_abort(txn);
     if (rc == 0)
-        rc = mdb_env_sync(dst.env, 1);
+        rc = lmdb_to_cairn(mdb_env_sync(dst.env, 1));
     if (rc && rc != CAIRN_CORRUPT)
-        copy_error(err, errlen, "%s: writing the compacted copy: %s", dir, rc > 0 ? strerror(rc) : mdb_strerror(rc));
+        copy_error(err, errlen, "%s: writing the compacted copy: %s", dir, cairn_strerror(rc));
     catalog_close_env(&dst);
     ZSTD_freeCCtx(cctx);
     free(raw);
     free(z);
     free(keys);
-    return lmdb_to_cairn(rc);
+    return rc;
 }
 
 /* A fresh log in dirfd continuing at last_lsn + 1. */

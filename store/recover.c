@@ -73,8 +73,8 @@ int recover_log(cairn_store *s, int *pending)
     r->batch = REPLAY_BATCH;
     r->flush = s->readonly ? NULL : write_batch;
     r->arg = &rec;
-    if (s->knobs.recover_batch)
-        r->batch = s->knobs.recover_batch;
+    if (s->knobs.test.recover_batch)
+        r->batch = s->knobs.test.recover_batch;
     /* The files must belong together before anything is applied: no
      * transaction between LMDB's checkpoint and the log's first record ... */
     int rc = store_log_continues(s, s->cat.ckpt_lsn, s->wal.start_lsn, UINT64_MAX);

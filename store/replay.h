@@ -16,7 +16,7 @@
 #include "extmap.h"
 #include "store_internal.h"
 
-/* Extent images held before flush is called: 256 MiB.  CAIRN_RECOVER_BATCH
+/* Extent images held before flush is called: 256 MiB.  The test hook recover_batch
  * overrides it, so that tests can make every transaction a batch. */
 #define REPLAY_BATCH 4096
 

@@ -191,7 +191,7 @@ static int read_once(struct snapshot *sn)
     sn->log = (struct replay){.cat = &s->cat,
                               .txn = sn->txn,
                               .dctx = s->dctx,
-                              .batch = knobs.recover_batch,
+                              .batch = knobs.test.recover_batch,
                               .base = base_image,
                               .flush = spill,
                               .arg = sn};

@@ -1,5 +1,6 @@
 /*
- * store.c - opening and closing a store; the catalog; stats and errors.
+ * store.c - opening and closing a store (the catalog itself is in
+ * catalog.c); stats and errors.
  *
  * A store is a directory:
  *   lock       flock()ed exclusively by the read-write opener (shared by

@@ -1,6 +1,7 @@
 /*
- * store_internal.h - the store handle and what the store layer shares
- * with the checkpoint and recovery code in wal/.  Internal.
+ * store_internal.h - the store handle, and what the files of the store
+ * layer share (transactions, allocator, checkpoint, recovery, snapshot,
+ * tools' inspect calls).  Internal.
  */
 #ifndef CAIRN_STORE_INTERNAL_H
 #define CAIRN_STORE_INTERNAL_H
@@ -19,15 +20,20 @@
 #define STORE_MAX_TYPE_NAME 200
 
 /* knobs.c: the tuning environment variables, read at open. */
+/* Hooks only tests set (through store_test_control). */
+struct test_hooks {
+    unsigned long recover_batch;   /* recovery and the snapshot: images per batch; 0 = REPLAY_BATCH */
+    unsigned long backup_pause_ms; /* backup sleeps between its LMDB copy and the log (races a checkpoint) */
+};
 struct knobs {
-    int backend;              /* CAIRN_FAULT_BACKEND=uffd|mprotect, else AUTO */
-    int evict_random;         /* CAIRN_EVICT_POLICY=random (bench/evict_policy) */
-    int publish_page_only;    /* CAIRN_PUBLISH=page (bench/readahead) */
-    int lmdb_no_readahead;    /* CAIRN_LMDB_READAHEAD=0 (bench/readahead) */
-    size_t recover_batch;     /* CAIRN_RECOVER_BATCH=N images (tests), 0 = REPLAY_BATCH */
-    unsigned backup_pause_ms; /* CAIRN_TEST_BACKUP_PAUSE_MS=N (tests) */
+    int backend;           /* CAIRN_FAULT_BACKEND=uffd|mprotect, else AUTO */
+    int evict_random;      /* CAIRN_EVICT_POLICY=random (bench/evict_policy) */
+    int publish_page_only; /* CAIRN_PUBLISH=page (bench/readahead) */
+    int lmdb_no_readahead; /* CAIRN_LMDB_READAHEAD=0 (bench/readahead) */
+    struct test_hooks test;
 };
 void knobs_read(struct knobs *k);
+#include "test_control.h"
 
 struct type_info {
     char *name;

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "store/test_control.h"
 #include "files.h"
 #include "prefix_model.h"
 #include "splitmix.h"
@@ -512,7 +513,7 @@ static char *recovered_copy(const char *orig, int64_t ack, int64_t *n)
 /* Copies of orig whose recovery is killed at a random moment (all but the
  * first, whose recovery runs to the end to time it), each then recovered
  * by open_store and compared with ref (state n).  batched: the killed
- * recoveries write a batch per transaction (CAIRN_RECOVER_BATCH is set),
+ * recoveries write a batch per transaction (store_test_control("recover_batch=1")),
  * and every other copy finishes in one batch what was left. */
 static void kill_recoveries(const char *orig, cairn_store *ref, int64_t n, int runs, int batched)
 {
@@ -533,10 +534,10 @@ static void kill_recoveries(const char *orig, cairn_store *ref, int64_t n, int r
         killed_early += !run.opened;
         cairn_store *sd;
         if (batched && i % 2)
-            unsetenv("CAIRN_RECOVER_BATCH");
+            assert_int_equal(store_test_control(""), 0);
         open_store(d, &sd);
         if (batched)
-            setenv("CAIRN_RECOVER_BATCH", "1", 1);
+            assert_int_equal(store_test_control("recover_batch=1"), 0);
         compare_stores(sd, ref, n);
         close_store(sd);
         tu_rmdir(d);
@@ -622,9 +623,9 @@ static void recover_in_batches_ends_where_one_batch_does(void **state)
     char *a = recovered_copy(orig, ack, &n), *b = tu_copy_store(orig);
     cairn_store *sa, *sb;
     open_store(a, &sa);
-    setenv("CAIRN_RECOVER_BATCH", "1", 1);
+    assert_int_equal(store_test_control("recover_batch=1"), 0);
     open_store(b, &sb); /* a batch per transaction */
-    unsetenv("CAIRN_RECOVER_BATCH");
+    assert_int_equal(store_test_control(""), 0);
     compare_stores(sb, sa, n);
     close_store(sb);
     close_store(sa);
@@ -643,18 +644,36 @@ static void recover_in_batches_killed_between_batches_ends_the_same(void **state
     char *a = recovered_copy(orig, ack, &n);
     cairn_store *sa;
     open_store(a, &sa);
-    setenv("CAIRN_RECOVER_BATCH", "1", 1);
+    assert_int_equal(store_test_control("recover_batch=1"), 0);
     kill_recoveries(orig, sa, n, 8, 1);
-    unsetenv("CAIRN_RECOVER_BATCH");
+    assert_int_equal(store_test_control(""), 0);
     close_store(sa);
     tu_rmdir(a);
+}
+
+/* The test-control call takes the hooks it knows and refuses the rest,
+ * changing nothing when it refuses. */
+static void test_control_takes_known_hooks_and_refuses_others(void **state)
+{
+    (void)state;
+    assert_int_equal(store_test_control("recover_batch=3,backup_pause_ms=0"), 0);
+    assert_string_equal(getenv(TEST_CONTROL_VAR), "recover_batch=3,backup_pause_ms=0");
+    assert_int_equal(store_test_control("recover_batches=1"), CAIRN_INVALID);
+    assert_int_equal(store_test_control("recover_batch="), CAIRN_INVALID);
+    assert_int_equal(store_test_control("recover_batch=1x"), CAIRN_INVALID);
+    assert_int_equal(store_test_control("recover_batch"), CAIRN_INVALID);
+    assert_int_equal(store_test_control("recover_batch=1,"), 0);
+    assert_int_equal(store_test_control(",recover_batch=1"), CAIRN_INVALID);
+    assert_string_equal(getenv(TEST_CONTROL_VAR), "recover_batch=1,");
+    assert_int_equal(store_test_control(""), 0);
+    assert_null(getenv(TEST_CONTROL_VAR));
 }
 
 /* The teardown of the batched-recovery tests: no later test recovers in
  * batches, whatever happened to this one. */
 static int unset_batch_teardown(void **state)
 {
-    unsetenv("CAIRN_RECOVER_BATCH");
+    assert_int_equal(store_test_control(""), 0);
     return tu_dir_teardown(state);
 }
 
@@ -839,6 +858,7 @@ int main(int argc, char **argv)
                                         unset_batch_teardown),
         cmocka_unit_test_setup_teardown(recover_in_batches_killed_between_batches_ends_the_same, tu_dir_setup,
                                         unset_batch_teardown),
+        cmocka_unit_test(test_control_takes_known_hooks_and_refuses_others),
         tu_dir_test(missing_log_refused),
         tu_dir_test(foreign_log_refused),
         tu_dir_test(torn_tail),

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "store/test_control.h"
 #include "storeutil.h"
 
 #include <fcntl.h>
@@ -354,7 +355,7 @@ static void read_commands_work_on_an_open_store(void **state)
 
 /* A snapshot holds at most a batch of the log's extent images in memory
  * and spills the rest to a temporary file: with a batch of one image
- * (CAIRN_RECOVER_BATCH=1) every read command sees exactly what it sees
+ * (recover_batch=1) every read command sees exactly what it sees
  * with the images in memory. */
 static void snapshot_spills_beyond_its_batch(void **state)
 {
@@ -386,14 +387,14 @@ static void snapshot_spills_beyond_its_batch(void **state)
     char *in_memory = slurp(out_path);
     assert_int_equal(tool(dir, "stat --json %s", dir), 0);
     char *stat_in_memory = slurp(out_path);
-    setenv("CAIRN_RECOVER_BATCH", "1", 1);
+    assert_int_equal(store_test_control("recover_batch=1"), 0);
     assert_int_equal(tool(dir, "dump --max-bytes 0 %s", dir), 0);
     char *spilled = slurp(out_path);
     assert_int_equal(tool(dir, "stat --json %s", dir), 0);
     char *stat_spilled = slurp(out_path);
     assert_int_equal(tool(dir, "check %s", dir), 0);
     assert_true(out_has("(12 log transactions replayed)"));
-    unsetenv("CAIRN_RECOVER_BATCH");
+    assert_int_equal(store_test_control(""), 0);
     assert_true(strlen(in_memory) > 10000);
     assert_string_equal(in_memory, spilled);
     /* stat's figures too, the mtime of data.mdb aside (none changed). */
@@ -680,9 +681,9 @@ static void backup_under_a_concurrent_writer(void **state)
      * must notice the reset log, retry, and still be consistent. */
     char dest[4300];
     snprintf(dest, sizeof dest, "%s.raced", dir);
-    setenv("CAIRN_TEST_BACKUP_PAUSE_MS", "1500", 1);
+    assert_int_equal(store_test_control("backup_pause_ms=1500"), 0);
     assert_int_equal(tool(dir, "backup %s %s", dir, dest), 0);
-    unsetenv("CAIRN_TEST_BACKUP_PAUSE_MS");
+    assert_int_equal(store_test_control(""), 0);
     assert_false(out_has(" 0 retries"));
     assert_true(verify_backup(dest) >= last);
 

@@ -1,5 +1,5 @@
 /*
- * cairn_cmd.c - the `cairn` command: main, what the subcommands share,
+ * cairn.c - the `cairn` command: main, what the subcommands share,
  * and the two small ones, stat and check.
  *
  * The command is a consumer of the library: the public header and
