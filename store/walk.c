@@ -48,14 +48,9 @@ int walk_page(struct walk *w, uint64_t n, const unsigned char **out)
     if (n >= w->layout.pages)
         return CAIRN_CORRUPT;
     uint64_t e = n / PAGES_PER_EXTENT;
-    if (w->snap) {
-        const unsigned char *img = snapshot_overlay(w->snap, e);
-        if (img) {
-            *out = img + (n % PAGES_PER_EXTENT) * PAGE_BYTES;
-            return 0;
-        }
-    }
-    unsigned slot = (unsigned)(e % WALK_CACHE);
+    unsigned slot = e < w->layout.data_start / PAGES_PER_EXTENT
+                        ? (unsigned)(e % WALK_CACHE_META)
+                        : WALK_CACHE_META + (unsigned)(e % (WALK_CACHE - WALK_CACHE_META));
     if (w->cache[slot].e != e + 1) {
         if (!w->cache[slot].raw && !(w->cache[slot].raw = malloc(BYTES_PER_EXTENT)))
             return ENOMEM;
@@ -268,50 +263,63 @@ static int large_fits(const struct walk *w, uint64_t n, const struct page_desc *
     return d->npages > 0 && d->npages <= w->np - n && d->obj_bytes > 0 && d->obj_bytes <= d->npages * PAGE_BYTES;
 }
 
-/* The live object holding offset v: 1 with *d the descriptor that
- * describes it (its slab page's, or its large head's) and *start its
- * first byte; 0 if v is in no live object. */
-static int live_object(struct walk *w, uint64_t v, struct page_desc *d, uint64_t *start)
+/* The descriptor of page n in the walker's cache, or NULL (*rc says why).
+ * Valid until the next walk call. */
+static const struct page_desc *desc_ref(struct walk *w, uint64_t n, int *rc)
+{
+    const unsigned char *pg;
+    *rc = walk_page(w, layout_desc_page(n), &pg);
+    return *rc ? NULL : (const struct page_desc *)(pg + layout_desc_offset(n));
+}
+
+/* The live object holding offset v: 1 with *dp the descriptor that
+ * describes it (its slab page's, or its large head's; valid until the
+ * next walk call) and *start its first byte; 0 if v is in no live object.
+ * Per pointer of a check or a mark, so it reads descriptors in place. */
+static int live_object(struct walk *w, uint64_t v, const struct page_desc **dp, uint64_t *start)
 {
     uint64_t n = v / PAGE_BYTES;
     if (n < w->ds || n >= w->np)
         return 0;
-    int rc = walk_desc(w, n, d);
-    if (rc)
+    int rc;
+    const struct page_desc *d = desc_ref(w, n, &rc);
+    if (!d)
         return rc;
     *start = heap_object_start(d, v);
     if (d->kind == DESC_SLAB && *start) {
         uint64_t slot = (*start % PAGE_BYTES) / heap_class_size[d->size_class];
+        *dp = d;
         return slot < PAGE_BYTES / heap_class_size[d->size_class] && bit(d->slot_bits, slot);
     }
     uint64_t head = *start / PAGE_BYTES;
     if (d->kind == DESC_LARGE_TAIL) {
         if (head < w->ds || head >= n)
             return 0;
-        if ((rc = walk_desc(w, head, d)) != 0)
+        if (!(d = desc_ref(w, head, &rc)))
             return rc;
     }
+    *dp = d;
     return d->kind == DESC_LARGE_HEAD && large_fits(w, head, d) && v - head * PAGE_BYTES < d->obj_bytes;
 }
 
 int walk_live(struct walk *w, uint64_t v)
 {
-    struct page_desc d;
-    uint64_t start;
+    const struct page_desc *d = NULL;
+    uint64_t start = 0;
     return live_object(w, v, &d, &start);
 }
 
 int walk_object_at(struct walk *w, uint64_t v, struct walk_object *o)
 {
-    struct page_desc d;
-    uint64_t start;
+    const struct page_desc *d = NULL;
+    uint64_t start = 0;
     int rc = live_object(w, v, &d, &start);
     if (rc != 1)
         return rc;
-    if (d.kind == DESC_SLAB)
-        small_object(w, start / PAGE_BYTES, &d, (start % PAGE_BYTES) / heap_class_size[d.size_class], o);
+    if (d->kind == DESC_SLAB)
+        small_object(w, start / PAGE_BYTES, d, (start % PAGE_BYTES) / heap_class_size[d->size_class], o);
     else
-        large_object(w, start / PAGE_BYTES, &d, o);
+        large_object(w, start / PAGE_BYTES, d, o);
     return 1;
 }
 

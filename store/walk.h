@@ -26,7 +26,12 @@ struct extent_source {
  * value fails to decode (raw is then zero). */
 int walk_committed_extent(const struct extent_source *src, uint64_t e, void *raw);
 
-#define WALK_CACHE 256 /* extents kept decoded: 16 MiB */
+/* Extents kept decoded: 16 MiB, half of it for the extents below the
+ * object pages (superblock, roots, descriptors), so that a scan of the
+ * object pages does not evict the descriptors every pointer lookup needs:
+ * 128 descriptor extents describe 256 MiB of objects. */
+#define WALK_CACHE 256
+#define WALK_CACHE_META 128
 
 /* walk_init_* flags.  WALK_CHECK is the checker's walk: an extent that
  * fails to decode reads as zero (the checker's first pass counts it), a
