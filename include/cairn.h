@@ -207,6 +207,10 @@ typedef struct cairn_options {
                                     (default 64 MiB; 0 = default) */
     cairn_fault_error_fn fault_error; /**< NULL = default (print and abort) */
     void *fault_error_arg;  /**< passed to fault_error */
+    unsigned busy_timeout_ms; /**< read-write open: while another opener holds
+                                   the store (in this process or another),
+                                   wait up to this long for it to close
+                                   before CAIRN_BUSY (default 0: at once) */
 } cairn_options;
 
 /** Fill o with the defaults.  NULL does nothing. */
@@ -225,8 +229,9 @@ CAIRN_API void cairn_options_init(cairn_options *o);
  * @return CAIRN_OK;
  *   CAIRN_BUSY if the store is open already: in this process (read-only or
  *   not), or in another process by a read-write opener, or - for a
- *   read-write open - by any opener; also when 64 stores are open in this
- *   process already;
+ *   read-write open - by any opener (after waiting up to
+ *   o->busy_timeout_ms for it to close); also when 64 stores are open in
+ *   this process already;
  *   CAIRN_CORRUPT if the directory holds no cairn catalog, the catalog or
  *   type catalog is damaged or of another format version, the log is
  *   missing or damaged or belongs to another store, a log record is
@@ -297,11 +302,13 @@ CAIRN_API int cairn_type_register(cairn_store *s, const char *name, size_t size,
 /**
  * Begin the store's write transaction.  Only one is open at a time, per
  * store, whatever the thread: begin waits until the current one commits or
- * aborts (and while cairn_check runs), so calling it from the thread that
- * holds the open transaction deadlocks.  The transaction may then be used
- * from any thread (see "Threads" above).
+ * aborts (and while cairn_check runs).  Called from the thread that holds
+ * the open transaction (it began it, or cairn_check is running on it),
+ * where waiting would never end, it returns CAIRN_BUSY at once.  The
+ * transaction may then be used from any thread (see "Threads" above).
  * @param out  receives the transaction, only on success.
  * @return CAIRN_OK, CAIRN_INVALID (NULL argument), CAIRN_READONLY,
+ *   CAIRN_BUSY (this thread holds the open transaction),
  *   CAIRN_IOERR (store failed earlier; reopen it), ENOMEM.
  */
 CAIRN_API int cairn_txn_begin(cairn_store *s, cairn_txn **out);
@@ -493,13 +500,15 @@ typedef struct cairn_check_report {
  * object, allocator metadata agrees with itself (slot counts, lists, runs,
  * no leaked or doubly-owned page), and typed objects agree with the type
  * catalog.  Waits for the open transaction to end and holds the store's
- * transaction slot while it runs (so calling it from the thread holding
- * the open transaction deadlocks, and cairn_txn_begin waits for it).
+ * transaction slot while it runs (cairn_txn_begin waits for it).  Called
+ * from the thread that began the open transaction it returns CAIRN_BUSY
+ * at once instead of waiting for itself.
  * Works on read-only stores.  Never crashes on damaged data.
  * @param r  filled in (zeroed first); meaningful for CAIRN_OK and
  *   CAIRN_CORRUPT.
  * @return CAIRN_OK if clean, CAIRN_CORRUPT if problems were found (see r),
- *   CAIRN_INVALID (s or r NULL), or an error that stopped the check
+ *   CAIRN_INVALID (s or r NULL), CAIRN_BUSY (this thread holds the open
+ *   transaction), or an error that stopped the check
  *   (ENOMEM, CAIRN_IOERR, or CAIRN_CORRUPT with r->problems 0 when LMDB
  *   itself reports damage).
  */

@@ -448,16 +448,14 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
 
     /* Hold the transaction slot: nobody writes while we look. */
     cairn_txn self = {.s = s};
-    pthread_mutex_lock(&s->txn_mutex);
-    while (s->txn)
-        pthread_cond_wait(&s->txn_cond, &s->txn_mutex);
-    s->txn = &self;
-    pthread_mutex_unlock(&s->txn_mutex);
+    int rc = txn_slot_claim(s, &self);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&s->log_mutex);
 
     pthread_rwlock_rdlock(&s->lmdb_lock);
     MDB_txn *txn = NULL;
-    int rc = pagestore_lmdb_is_lost(s->pagestore) ? CAIRN_IOERR : catalog_txn_begin(&s->cat, MDB_RDONLY, &txn);
+    rc = pagestore_lmdb_is_lost(s->pagestore) ? CAIRN_IOERR : catalog_txn_begin(&s->cat, MDB_RDONLY, &txn);
     if (rc == 0)
         rc = walk_init_store(&c.w, s, txn, WALK_CHECK);
     if (rc == 0)
@@ -468,10 +466,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     pthread_rwlock_unlock(&s->lmdb_lock);
 
     pthread_mutex_unlock(&s->log_mutex);
-    pthread_mutex_lock(&s->txn_mutex);
-    s->txn = NULL;
-    pthread_cond_broadcast(&s->txn_cond);
-    pthread_mutex_unlock(&s->txn_mutex);
+    txn_slot_release(s);
     if (rc)
         return rc;
     return r->problems ? CAIRN_CORRUPT : CAIRN_OK;

@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -531,6 +532,27 @@ static void store_free(cairn_store *s)
     free(s);
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* busy_timeout_ms: sleep a little before trying again; 0 once the
+ * deadline has passed.  Polling, because neither flock nor the table of
+ * this process's open stores can wait with a timeout. */
+static int busy_wait(uint64_t deadline)
+{
+    uint64_t now = now_ms();
+    if (now >= deadline)
+        return 0;
+    uint64_t ms = deadline - now < 10 ? deadline - now : 10;
+    struct timespec ts = {0, (long)ms * 1000000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 static int fsync_parent(const char *path)
 {
     char *copy = strdup(path);
@@ -623,7 +645,9 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         rc = errno;
         goto fail;
     }
-    rc = claim_dir(st.st_dev, st.st_ino, s);
+    uint64_t deadline = now_ms() + (s->readonly ? 0 : s->opt.busy_timeout_ms);
+    while ((rc = claim_dir(st.st_dev, st.st_ino, s)) == CAIRN_BUSY && busy_wait(deadline))
+        ;
     if (rc) {
         store_set_error(s, "%s is already open in this process", path);
         goto fail;
@@ -642,8 +666,14 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         rc = errno == ENOENT && s->readonly ? CAIRN_READONLY : errno;
         goto fail;
     }
-    if (flock(s->lockfd, (s->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
-        rc = errno == EWOULDBLOCK ? CAIRN_BUSY : errno;
+    for (;;) {
+        rc = flock(s->lockfd, (s->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 ? 0
+             : errno == EWOULDBLOCK                                             ? CAIRN_BUSY
+                                                                                : errno;
+        if (rc != CAIRN_BUSY || !busy_wait(deadline))
+            break;
+    }
+    if (rc) {
         store_set_error(s, "%s is open in another process", path);
         goto fail;
     }

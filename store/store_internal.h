@@ -87,6 +87,7 @@ struct cairn_store {
     pthread_mutex_t txn_mutex;
     pthread_cond_t txn_cond;
     cairn_txn *txn;
+    pthread_t txn_thread; /* who claimed the slot (valid while txn is set) */
     uint64_t next_txn_id;
 
     pthread_mutex_t log_mutex; /* commit, checkpoint, cat.ckpt_lsn */
@@ -149,6 +150,13 @@ int store_open_log(cairn_store *s, int readonly);
 
 /* Double the LMDB map (MDB_MAP_FULL).  Caller holds no lmdb_lock. */
 int store_grow_map(cairn_store *s);
+
+/* txn.c: the transaction slot.  Claim it for t (a transaction, or a
+ * caller such as cairn_check that must keep writers out), waiting while
+ * another thread holds it; CAIRN_BUSY at once if the calling thread holds
+ * it already (waiting would never end). */
+int txn_slot_claim(cairn_store *s, cairn_txn *t);
+void txn_slot_release(cairn_store *s);
 
 /* types.c */
 int types_load(cairn_store *s, MDB_txn *txn);

@@ -21,6 +21,29 @@
 
 #include "store_internal.h"
 
+int txn_slot_claim(cairn_store *s, cairn_txn *t)
+{
+    pthread_mutex_lock(&s->txn_mutex);
+    if (s->txn && pthread_equal(s->txn_thread, pthread_self())) {
+        pthread_mutex_unlock(&s->txn_mutex);
+        return CAIRN_BUSY;
+    }
+    while (s->txn)
+        pthread_cond_wait(&s->txn_cond, &s->txn_mutex);
+    s->txn = t;
+    s->txn_thread = pthread_self();
+    pthread_mutex_unlock(&s->txn_mutex);
+    return 0;
+}
+
+void txn_slot_release(cairn_store *s)
+{
+    pthread_mutex_lock(&s->txn_mutex);
+    s->txn = NULL;
+    pthread_cond_broadcast(&s->txn_cond);
+    pthread_mutex_unlock(&s->txn_mutex);
+}
+
 int cairn_txn_begin(cairn_store *s, cairn_txn **out)
 {
     if (!s || !out || store_foreign(s))
@@ -30,31 +53,23 @@ int cairn_txn_begin(cairn_store *s, cairn_txn **out)
     cairn_txn *t = calloc(1, sizeof *t);
     if (!t)
         return ENOMEM;
-    pthread_mutex_lock(&s->txn_mutex);
-    while (s->txn)
-        pthread_cond_wait(&s->txn_cond, &s->txn_mutex);
-    int failed = store_failed(s);
-    if (failed) {
-        pthread_mutex_unlock(&s->txn_mutex);
-        free(t);
-        return failed;
-    }
     t->s = s;
-    t->id = ++s->next_txn_id;
-    s->txn = t;
+    int rc = txn_slot_claim(s, t);
+    if (rc == 0 && (rc = store_failed(s)) != 0)
+        txn_slot_release(s);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    t->id = ++s->next_txn_id; /* the slot's owner alone changes these */
     pager_txn_begin(s->pager);
-    pthread_mutex_unlock(&s->txn_mutex);
     *out = t;
     return 0;
 }
 
 static void txn_end(cairn_txn *t)
 {
-    cairn_store *s = t->s;
-    pthread_mutex_lock(&s->txn_mutex);
-    s->txn = NULL;
-    pthread_cond_broadcast(&s->txn_cond);
-    pthread_mutex_unlock(&s->txn_mutex);
+    txn_slot_release(t->s);
     free(t);
 }
 

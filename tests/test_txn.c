@@ -1028,6 +1028,118 @@ static void begin_waits_for_current_txn(void **state)
     assert_cairn_ok(cairn_close(s));
 }
 
+/* The thread holding the open transaction gets CAIRN_BUSY from begin and
+ * from cairn_check at once (waiting for itself would never end); the
+ * transaction is unharmed and another thread still waits as before. */
+static void nested_begin_and_check_are_busy(void **state)
+{
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
+    cairn_txn *t, *t2 = NULL;
+    int64_t *cell;
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    assert_cairn_ok(cairn_alloc_bytes(t, 8, (void **)&cell));
+    *cell = 5;
+    assert_cairn_rc(cairn_txn_begin(s, &t2), CAIRN_BUSY);
+    assert_null(t2);
+    cairn_check_report r;
+    assert_cairn_rc(cairn_check(s, &r), CAIRN_BUSY);
+    assert_cairn_ok(cairn_root_set(t, "cell", cell));
+    assert_cairn_ok(cairn_txn_commit(t));
+    assert_cairn_ok(cairn_check(s, &r));
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    cairn_txn_abort(t);
+    assert_cairn_ok(cairn_close(s));
+    s = tu_open(dir, 0);
+    assert_cairn_ok(cairn_root_get(s, "cell", (void **)&cell));
+    assert_int_equal(*cell, 5);
+    assert_cairn_ok(cairn_close(s));
+}
+
+struct closer {
+    cairn_store *s;
+    unsigned after_ms;
+};
+
+static void *close_later(void *arg)
+{
+    struct closer *c = arg;
+    sleep_ms(c->after_ms);
+    assert_cairn_ok(cairn_close(c->s));
+    return NULL;
+}
+
+static uint64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* busy_timeout_ms: a read-write open waits that long for the other opener
+ * (here: in this process) and then fails with CAIRN_BUSY; it succeeds as
+ * soon as the other closes within the time; 0 fails at once. */
+static void busy_timeout_waits_for_the_writer_in_this_process(void **state)
+{
+    const char *dir = *state;
+    cairn_store *a = tu_open(dir, 0), *b = NULL;
+    cairn_options o;
+    tu_options(&o);
+    assert_cairn_rc(cairn_open(dir, &o, &b), CAIRN_BUSY);
+    o.busy_timeout_ms = 150;
+    uint64_t t0 = ms_now();
+    assert_cairn_rc(cairn_open(dir, &o, &b), CAIRN_BUSY);
+    assert_true(ms_now() - t0 >= 150);
+    assert_null(b);
+
+    struct closer c = {a, 100};
+    pthread_t th;
+    o.busy_timeout_ms = 30000;
+    assert_int_equal(pthread_create(&th, NULL, close_later, &c), 0);
+    assert_cairn_ok(cairn_open(dir, &o, &b));
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_cairn_ok(cairn_close(b));
+}
+
+/* The same against a writer in another process, which closes after a
+ * while. */
+static void busy_timeout_waits_for_the_writer_in_another_process(void **state)
+{
+    const char *dir = *state;
+    cairn_store *s = tu_open(dir, 0);
+    assert_cairn_ok(cairn_close(s));
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cairn_options co;
+        tu_options(&co);
+        cairn_store *cs;
+        if (cairn_open(dir, &co, &cs) != 0)
+            _exit(1);
+        char x = 1;
+        if (write(ready[1], &x, 1) != 1)
+            _exit(2);
+        sleep_ms(300);
+        _exit(cairn_close(cs) == 0 ? 0 : 3);
+    }
+    close(ready[1]);
+    char x;
+    assert_int_equal(read(ready[0], &x, 1), 1);
+    close(ready[0]);
+    cairn_options o;
+    tu_options(&o);
+    o.busy_timeout_ms = 30000;
+    uint64_t t0 = ms_now();
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    assert_true(ms_now() - t0 >= 100); /* it did wait for the child */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_cairn_ok(cairn_close(s));
+}
+
 /* ---- misc ---- */
 
 /* Every code has a text of its own; other values get some text too. */
@@ -1120,6 +1232,9 @@ int main(void)
         tu_dir_test(readonly_open_of_a_missing_store_creates_nothing),
         tu_dir_test(close_aborts_open_txn),
         tu_dir_test(begin_waits_for_current_txn),
+        tu_dir_test(nested_begin_and_check_are_busy),
+        tu_dir_test(busy_timeout_waits_for_the_writer_in_this_process),
+        tu_dir_test(busy_timeout_waits_for_the_writer_in_another_process),
         cmocka_unit_test(strerror_texts_are_distinct),
         cmocka_unit_test(null_handles_are_invalid),
         tu_dir_test(errmsg_is_set_by_a_failure_with_detail),
