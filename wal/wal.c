@@ -378,6 +378,7 @@ struct scan {
     int fd;
     uint64_t size; /* of the file when the scan began */
     unsigned char *buf;
+    size_t cap;    /* of buf: the window, or the whole file if smaller */
     uint64_t base; /* file offset of buf[0] */
     size_t len;    /* bytes valid in buf */
 };
@@ -389,7 +390,7 @@ static int scan_at(struct scan *sc, uint64_t off, size_t n, unsigned char **out)
     if (off + n > sc->size)
         return 1;
     if (off < sc->base || off + n > sc->base + sc->len) {
-        size_t want = WAL_SCAN_WINDOW;
+        size_t want = sc->cap;
         if (want > sc->size - off)
             want = (size_t)(sc->size - off);
         size_t got = 0;
@@ -462,9 +463,10 @@ int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn 
     struct stat st;
     if (fstat(w->fd, &st) != 0)
         return errno;
-    struct scan sc = {.fd = w->fd, .size = (uint64_t)st.st_size}, again = sc;
-    sc.buf = malloc(WAL_SCAN_WINDOW);
-    again.buf = malloc(WAL_SCAN_WINDOW);
+    size_t window = (uint64_t)st.st_size < WAL_SCAN_WINDOW ? (size_t)st.st_size + 1 : WAL_SCAN_WINDOW;
+    struct scan sc = {.fd = w->fd, .size = (uint64_t)st.st_size, .cap = window}, again = sc;
+    sc.buf = malloc(window);
+    again.buf = malloc(window);
     struct pending_page *pend = NULL;
     size_t npend = 0, cap = 0;
     int rc = sc.buf && again.buf ? 0 : ENOMEM;
