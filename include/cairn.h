@@ -95,7 +95,7 @@
  *     and cairn_checkpoint on them return CAIRN_INVALID and touch no file
  *     (the handle's memory is simply not freed there).  The child may
  *     open the store itself with cairn_open, under the usual rules (after
- *     the parent closed it, or read-only when no writer holds it).
+ *     the parent closed it, or read-only at any time).
  *
  * Environment variables (read once at every cairn_open, and by the cairn
  * command; nothing else in the library reads the environment):
@@ -156,9 +156,22 @@ extern "C" {
 /** Flags for cairn_options.flags.
  * CAIRN_RDONLY opens the store read-only: no transaction can begin, the
  * files are not written, types already registered can be looked up but no
- * new one registered.  Any number of read-only openers may share a store
- * while no read-write opener holds it.  Any other bit is CAIRN_INVALID
- * (CAIRN_READONLY is an error code, not a flag). */
+ * new one registered.  A read-only handle is an isolated snapshot: it
+ * shows the store as of the last transaction whose commit returned before
+ * the open began - never a writer's uncommitted bytes, never a later
+ * commit, never part of one - and checkpoints, log resets, eviction and
+ * the writer's close or crash do not change it.  Committed transactions a
+ * crash left in the log are replayed into the snapshot in memory (a batch
+ * of extent images, the rest in an unlinked temporary file in $TMPDIR or
+ * /tmp).  Read-only handles, in this process and others, coexist with
+ * each other and with one read-write handle, and neither waits for the
+ * other; handles of one store in one process share its LMDB environment
+ * (LMDB must not open a file twice in a process).  LMDB
+ * keeps the pages a read-only handle's snapshot sees (as for LMDB's own
+ * long readers, data.mdb grows while such a snapshot is old), and the
+ * reader slot of a process that died is reclaimed at the writer's next
+ * checkpoint.  Any other bit is CAIRN_INVALID (CAIRN_READONLY is an error
+ * code, not a flag). */
 #define CAIRN_RDONLY 0x1u
 
 /** Fault backends for cairn_options.backend. */
@@ -213,6 +226,28 @@ typedef struct cairn_options {
                                    before CAIRN_BUSY (default 0: at once) */
 } cairn_options;
 
+/**
+ * Move a read-only handle to the newest committed state: at least every
+ * commit that returned before the call began.  Extents that changed since
+ * the handle's snapshot are dropped from memory and load again from the
+ * new state when touched; the rest stay as they are.  Its cost grows with
+ * what changed since the handle's snapshot (the log records after it, and
+ * a test per resident extent), not with the store's size.
+ *
+ * Pointers: an address is a store offset, so an object that still exists
+ * keeps its address, and a pointer to it stays valid; a pointer to an
+ * object freed by a later commit points at whatever the store holds there
+ * now.  Values read before the call may be stale: a program re-reads from
+ * a root afterwards.  No other thread may read the handle's memory while
+ * cairn_refresh runs.  Pins taken by cairn_prefault on extents that
+ * changed are not kept resident (prefault again).
+ *
+ * On failure (CAIRN_BUSY when checkpoints raced every attempt, ENOMEM, a
+ * damaged file) the handle keeps its snapshot.
+ * @return CAIRN_OK; CAIRN_INVALID on a read-write handle or NULL.
+ */
+CAIRN_API int cairn_refresh(cairn_store *s);
+
 /** Fill o with the defaults.  NULL does nothing. */
 CAIRN_API void cairn_options_init(cairn_options *o);
 
@@ -227,11 +262,10 @@ CAIRN_API void cairn_options_init(cairn_options *o);
  *   the call.
  * @param out   receives the handle, only on success.
  * @return CAIRN_OK;
- *   CAIRN_BUSY if the store is open already: in this process (read-only or
- *   not), or in another process by a read-write opener, or - for a
- *   read-write open - by any opener (after waiting up to
- *   o->busy_timeout_ms for it to close); also when 64 stores are open in
- *   this process already;
+ *   CAIRN_BUSY for a read-write open while another read-write handle holds
+ *   the store, in this process or another (after waiting up to
+ *   o->busy_timeout_ms for it to close); also when 64 store handles are
+ *   open in this process already;
  *   CAIRN_CORRUPT if the directory holds no cairn catalog, the catalog or
  *   type catalog is damaged or of another format version, the log is
  *   missing or damaged or belongs to another store, a log record is
@@ -241,9 +275,7 @@ CAIRN_API void cairn_options_init(cairn_options *o);
  *   store's log (nothing is created then: the log is kept);
  *   ENOTEMPTY if the store does not exist and the directory holds other
  *   files (a store is created only in a missing or empty directory);
- *   CAIRN_READONLY if opened read-only and the store does not exist, or its
- *   log holds committed transactions that need recovery (open it
- *   read-write once);
+ *   CAIRN_READONLY if opened read-only and the store does not exist;
  *   CAIRN_UNSUPPORTED if the requested backend is unavailable;
  *   CAIRN_INVALID if path or out is NULL or path is empty, for bad options
  *   (sync, backend, compression_level), or max_bytes out of range when

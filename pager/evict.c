@@ -50,6 +50,8 @@ static int busy(struct pager *p, uint64_t first)
     return 0;
 }
 
+static int evict_one(struct pager *p, uint64_t e, uint8_t st, int keep_pinned);
+
 /* One step of the hand at extent e: 1 if it was evicted. */
 static int clock_step(struct pager *p, uint64_t e, uint64_t keep)
 {
@@ -63,11 +65,19 @@ static int clock_step(struct pager *p, uint64_t e, uint64_t keep)
             p->ops->sample(p, e);
         return 0;
     }
+    return evict_one(p, e, st, 1);
+}
+
+/* Steps 1-5 on extent e, whose state the caller read as st (RESIDENT):
+ * 1 if it was evicted.  keep_pinned: back off from a pinned extent. */
+static int evict_one(struct pager *p, uint64_t e, uint8_t st, int keep_pinned)
+{
+    uint64_t first = e * PAGES_PER_EXTENT;
     if (!atomic_compare_exchange_strong(&p->ext_state[e], &st, XS_EVICTING))
         return 0;
     for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++)
         fault_lock_page(p, first + i);
-    int ok = !busy(p, first) && !atomic_load(&p->ext_pins[e]);
+    int ok = !busy(p, first) && !(keep_pinned && atomic_load(&p->ext_pins[e]));
     if (ok)
         ok = p->ops->before_punch(p, e) == 0;
     if (ok)
@@ -112,4 +122,12 @@ void evict_for_room(struct pager *p, uint64_t keep)
         clock_step(p, h % hwm, keep);
     }
     atomic_store(&p->evict_stall, atomic_load(&p->extents_resident));
+}
+
+int evict_extent(struct pager *p, uint64_t e)
+{
+    uint8_t st = atomic_load(&p->ext_state[e]);
+    if (XS_STATE(st) != XS_RESIDENT || (st & XS_WRITABLE))
+        return 0;
+    return evict_one(p, e, st, 0);
 }

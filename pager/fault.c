@@ -152,6 +152,9 @@ static int prepare_extent(struct pager *p, uint64_t e)
         if (rc == CAIRN_NOT_FOUND) {
             src = zero_extent; /* never written: zero pages */
             rc = 0;
+        } else if (rc == PAGESTORE_IMAGE) {
+            memcpy(s->buf, val, BYTES_PER_EXTENT);
+            rc = 0;
         } else if (rc == 0) {
             rc = extent_decode(s->buf, val, len, e, p->checksum_seed, s->dctx);
         }

@@ -115,9 +115,8 @@ static uint64_t page_up(uint64_t n)
  * Zeros past the last page, without writing: the part of LMDB's map past
  * the end of the file is replaced by anonymous zero pages.  Nothing may be
  * written to the file until lmdb_file_pad (a refused open changes
- * nothing), and nobody else may grow it meanwhile: cairn's lock keeps
- * writers out of a read-only open, and a writer beside a reader has padded
- * the file already.  Best effort: on failure the map stays as LMDB made it.
+ * nothing); a writer of another process that grows it afterwards is
+ * followed by lmdb_file_follow before a reader's next transactions.  Best effort: on failure the map stays as LMDB made it.
  */
 void lmdb_file_guard(MDB_env *env)
 {
@@ -128,6 +127,28 @@ void lmdb_file_guard(MDB_env *env)
     if (sizes(env, &fd, &info, &size, &want) != 0 || page_up(size) >= want || !(base = lmdb_map_base(env)))
         return;
     mmap(base + page_up(size), want - page_up(size), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+}
+
+/*
+ * A reader beside a writer of another process: the writer grows the file
+ * after the reader's guard put zeros past its old end, and a newer
+ * snapshot's pages would read as those zeros.  So before new transactions
+ * begin, the whole file is mapped again as LMDB mapped it (read-only,
+ * shared: the bytes any open transaction sees stay where they are), and
+ * the guard goes past the new end.  Best effort, as the guard.
+ */
+void lmdb_file_follow(MDB_env *env)
+{
+    int fd;
+    MDB_envinfo info;
+    uint64_t size, want;
+    char *base;
+    if (sizes(env, &fd, &info, &size, &want) != 0 || !(base = lmdb_map_base(env)))
+        return;
+    uint64_t to = page_up(size) < info.me_mapsize ? page_up(size) : info.me_mapsize;
+    if (mmap(base, to, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
+        return;
+    lmdb_file_guard(env);
 }
 
 /*

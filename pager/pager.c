@@ -185,8 +185,13 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
         goto fail;
     }
 
-    for (int i = 0; i < PAGER_SLOTS; i++) {
+    int nslots = 0;
+    for (int i = 0; i < PAGER_SLOTS; i++, nslots++) {
         rc = p->pagestore->ops->reader_open(p->pagestore, &p->slots[i].reader);
+        if (rc == CAIRN_FULL && i > 0) {
+            rc = 0;
+            break; /* the page store's readers are all taken */
+        }
         if (rc)
             goto fail;
         p->slots[i].dctx = ZSTD_createDCtx();
@@ -196,7 +201,7 @@ int pager_open(struct pager **out, const struct pager_config *cfg)
             goto fail;
         }
     }
-    p->slots_free = PAGER_SLOTS == 32 ? 0xffffffffu : (1u << PAGER_SLOTS) - 1;
+    p->slots_free = nslots == 32 ? 0xffffffffu : (1u << nslots) - 1;
 
     rc = map_client_view(p);
     if (rc)

@@ -211,6 +211,9 @@ int fault_hold_page(struct pager *p, uint64_t n);
  * UINT64_MAX when called because something became evictable (checkpoint,
  * abort, release), which always sweeps. */
 void evict_for_room(struct pager *p, uint64_t keep);
+/* Evict extent e now if it is resident and clean, pinned or not (a
+ * read-only handle's refresh dropping what changed): 1 if it was. */
+int evict_extent(struct pager *p, uint64_t e);
 
 /* swizzle.c */
 void swizzle_ptr_map(const struct pager *p, uint64_t n, const char *desc_view, uint64_t map[PAGE_WORDS / 64]);
@@ -235,6 +238,7 @@ int lmdb_file_check(MDB_env *env, uint64_t *have, uint64_t *need);
  * begins (grows the file, maps it back; 0 or an error).  Not signal-safe. */
 #define LMDB_FILE_SLACK ((uint64_t)1 << 20) /* sparse: no blocks */
 void lmdb_file_guard(MDB_env *env);
+void lmdb_file_follow(MDB_env *env);
 int lmdb_file_pad(MDB_env *env);
 /* CAIRN_CORRUPT if a meta page of file (a data.mdb) has a page size LMDB
  * would divide by (zero, not a power of two); 0 otherwise (other damage

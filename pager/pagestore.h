@@ -42,16 +42,24 @@ struct pagestore_record {
  * error, which aborts the write. */
 typedef int (*pagestore_record_fn)(void *ctx, size_t i, struct pagestore_record *rec);
 
+/* get's answer when the page store holds extent e as its pages rather
+ * than as a record: *val is BYTES_PER_EXTENT bytes, unswizzled, ready to
+ * be swizzled (a snapshot's extents replayed from the log). */
+#define PAGESTORE_IMAGE 1
+
 struct pagestore_ops {
-    /* A reader for the fault path, prepared in normal context. */
+    /* A reader for the fault path, prepared in normal context.
+     * CAIRN_FULL when the page store serves no more readers: the pager
+     * loads through the ones it got (at least one). */
     int (*reader_open)(struct pagestore *ps, struct pagestore_reader **out);
     void (*reader_close)(struct pagestore_reader *r);
     /* Signal-safe.  Begin a read: the reader sees the state of the last
      * completed write (or of the open). */
     int (*read_begin)(struct pagestore_reader *r);
     /* Signal-safe.  The record of extent e: 0 with *val, *len valid until
-     * read_end; CAIRN_NOT_FOUND when e holds no record (its pages are
-     * zero); CAIRN_CORRUPT, CAIRN_IOERR or an errno. */
+     * read_end; PAGESTORE_IMAGE with *val its pages (see above);
+     * CAIRN_NOT_FOUND when e holds no record (its pages are zero);
+     * CAIRN_CORRUPT, CAIRN_IOERR or an errno. */
     int (*get)(struct pagestore_reader *r, uint64_t e, const void **val, size_t *len);
     /* Signal-safe.  End the read begun by read_begin. */
     void (*read_end)(struct pagestore_reader *r);

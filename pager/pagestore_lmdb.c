@@ -154,6 +154,11 @@ static int write_batch(struct pagestore *ps, size_t n, pagestore_record_fn recor
 {
     struct lmdb_store *ls = lmdb_store_of(ps);
     const struct pagestore_lmdb_config *c = &ls->cfg;
+    /* Free the reader slots of processes that died (a reader killed while
+     * it held a snapshot): LMDB keeps every page the oldest slot's snapshot
+     * can see, so a dead one would make data.mdb grow with every write. */
+    int dead;
+    mdb_reader_check(c->env, &dead);
     MDB_txn *txn;
     int rc = c->txn_begin(c->arg, 0, &txn);
     if (rc)

@@ -41,6 +41,12 @@ void catalog_msg_sink(void *arg, const char *msg)
         snprintf(m->buf, m->len, "%s", msg);
 }
 
+static int fstat_env(MDB_env *env, struct stat *st)
+{
+    int fd;
+    return mdb_env_get_fd(env, &fd) == 0 && fstat(fd, st) == 0 ? 0 : -1;
+}
+
 static int put_u64(struct catalog *c, MDB_txn *txn, const char *key, uint64_t v)
 {
     MDB_val k = {strlen(key), (void *)key}, d = {8, &v};
@@ -155,7 +161,122 @@ static int reserve_lmdb_lock_file(struct catalog *c, const char *dir)
     return rc;
 }
 
+/*
+ * One environment per data.mdb in a process.  LMDB's locks are fcntl
+ * locks, which belong to the process: a second environment on the same
+ * file would drop the first one's locks when it closes its descriptors.
+ * So every handle on a store in this process (the writer, read-only
+ * handles, the command's snapshots) shares one, found by the file's
+ * device and inode and closed with its last user.  A forked child forgets
+ * the table (LMDB environments do not survive fork).
+ */
+#define SHARED_ENVS 64
+static pthread_mutex_t envs_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct shared_env {
+    dev_t dev;
+    ino_t ino;
+    MDB_env *env;
+    int users;
+} envs[SHARED_ENVS];
+static pthread_once_t envs_once = PTHREAD_ONCE_INIT;
+
+static void envs_fork_prepare(void)
+{
+    pthread_mutex_lock(&envs_mutex);
+}
+
+static void envs_fork_parent(void)
+{
+    pthread_mutex_unlock(&envs_mutex);
+}
+
+static void envs_fork_child(void)
+{
+    memset(envs, 0, sizeof envs);
+    pthread_mutex_unlock(&envs_mutex);
+}
+
+static void envs_install(void)
+{
+    pthread_atfork(envs_fork_prepare, envs_fork_parent, envs_fork_child);
+}
+
+/* The environment open on data.mdb of dir, with one user more; NULL if
+ * none.  Caller holds envs_mutex. */
+static MDB_env *shared_env(const struct stat *st)
+{
+    for (int i = 0; i < SHARED_ENVS; i++) {
+        if (envs[i].env && envs[i].dev == st->st_dev && envs[i].ino == st->st_ino) {
+            envs[i].users++;
+            return envs[i].env;
+        }
+    }
+    return NULL;
+}
+
+int catalog_env_users(const struct catalog *c)
+{
+    int n = 0;
+    pthread_mutex_lock(&envs_mutex);
+    for (int i = 0; i < SHARED_ENVS; i++)
+        if (envs[i].env && envs[i].env == c->env)
+            n = envs[i].users;
+    pthread_mutex_unlock(&envs_mutex);
+    return n;
+}
+
+static int open_env(struct catalog *c, const char *dir, unsigned flags, int create, uint64_t max_bytes);
+
 int catalog_open_env(struct catalog *c, const char *dir, unsigned flags, int create, uint64_t max_bytes)
+{
+    pthread_once(&envs_once, envs_install);
+    char *file;
+    if (asprintf(&file, "%s/data.mdb", dir) < 0)
+        return ENOMEM;
+    struct stat st;
+    int have = stat(file, &st) == 0;
+    /* A read-only user opens the environment read-write where it may, so
+     * that a writer of this process can share it; it writes nothing.  One
+     * who may not write LMDB's lock file (a store of another user, or on
+     * read-only media) cannot take a reader slot in it: LMDB then runs
+     * without locks (MDB_NOLOCK) and the caller must keep writers out for
+     * as long as it reads (the snapshot takes a shared lock of the store's
+     * lock file). */
+    c->no_lock = 0;
+    if ((flags & MDB_RDONLY) && have && access(file, W_OK) == 0 && access(dir, W_OK) == 0)
+        flags &= ~(unsigned)MDB_RDONLY;
+    if (flags & MDB_RDONLY) {
+        char *lock;
+        if (asprintf(&lock, "%s/lock.mdb", dir) < 0) {
+            free(file);
+            return ENOMEM;
+        }
+        c->no_lock = access(lock, W_OK) != 0 && (errno != ENOENT || access(dir, W_OK) != 0);
+        free(lock);
+        if (c->no_lock)
+            flags |= MDB_NOLOCK;
+    }
+    free(file);
+    pthread_mutex_lock(&envs_mutex);
+    c->env = have && !c->no_lock ? shared_env(&st) : NULL;
+    if (c->env) {
+        pthread_mutex_unlock(&envs_mutex);
+        return 0;
+    }
+    int rc = open_env(c, dir, flags, create, max_bytes);
+    if (rc == 0 && !c->no_lock && fstat_env(c->env, &st) == 0) {
+        for (int i = 0; i < SHARED_ENVS; i++) {
+            if (!envs[i].env) {
+                envs[i] = (struct shared_env){st.st_dev, st.st_ino, c->env, 1};
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&envs_mutex);
+    return rc;
+}
+
+static int open_env(struct catalog *c, const char *dir, unsigned flags, int create, uint64_t max_bytes)
 {
     MDB_env *env;
     c->env = NULL;
@@ -164,7 +285,7 @@ int catalog_open_env(struct catalog *c, const char *dir, unsigned flags, int cre
         return lmdb_to_cairn(rc);
     mdb_env_set_maxdbs(env, 4);
     mdb_env_set_assert(env, lmdb_assert);
-    mdb_env_set_maxreaders(env, 126 + PAGER_SLOTS);
+    mdb_env_set_maxreaders(env, CATALOG_MAX_READERS);
     /* The map is address space only; the file grows with what is written. */
     uint64_t map = max_bytes * 2 + ((uint64_t)1 << 30);
     if (map > ((uint64_t)1 << 44))
@@ -229,8 +350,21 @@ int catalog_open_env(struct catalog *c, const char *dir, unsigned flags, int cre
 
 void catalog_close_env(struct catalog *c)
 {
-    if (c->env)
+    if (!c->env)
+        return;
+    int close_it = 1;
+    pthread_mutex_lock(&envs_mutex);
+    for (int i = 0; i < SHARED_ENVS; i++) {
+        if (envs[i].env == c->env) {
+            close_it = --envs[i].users == 0;
+            if (close_it)
+                envs[i] = (struct shared_env){0};
+            break;
+        }
+    }
+    if (close_it) /* under the mutex: nobody may find it meanwhile */
         mdb_env_close(c->env);
+    pthread_mutex_unlock(&envs_mutex);
     c->env = NULL;
 }
 
@@ -260,6 +394,22 @@ int catalog_create(struct catalog *c)
     if (rc == 0)
         rc = mdb_env_sync(c->env, 1);
     return lmdb_to_cairn(rc);
+}
+
+int catalog_open_dbis(struct catalog *c)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return lmdb_to_cairn(rc);
+    rc = lmdb_dbi_open(txn, "meta", 0, &c->meta);
+    if (rc == 0)
+        rc = lmdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &c->extents);
+    if (rc) {
+        mdb_txn_abort(txn);
+        return rc == MDB_NOTFOUND ? 0 : lmdb_to_cairn(rc);
+    }
+    return lmdb_to_cairn(mdb_txn_commit(txn));
 }
 
 int catalog_read(struct catalog *c, MDB_txn *txn)

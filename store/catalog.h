@@ -41,6 +41,8 @@ struct catalog {
     uint64_t pages;    /* the store's range */
     uint64_t ckpt_lsn; /* as read or last written */
     int no_readahead;  /* open with MDB_NORDAHEAD (knobs.lmdb_no_readahead) */
+    int no_lock;       /* read-only user who cannot write lock.mdb: MDB_NOLOCK, so
+                          LMDB has no reader slot of ours (see catalog_open_env) */
     /* Where messages go: the first failure's detail ("dir/data.mdb: ..."). */
     void (*error)(void *arg, const char *msg);
     void *error_arg;
@@ -63,6 +65,12 @@ void catalog_error(struct catalog *c, const char *fmt, ...) __attribute__((forma
  * the fault handler that turns LMDB's faults on damage into errors. */
 int catalog_open_env(struct catalog *c, const char *dir, unsigned flags, int create, uint64_t max_bytes);
 void catalog_close_env(struct catalog *c);
+/* How many handles of this process share c's environment (0: not shared,
+ * a private one such as a copy's). */
+int catalog_env_users(const struct catalog *c);
+/* LMDB's reader slots: the writer's load slots, SNAPSHOT_READERS + 1 for
+ * each read-only handle, one for each of the command's snapshots. */
+#define CATALOG_MAX_READERS 510
 
 /* mdb_txn_begin, then refuse (CAIRN_CORRUPT, message set) a data.mdb
  * shorter than its meta page claims, before anything reads it; a write
@@ -82,6 +90,12 @@ int catalog_read(struct catalog *c, MDB_txn *txn);
 /* Copy every entry of from (read in from_txn) into to's fresh databases
  * (made in to_txn), with checkpoint position ckpt_lsn. */
 int catalog_copy(struct catalog *from, MDB_txn *from_txn, struct catalog *to, MDB_txn *to_txn, uint64_t ckpt_lsn);
+
+/* Open the two databases' handles for every transaction begun afterwards
+ * (a handle opened inside a read transaction is that transaction's only,
+ * until it ends with a commit).  A store without them is left for
+ * catalog_read to report. */
+int catalog_open_dbis(struct catalog *c);
 
 /* The checkpoint position, with the catalog checksum. */
 int catalog_put_ckpt_lsn(struct catalog *c, MDB_txn *txn, uint64_t ckpt_lsn);

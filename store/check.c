@@ -443,6 +443,8 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
 {
     if (!s || !r)
         return CAIRN_INVALID;
+    if (s->snap) /* a read-only handle shows its snapshot: check that */
+        return check_snapshot(s->snap, r, NULL);
     memset(r, 0, sizeof *r);
     struct checker c = {.r = r};
 

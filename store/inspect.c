@@ -7,7 +7,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "walk.h"
 
@@ -33,6 +36,78 @@ static int count_object(void *arg, const struct walk_object *o)
     if (tc->objects % 65536 == 0 && tc->hooks && tc->hooks->progress)
         tc->hooks->progress(tc->hooks->arg, "stat", o->off / PAGE_BYTES - tc->w->ds, tc->w->np - tc->w->ds);
     return 0;
+}
+
+/* The pid holding the flock on the store's lock file (a read-write
+ * opener), from /proc/locks: reading it takes no lock, so a writer
+ * opening meanwhile is never refused because we looked. */
+static long writer_pid(const struct snapshot *sn)
+{
+    struct stat st;
+    if (fstatat(sn->st.dirfd, "lock", &st, 0) != 0)
+        return 0;
+    FILE *f = fopen("/proc/locks", "re");
+    if (!f)
+        return 0;
+    char line[256];
+    long pid = 0;
+    while (!pid && fgets(line, sizeof line, f)) {
+        char kind[16], mode[16];
+        unsigned maj, min;
+        unsigned long long ino;
+        long p;
+        if (sscanf(line, "%*d: %15s %*s %15s %ld %x:%x:%llu", kind, mode, &p, &maj, &min, &ino) == 6 &&
+            !strcmp(kind, "FLOCK") && !strcmp(mode, "WRITE") && ino == (unsigned long long)st.st_ino &&
+            maj == major(st.st_dev) && min == minor(st.st_dev))
+            pid = p;
+    }
+    fclose(f);
+    return pid;
+}
+
+struct reader_list {
+    struct holders *h;
+    uint64_t last;
+    long self;
+};
+
+/* mdb_reader_list's lines: "pid thread txnid" (txnid "-" for a slot kept
+ * between reads, as the writer's load slots are). */
+static int reader_line(const char *msg, void *ctx)
+{
+    struct reader_list *rl = ctx;
+    long pid;
+    unsigned long long txnid;
+    if (sscanf(msg, " %ld %*s %llu", &pid, &txnid) != 2 || pid == rl->self)
+        return 0;
+    struct holders *h = rl->h;
+    for (size_t i = 0; i < h->n_readers; i++) {
+        if (h->readers[i].pid == pid) {
+            if (txnid < h->readers[i].txnid)
+                h->readers[i].txnid = txnid, h->readers[i].behind = rl->last - txnid;
+            return 0;
+        }
+    }
+    if (h->n_readers == HOLDERS_MAX) {
+        h->more_readers++;
+        return 0;
+    }
+    h->readers[h->n_readers].pid = pid;
+    h->readers[h->n_readers].txnid = txnid;
+    h->readers[h->n_readers].behind = rl->last > txnid ? rl->last - txnid : 0;
+    h->n_readers++;
+    return 0;
+}
+
+int snapshot_holders(const struct snapshot *sn, struct holders *out)
+{
+    memset(out, 0, sizeof *out);
+    out->writer_pid = writer_pid(sn);
+    MDB_envinfo info;
+    if (mdb_env_info(sn->st.cat.env, &info) != 0)
+        return CAIRN_IOERR;
+    struct reader_list rl = {out, info.me_last_txnid, (long)getpid()};
+    return mdb_reader_list(sn->st.cat.env, reader_line, &rl) < 0 ? CAIRN_IOERR : 0;
 }
 
 /* Count and size the extents as LMDB stores them. */

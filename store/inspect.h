@@ -63,6 +63,22 @@ struct snapshot_info {
 };
 void snapshot_info(const struct snapshot *snap, struct snapshot_info *out);
 
+/* Who holds a store: the read-write opener's pid (0 if none), and each
+ * process with a snapshot open (read-only handles, the command), the
+ * oldest snapshot it holds and how many LMDB commits (checkpoints) that
+ * is behind the newest.  This process is left out. */
+#define HOLDERS_MAX 64
+struct holders {
+    long writer_pid;
+    size_t n_readers;
+    struct {
+        long pid;
+        uint64_t txnid, behind;
+    } readers[HOLDERS_MAX];
+    size_t more_readers; /* not listed: past HOLDERS_MAX */
+};
+int snapshot_holders(const struct snapshot *snap, struct holders *out);
+
 /* ---- what `cairn stat` shows (inspect.c) ---- */
 
 struct stat_type {

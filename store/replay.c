@@ -62,9 +62,15 @@ static int apply_change(void *ctx, const struct wal_page_change *c)
         return CAIRN_CORRUPT;
     }
     unsigned char *img;
-    int rc = image_of(r, c->page / PAGES_PER_EXTENT, &img);
+    uint64_t e = c->page / PAGES_PER_EXTENT;
+    int rc = image_of(r, e, &img);
     if (rc)
         return rc;
+    uint64_t *at = extmap_get(&r->touched, e);
+    if (at)
+        *at = c->lsn;
+    else if (extmap_put(&r->touched, e, c->lsn) != 0)
+        return ENOMEM;
     rc = wal_apply_ranges(img + (c->page % PAGES_PER_EXTENT) * PAGE_BYTES, c->payload, c->len);
     if (rc)
         catalog_error(r->cat, "%s/wal: malformed record at LSN %llu", r->cat->path, (unsigned long long)c->lsn);
@@ -121,4 +127,5 @@ void replay_free(struct replay *r)
 {
     replay_drop(r);
     extmap_free(&r->images);
+    extmap_free(&r->touched);
 }

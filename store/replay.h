@@ -33,6 +33,10 @@ struct replay {
     void *arg;
     /* The images: extent -> its malloc'd image. */
     struct extmap images;
+    /* Every extent a replayed record changed -> the LSN of the last such
+     * record (kept across flushes: a read-only handle's refresh asks which
+     * extents changed after its old snapshot). */
+    struct extmap touched;
     uint64_t txns, last_lsn; /* what replay_log applied */
 };
 

@@ -113,6 +113,30 @@ static int base_image(void *arg, uint64_t e, void *raw)
     return lmdb_or_spilled(arg, e, raw);
 }
 
+int snapshot_get(struct snapshot *sn, unsigned i, uint64_t e, void *buf, const void **val, size_t *len)
+{
+    const unsigned char *img = snapshot_overlay(sn, e);
+    if (img) {
+        *val = img;
+        return PAGESTORE_IMAGE;
+    }
+    int64_t at = spilled(sn, e);
+    if (at >= 0) {
+        int rc = spill_io(sn->spill_fd, buf, (uint64_t)at, 0);
+        *val = buf;
+        return rc ? rc : PAGESTORE_IMAGE;
+    }
+    MDB_val key = {sizeof e, &e}, v;
+    int rc = lmdb_get(sn->reader_txn[i], sn->st.cat.extents, &key, &v);
+    if (rc == MDB_NOTFOUND)
+        return CAIRN_NOT_FOUND;
+    if (rc)
+        return lmdb_to_cairn(rc);
+    *val = v.mv_data;
+    *len = v.mv_size;
+    return 0;
+}
+
 int snapshot_read_extent(struct snapshot *sn, uint64_t e, void *raw)
 {
     const unsigned char *img = snapshot_overlay(sn, e);
@@ -155,21 +179,78 @@ int snapshot_changed_extents(const struct snapshot *sn, uint64_t **out, size_t *
     return 0;
 }
 
+static int begin_read(MDB_env *env, MDB_txn **out)
+{
+    int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, out);
+    if (rc)
+        *out = NULL;
+    return rc;
+}
+
+static void end_reads(struct snapshot *sn)
+{
+    for (unsigned i = 0; i < sn->readers; i++) {
+        if (sn->reader_txn[i])
+            mdb_txn_abort(sn->reader_txn[i]);
+        sn->reader_txn[i] = NULL;
+    }
+    if (sn->txn)
+        mdb_txn_abort(sn->txn);
+    sn->txn = NULL;
+}
+
+/* The LMDB snapshot: txn and the readers' transactions, all on one
+ * snapshot.  A writer that commits between two begins makes them differ;
+ * then all begin again (a commit is rare next to a begin). */
+static int begin_reads(struct snapshot *sn)
+{
+    cairn_store *s = &sn->st;
+    int rc = sn->readers ? catalog_open_dbis(&s->cat) : 0;
+    if (rc)
+        return rc;
+    lmdb_file_follow(s->cat.env);
+    for (int attempt = 0; attempt < 1000; attempt++) {
+        rc = begin_read(s->cat.env, &sn->txn);
+        int same = 1;
+        for (unsigned i = 0; rc == 0 && i < sn->readers && same; i++) {
+            rc = begin_read(s->cat.env, &sn->reader_txn[i]);
+            same = rc == 0 && mdb_txn_id(sn->reader_txn[i]) == mdb_txn_id(sn->txn);
+        }
+        if (rc == 0 && same)
+            return 0;
+        end_reads(sn);
+        if (rc == MDB_MAP_RESIZED && catalog_env_users(&s->cat) > 1) {
+            store_set_error(s,
+                            "%s/data.mdb: a writer of another process grew LMDB's map, which this process can "
+                            "adopt only with no other handle of the store open",
+                            s->path);
+            return CAIRN_BUSY;
+        }
+        if (rc == MDB_MAP_RESIZED) {
+            /* The writer grew the map: adopt its size (no transaction of
+             * this process is active on it now) and begin again. */
+            mdb_env_set_mapsize(s->cat.env, 0);
+            rc = 0;
+            continue;
+        }
+        if (rc)
+            break;
+    }
+    if (rc == 0) {
+        store_set_error(s, "%s/data.mdb: the writer committed between every pair of read transactions begun", s->path);
+        return CAIRN_BUSY;
+    }
+    store_set_error(s, "%s/data.mdb: cannot begin a read transaction (%s)", s->path, mdb_strerror(rc));
+    return lmdb_to_cairn(rc);
+}
+
 /* One attempt: LMDB snapshot, catalog, then the log.  1 = retry. */
 static int read_once(struct snapshot *sn)
 {
     cairn_store *s = &sn->st;
-    int rc = mdb_txn_begin(s->cat.env, NULL, MDB_RDONLY, &sn->txn);
-    if (rc == MDB_MAP_RESIZED) {
-        /* The writer grew the map: adopt its size and try again. */
-        mdb_env_set_mapsize(s->cat.env, 0);
-        rc = mdb_txn_begin(s->cat.env, NULL, MDB_RDONLY, &sn->txn);
-    }
-    if (rc) {
-        sn->txn = NULL;
-        store_set_error(s, "%s/data.mdb: cannot begin a read transaction (%s)", s->path, mdb_strerror(rc));
-        return lmdb_to_cairn(rc);
-    }
+    int rc = begin_reads(sn);
+    if (rc)
+        return rc;
     rc = catalog_check_file(&s->cat);
     if (rc)
         return rc;
@@ -204,6 +285,26 @@ static int read_once(struct snapshot *sn)
     return rc;
 }
 
+/* A user who cannot write lock.mdb reads without an LMDB reader slot, so
+ * a writer could reuse the pages our snapshot reads: hold the store's
+ * lock shared for the snapshot's life instead (a writer's open then waits
+ * or fails with CAIRN_BUSY).  Without a lock file there is no writer to
+ * keep out: none ever opened the store where it could make one. */
+static int keep_writers_out(cairn_store *s)
+{
+    s->lockfd = openat(s->dirfd, "lock", O_RDONLY | O_CLOEXEC);
+    if (s->lockfd < 0)
+        return errno == ENOENT ? 0 : errno;
+    if (flock(s->lockfd, LOCK_SH | LOCK_NB) == 0)
+        return 0;
+    int rc = errno == EWOULDBLOCK ? CAIRN_BUSY : errno;
+    store_set_error(s,
+                    "%s: a writer holds the store, and this user, who cannot write lock.mdb, can read it only "
+                    "while no writer does",
+                    s->path);
+    return rc;
+}
+
 /* Does a read-write opener hold the store now?  Its lock is exclusive;
  * a shared one taken and dropped at once tells, and writes nothing. */
 static int writer_present(cairn_store *s)
@@ -216,11 +317,42 @@ static int writer_present(cairn_store *s)
     return held;
 }
 
+static void reset_attempt(struct snapshot *sn);
+
+/* LMDB's state, then the log after it, retried while checkpoints race. */
+static int read_state(struct snapshot *sn)
+{
+    cairn_store *s = &sn->st;
+    int rc;
+    sn->retries = 0;
+    for (;;) {
+        rc = read_once(sn);
+        if (rc != 1)
+            break;
+        /* Without a writer no checkpoint can have raced us: the files do
+         * not belong together. */
+        if (!writer_present(s)) {
+            rc = store_log_continues(s, s->cat.ckpt_lsn, s->wal.start_lsn, UINT64_MAX);
+            break;
+        }
+        reset_attempt(sn);
+        if (++sn->retries > SNAPSHOT_RETRIES) {
+            store_set_error(s,
+                            "%s: the log starts at LSN %llu, past the checkpoint at %llu + 1, in each of %d "
+                            "attempts: checkpoints of the writer raced every attempt",
+                            s->path, (unsigned long long)s->wal.start_lsn, (unsigned long long)s->cat.ckpt_lsn,
+                            SNAPSHOT_RETRIES);
+            rc = CAIRN_BUSY;
+            break;
+        }
+        usleep(1000u << (sn->retries < 6 ? sn->retries : 6));
+    }
+    return rc;
+}
+
 static void reset_attempt(struct snapshot *sn)
 {
-    if (sn->txn)
-        mdb_txn_abort(sn->txn);
-    sn->txn = NULL;
+    end_reads(sn);
     wal_close(&sn->st.wal);
     types_free(&sn->st);
     replay_free(&sn->log);
@@ -234,19 +366,23 @@ static void reset_attempt(struct snapshot *sn)
 
 int snapshot_open(const char *path, struct snapshot **out, char *err, size_t errlen)
 {
+    return snapshot_open_readers(path, 0, out, err, errlen);
+}
+
+int snapshot_open_readers(const char *path, unsigned readers, struct snapshot **out, char *err, size_t errlen)
+{
+    if (readers > SNAPSHOT_READERS)
+        return CAIRN_INVALID;
     struct snapshot *sn = calloc(1, sizeof *sn);
     if (!sn) {
         snprintf(err, errlen, "out of memory");
         return ENOMEM;
     }
+    sn->readers = readers;
     sn->spill_fd = -1;
     cairn_store *s = &sn->st;
-    s->dirfd = s->lockfd = -1;
-    s->wal.fd = -1;
+    store_handle_init(s, NULL);
     s->readonly = 1;
-    pthread_rwlock_init(&s->types_lock, NULL);
-    pthread_mutex_init(&s->err_mutex, NULL);
-    cairn_options_init(&s->opt);
     int rc = ENOMEM;
     s->path = strdup(path);
     s->dctx = ZSTD_createDCtx();
@@ -272,28 +408,9 @@ int snapshot_open(const char *path, struct snapshot **out, char *err, size_t err
             store_set_error(s, "%s/data.mdb: LMDB cannot open it (%s)", path, cairn_strerror(rc));
         goto fail;
     }
-    for (;;) {
-        rc = read_once(sn);
-        if (rc != 1)
-            break;
-        /* Without a writer no checkpoint can have raced us: the files do
-         * not belong together. */
-        if (!writer_present(s)) {
-            rc = store_log_continues(s, s->cat.ckpt_lsn, s->wal.start_lsn, UINT64_MAX);
-            break;
-        }
-        reset_attempt(sn);
-        if (++sn->retries > SNAPSHOT_RETRIES) {
-            store_set_error(s,
-                            "%s: the log starts at LSN %llu, past the checkpoint at %llu + 1, in each of %d "
-                            "attempts: checkpoints of the writer raced every attempt",
-                            path, (unsigned long long)s->wal.start_lsn, (unsigned long long)s->cat.ckpt_lsn,
-                            SNAPSHOT_RETRIES);
-            rc = CAIRN_BUSY;
-            break;
-        }
-        usleep(1000u << (sn->retries < 6 ? sn->retries : 6));
-    }
+    if (s->cat.no_lock && (rc = keep_writers_out(s)) != 0)
+        goto fail;
+    rc = read_state(sn);
     if (rc)
         goto fail;
     *out = sn;
@@ -302,6 +419,95 @@ fail:
     snprintf(err, errlen, "%s", s->errmsg[0] ? s->errmsg : cairn_strerror(rc));
     snapshot_close(sn);
     return rc;
+}
+
+/* ---- refresh: a new state beside the old one ---- */
+
+/* Move the state (what read_state builds) out of sn into v, leaving sn
+ * empty; or back. */
+static void view_take(struct snapshot *sn, struct snapshot_view *v)
+{
+    cairn_store *s = &sn->st;
+    v->txn = sn->txn;
+    memcpy(v->reader_txn, sn->reader_txn, sizeof v->reader_txn);
+    v->log = sn->log;
+    v->spill_fd = sn->spill_fd;
+    v->spilled = sn->spilled;
+    v->spill_end = sn->spill_end;
+    v->last_lsn = sn->last_lsn;
+    v->log_txns = sn->log_txns;
+    v->log_bytes = sn->log_bytes;
+    v->ckpt_lsn = s->cat.ckpt_lsn;
+    v->wal = s->wal;
+    v->types = s->types;
+    v->n_types = s->n_types;
+    sn->txn = NULL;
+    memset(sn->reader_txn, 0, sizeof sn->reader_txn);
+    memset(&sn->log, 0, sizeof sn->log);
+    sn->spill_fd = -1;
+    memset(&sn->spilled, 0, sizeof sn->spilled);
+    sn->spill_end = sn->last_lsn = sn->log_txns = sn->log_bytes = 0;
+    memset(&s->wal, 0, sizeof s->wal);
+    s->wal.fd = -1;
+    s->types = NULL;
+    s->n_types = 0;
+}
+
+static void view_put(struct snapshot *sn, struct snapshot_view *v)
+{
+    cairn_store *s = &sn->st;
+    sn->txn = v->txn;
+    memcpy(sn->reader_txn, v->reader_txn, sizeof v->reader_txn);
+    sn->log = v->log;
+    sn->spill_fd = v->spill_fd;
+    sn->spilled = v->spilled;
+    sn->spill_end = v->spill_end;
+    sn->last_lsn = v->last_lsn;
+    sn->log_txns = v->log_txns;
+    sn->log_bytes = v->log_bytes;
+    s->cat.ckpt_lsn = v->ckpt_lsn;
+    s->wal = v->wal;
+    s->types = v->types;
+    s->n_types = v->n_types;
+    sn->log.arg = sn;
+}
+
+int snapshot_refresh(struct snapshot *sn, struct snapshot_view *old)
+{
+    view_take(sn, old);
+    int rc = read_state(sn);
+    if (rc) {
+        reset_attempt(sn);
+        view_put(sn, old);
+    }
+    return rc;
+}
+
+void snapshot_view_free(struct snapshot *sn, struct snapshot_view *v)
+{
+    struct snapshot_view now;
+    view_take(sn, &now);
+    view_put(sn, v);
+    reset_attempt(sn);
+    view_put(sn, &now);
+}
+
+int snapshot_changed(struct snapshot *sn, const struct snapshot_view *old, uint64_t e)
+{
+    uint64_t *t = extmap_get(&sn->log.touched, e);
+    if (t && *t > old->last_lsn)
+        return 1; /* a record after the old state */
+    if (sn->st.cat.ckpt_lsn == old->ckpt_lsn)
+        return 0; /* same checkpoint, no record after the old state */
+    /* Checkpoints ran between: LMDB's record of e in the two states.  The
+     * old transaction is still open, so no page it sees was reused: the
+     * same record at the same place is the same bytes. */
+    MDB_val k = {sizeof e, &e}, a, b;
+    int ra = lmdb_get(old->txn, sn->st.cat.extents, &k, &a);
+    int rb = lmdb_get(sn->txn, sn->st.cat.extents, &k, &b);
+    if (ra == MDB_NOTFOUND && rb == MDB_NOTFOUND)
+        return 0;
+    return ra || rb || a.mv_data != b.mv_data || a.mv_size != b.mv_size;
 }
 
 void snapshot_close(struct snapshot *sn)
@@ -314,9 +520,9 @@ void snapshot_close(struct snapshot *sn)
     ZSTD_freeDCtx(s->dctx);
     if (s->dirfd >= 0)
         close(s->dirfd);
-    pthread_rwlock_destroy(&s->types_lock);
-    pthread_mutex_destroy(&s->err_mutex);
-    free(s->path);
+    if (s->lockfd >= 0)
+        close(s->lockfd);
+    store_handle_destroy(s);
     free(sn);
 }
 

@@ -15,11 +15,18 @@
 #include "inspect.h"
 #include "replay.h"
 
+#define SNAPSHOT_READERS 4 /* a read-only handle's concurrent loads */
+
 struct snapshot {
     /* Catalog only: path, LMDB handles, store id, size, checkpoint LSN,
      * types.  No pager, no flusher; wal is the log as read. */
     cairn_store st;
     MDB_txn *txn; /* the LMDB snapshot, held until snapshot_close */
+    /* A read-only handle's fault path: one LMDB read transaction per load
+     * slot, each on txn's snapshot (equal transaction ids), so that loads
+     * run in parallel without sharing a transaction. */
+    MDB_txn *reader_txn[SNAPSHOT_READERS];
+    unsigned readers;
     struct layout layout;
     uint64_t last_lsn;  /* state = checkpoint plus every commit up to this LSN */
     uint64_t log_txns;  /* committed transactions replayed from the log */
@@ -33,6 +40,45 @@ struct snapshot {
     struct extmap spilled; /* extent -> offset of its image in the file */
     uint64_t spill_end;
 };
+
+/* snapshot_open, with `readers` (at most SNAPSHOT_READERS) transactions
+ * for a read-only handle's fault path in reader_txn. */
+int snapshot_open_readers(const char *path, unsigned readers, struct snapshot **out, char *err, size_t errlen);
+
+/* Async-signal-safe (the fault path of a read-only handle): extent e as
+ * reader i sees it.  PAGESTORE_IMAGE with *val its pages (replayed from
+ * the log; buf, BYTES_PER_EXTENT bytes, receives one that was spilled), 0
+ * with *val, *len its LMDB record, CAIRN_NOT_FOUND when it holds none, or
+ * an error. */
+int snapshot_get(struct snapshot *sn, unsigned i, uint64_t e, void *buf, const void **val, size_t *len);
+
+/* The snapshot as the page store of a read-only handle's pager: readers
+ * are reader_txn[0..readers); no write.  Closed before the snapshot. */
+int snapshot_pagestore_open(struct snapshot *sn, struct pagestore **out);
+void snapshot_pagestore_close(struct pagestore *ps);
+
+/* A snapshot's state, as snapshot_refresh hands the old one back. */
+struct snapshot_view {
+    MDB_txn *txn, *reader_txn[SNAPSHOT_READERS];
+    struct replay log;
+    int spill_fd;
+    struct extmap spilled;
+    uint64_t spill_end, last_lsn, log_txns, log_bytes, ckpt_lsn;
+    struct wal wal;
+    struct type_info *types;
+    size_t n_types;
+};
+
+/* Move sn to the newest committed state (as a new open would read it);
+ * the old state goes to *old, still valid (its transactions open) until
+ * snapshot_view_free.  On failure sn keeps its state and *old is empty. */
+int snapshot_refresh(struct snapshot *sn, struct snapshot_view *old);
+void snapshot_view_free(struct snapshot *sn, struct snapshot_view *v);
+/* Could extent e differ between *old and sn's state?  Exact for what the
+ * log changed; for what checkpoints in between wrote, 1 unless LMDB holds
+ * the same record at the same place in both (so at worst an extent is
+ * reloaded that did not change). */
+int snapshot_changed(struct snapshot *sn, const struct snapshot_view *old, uint64_t e);
 
 /* Every extent the log changed, sorted, into *out (malloc'd). */
 int snapshot_changed_extents(const struct snapshot *snap, uint64_t **out, size_t *n);

@@ -42,9 +42,10 @@
 #define MAX_OPEN 64
 static pthread_mutex_t open_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct {
+    int used, writer;
     dev_t dev;
     ino_t ino;
-    cairn_store *s;
+    cairn_store *s; /* a writer's, for its lock descriptor at fork */
 } open_dirs[MAX_OPEN];
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
@@ -80,7 +81,7 @@ static void fork_child(void)
             close(s->lockfd);
             s->lockfd = -1;
         }
-        open_dirs[i].dev = 0, open_dirs[i].ino = 0, open_dirs[i].s = NULL;
+        memset(&open_dirs[i], 0, sizeof open_dirs[i]);
     }
     pthread_mutex_unlock(&open_mutex);
 }
@@ -95,36 +96,37 @@ int store_foreign(const cairn_store *s)
     return s->owner != getpid();
 }
 
-static int claim_dir(dev_t dev, ino_t ino, cairn_store *s)
+int store_claim_dir(dev_t dev, ino_t ino, cairn_store *s, int writer, int *slot)
 {
-    int rc = CAIRN_BUSY, free_slot = -1;
+    int rc = 0, free_slot = -1;
     pthread_once(&fork_once, fork_handlers_install);
     pthread_mutex_lock(&open_mutex);
     for (int i = 0; i < MAX_OPEN; i++) {
-        if (open_dirs[i].ino == 0 && open_dirs[i].dev == 0) {
+        if (!open_dirs[i].used) {
             if (free_slot < 0)
                 free_slot = i;
-        } else if (open_dirs[i].dev == dev && open_dirs[i].ino == ino) {
-            goto out;
+        } else if (writer && open_dirs[i].writer && open_dirs[i].dev == dev && open_dirs[i].ino == ino) {
+            rc = CAIRN_BUSY; /* one writer per store */
         }
     }
-    if (free_slot >= 0) {
+    if (rc == 0 && free_slot < 0)
+        rc = CAIRN_BUSY;
+    if (rc == 0) {
+        open_dirs[free_slot].used = 1;
+        open_dirs[free_slot].writer = writer;
         open_dirs[free_slot].dev = dev;
         open_dirs[free_slot].ino = ino;
         open_dirs[free_slot].s = s;
-        rc = 0;
+        *slot = free_slot;
     }
-out:
     pthread_mutex_unlock(&open_mutex);
     return rc;
 }
 
-static void release_dir(dev_t dev, ino_t ino)
+void store_release_dir(int slot)
 {
     pthread_mutex_lock(&open_mutex);
-    for (int i = 0; i < MAX_OPEN; i++)
-        if (open_dirs[i].dev == dev && open_dirs[i].ino == ino)
-            open_dirs[i].dev = 0, open_dirs[i].ino = 0, open_dirs[i].s = NULL;
+    memset(&open_dirs[slot], 0, sizeof open_dirs[slot]);
     pthread_mutex_unlock(&open_mutex);
 }
 
@@ -210,6 +212,11 @@ static int open_catalog(cairn_store *s)
     return lmdb_to_cairn(lmdb_txn_commit(txn));
 }
 
+void store_set_open_error(const char *msg)
+{
+    snprintf(open_errmsg, sizeof open_errmsg, "%s", msg);
+}
+
 const char *cairn_errmsg(cairn_store *s)
 {
     return s ? s->errmsg : open_errmsg;
@@ -231,9 +238,9 @@ static void remove_staging(cairn_store *s)
  * open is refused and nothing is touched (CAIRN_CORRUPT).  Anything else
  * is somebody's directory (ENOTEMPTY).
  */
-static int check_creatable(cairn_store *s)
+int store_check_creatable(int dirfd, const char *path, char *msg, size_t msglen)
 {
-    int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd < 0 ? NULL : fdopendir(fd);
     if (!d) {
         int rc = errno;
@@ -248,7 +255,7 @@ static int check_creatable(cairn_store *s)
         const char *n = de->d_name;
         if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, "lock") || !strcmp(n, "new.tmp") || !strcmp(n, "wal.tmp"))
             continue;
-        int kind = strcmp(n, "wal") ? -1 : wal_probe(s->dirfd);
+        int kind = strcmp(n, "wal") ? -1 : wal_probe(dirfd);
         if (kind == 1)
             continue; /* created, never written */
         if (kind == 0)
@@ -259,19 +266,28 @@ static int check_creatable(cairn_store *s)
             snprintf(other, sizeof other, "%.64s", n);
     }
     if (log || lmdb_lock) {
-        store_set_error(s,
-                        "%s: data.mdb is missing beside the store's %s; refusing to create a store over it "
-                        "(restore data.mdb, or remove the directory to start afresh)",
-                        s->path, log ? "log (wal)" : "LMDB lock file (lock.mdb)");
+        snprintf(msg, msglen,
+                 "%s: data.mdb is missing beside the store's %s; refusing to create a store over it "
+                 "(restore data.mdb, or remove the directory to start afresh)",
+                 path, log ? "log (wal)" : "LMDB lock file (lock.mdb)");
         rc = CAIRN_CORRUPT;
     } else if (other[0]) {
-        store_set_error(s,
-                        "%s: not a cairn store, and not empty (holds \"%s\"); a store is created only in an "
-                        "empty or missing directory",
-                        s->path, other);
+        snprintf(msg, msglen,
+                 "%s: not a cairn store, and not empty (holds \"%s\"); a store is created only in an "
+                 "empty or missing directory",
+                 path, other);
         rc = ENOTEMPTY;
     }
     closedir(d);
+    return rc;
+}
+
+static int check_creatable(cairn_store *s)
+{
+    char msg[sizeof s->errmsg] = "";
+    int rc = store_check_creatable(s->dirfd, s->path, msg, sizeof msg);
+    if (msg[0])
+        store_set_error(s, "%s", msg);
     return rc;
 }
 
@@ -453,6 +469,15 @@ int store_grow_map(cairn_store *s)
 {
     MDB_envinfo info;
     int rc;
+    /* LMDB remaps on growth, under every transaction of the process: the
+     * read-only handles sharing the environment hold theirs open. */
+    if (catalog_env_users(&s->cat) > 1) {
+        store_set_error(s,
+                        "%s/data.mdb: LMDB's map is full, and cannot grow while read-only handles of this store "
+                        "are open in this process",
+                        s->path);
+        return CAIRN_FULL;
+    }
     pthread_rwlock_wrlock(&s->lmdb_lock);
     if (s->pagestore)
         pagestore_lmdb_quiesce(s->pagestore);
@@ -503,8 +528,7 @@ static void store_free(cairn_store *s)
     if (s->pagestore)
         pagestore_lmdb_close(s->pagestore);
     wal_close(&s->wal);
-    if (s->cat.env)
-        mdb_env_close(s->cat.env);
+    catalog_close_env(&s->cat);
     types_free(s);
     ZSTD_freeCCtx(s->cctx);
     ZSTD_freeDCtx(s->dctx);
@@ -517,8 +541,40 @@ static void store_free(cairn_store *s)
         close(s->dirfd);
     if (s->made_dir)
         rmdir(s->path);
-    if (s->ino || s->dev)
-        release_dir(s->dev, s->ino);
+    if (s->claim_slot >= 0)
+        store_release_dir(s->claim_slot);
+    store_handle_destroy(s);
+    free(s);
+}
+
+void store_handle_init(cairn_store *s, const cairn_options *o)
+{
+    s->dirfd = s->lockfd = -1;
+    s->wal.fd = -1;
+    s->claim_slot = -1;
+    s->owner = getpid();
+    pthread_mutex_init(&s->txn_mutex, NULL);
+    pthread_cond_init(&s->txn_cond, NULL);
+    pthread_mutex_init(&s->log_mutex, NULL);
+    pthread_mutex_init(&s->alloc_mutex, NULL);
+    pthread_rwlock_init(&s->types_lock, NULL);
+    pthread_rwlock_init(&s->lmdb_lock, NULL);
+    pthread_mutex_init(&s->flush_mutex, NULL);
+    pthread_cond_init(&s->flush_cond, NULL);
+    pthread_mutex_init(&s->err_mutex, NULL);
+    knobs_read(&s->knobs);
+    cairn_options_init(&s->opt);
+    if (o) {
+        s->opt = *o;
+        if (!s->opt.max_bytes)
+            s->opt.max_bytes = STORE_DEFAULT_MAX_BYTES;
+        if (!s->opt.checkpoint_bytes)
+            s->opt.checkpoint_bytes = DEFAULT_CHECKPOINT_BYTES;
+    }
+}
+
+void store_handle_destroy(cairn_store *s)
+{
     pthread_mutex_destroy(&s->txn_mutex);
     pthread_cond_destroy(&s->txn_cond);
     pthread_mutex_destroy(&s->log_mutex);
@@ -529,7 +585,7 @@ static void store_free(cairn_store *s)
     pthread_cond_destroy(&s->flush_cond);
     pthread_mutex_destroy(&s->err_mutex);
     free(s->path);
-    free(s);
+    s->path = NULL;
 }
 
 static uint64_t now_ms(void)
@@ -584,27 +640,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     cairn_store *s = calloc(1, sizeof *s);
     if (!s)
         return ENOMEM;
-    s->dirfd = s->lockfd = -1;
-    s->wal.fd = -1;
-    s->owner = getpid();
-    pthread_mutex_init(&s->txn_mutex, NULL);
-    pthread_cond_init(&s->txn_cond, NULL);
-    pthread_mutex_init(&s->log_mutex, NULL);
-    pthread_mutex_init(&s->alloc_mutex, NULL);
-    pthread_rwlock_init(&s->types_lock, NULL);
-    pthread_rwlock_init(&s->lmdb_lock, NULL);
-    pthread_mutex_init(&s->flush_mutex, NULL);
-    pthread_cond_init(&s->flush_cond, NULL);
-    pthread_mutex_init(&s->err_mutex, NULL);
-    knobs_read(&s->knobs);
-    cairn_options_init(&s->opt);
-    if (o) {
-        s->opt = *o;
-        if (!s->opt.max_bytes)
-            s->opt.max_bytes = STORE_DEFAULT_MAX_BYTES;
-        if (!s->opt.checkpoint_bytes)
-            s->opt.checkpoint_bytes = DEFAULT_CHECKPOINT_BYTES;
-    }
+    store_handle_init(s, o);
     s->readonly = (s->opt.flags & CAIRN_RDONLY) != 0;
     int rc = CAIRN_INVALID;
     if (s->opt.flags & ~CAIRN_RDONLY) {
@@ -614,6 +650,11 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     if ((s->opt.sync != CAIRN_SYNC_FULL && s->opt.sync != CAIRN_SYNC_OFF) || s->opt.backend < CAIRN_BACKEND_AUTO ||
         s->opt.backend > CAIRN_BACKEND_MPROTECT || s->opt.compression_level < -7 || s->opt.compression_level > 22)
         goto fail;
+    if (s->readonly) {
+        cairn_options opt = s->opt;
+        store_free(s);
+        return readonly_open(path, &opt, out);
+    }
     s->path = strdup(path);
     if (!s->path) {
         rc = ENOMEM;
@@ -646,10 +687,10 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         goto fail;
     }
     uint64_t deadline = now_ms() + (s->readonly ? 0 : s->opt.busy_timeout_ms);
-    while ((rc = claim_dir(st.st_dev, st.st_ino, s)) == CAIRN_BUSY && busy_wait(deadline))
+    while ((rc = store_claim_dir(st.st_dev, st.st_ino, s, 1, &s->claim_slot)) == CAIRN_BUSY && busy_wait(deadline))
         ;
     if (rc) {
-        store_set_error(s, "%s is already open in this process", path);
+        store_set_error(s, "%s is already open read-write in this process (or too many stores are open)", path);
         goto fail;
     }
     s->dev = st.st_dev, s->ino = st.st_ino;
@@ -751,10 +792,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     return 0;
 fail:
     snprintf(open_errmsg, sizeof open_errmsg, "%s", s->errmsg[0] ? s->errmsg : cairn_strerror(rc));
-    if (s->cat.env) { /* LMDB's files must be closed before they are removed */
-        mdb_env_close(s->cat.env);
-        s->cat.env = NULL;
-    }
+    catalog_close_env(&s->cat); /* LMDB's files must be closed before they are removed */
     wal_close(&s->wal);
     undo_creation(s);
     store_free(s);
@@ -767,6 +805,8 @@ int cairn_close(cairn_store *s)
         return CAIRN_OK;
     if (store_foreign(s))
         return CAIRN_INVALID; /* a forked child: the handle is the parent's */
+    if (s->snap)
+        return readonly_close(s);
     checkpoint_flusher_stop(s);
     pthread_mutex_lock(&s->txn_mutex);
     cairn_txn *t = s->txn;

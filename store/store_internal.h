@@ -25,6 +25,7 @@ struct test_hooks {
     unsigned long recover_batch;   /* recovery and the snapshot: images per batch; 0 = REPLAY_BATCH */
     unsigned long backup_pause_ms; /* backup sleeps between its LMDB copy and the log (races a checkpoint) */
 };
+struct snapshot;
 struct knobs {
     int backend;           /* CAIRN_FAULT_BACKEND=uffd|mprotect, else AUTO */
     int evict_random;      /* CAIRN_EVICT_POLICY=random (bench/evict_policy) */
@@ -55,7 +56,8 @@ struct cairn_store {
     cairn_options opt;
     struct knobs knobs;
     int readonly;
-    pid_t owner; /* the opening process; a forked child's copy is dead */
+    int claim_slot; /* its entry in the table of open stores, or -1 */
+    pid_t owner;    /* the opening process; a forked child's copy is dead */
     /* What this open made, removed again if it fails (cairn_open). */
     int made_dir, made_lock, made_store;
 
@@ -64,6 +66,7 @@ struct cairn_store {
     struct catalog cat;
 
     struct pagestore *pagestore; /* the extents (LMDB's database "extents") */
+    struct snapshot *snap;       /* a read-only handle: the state it shows (readonly.c) */
     struct pager *pager;
     struct wal wal;
 
@@ -127,6 +130,27 @@ struct cairn_store {
 
 /* store.c */
 /* Is s the parent's handle, seen in a forked child? */
+/* A handle's locks, descriptors (-1) and options (o or the defaults,
+ * knobs read); and their end (with path).  cairn_open and the snapshot. */
+void store_handle_init(cairn_store *s, const cairn_options *o);
+void store_handle_destroy(cairn_store *s);
+/* The table of stores open in this process (by directory), an entry per
+ * handle: a writer's claim is CAIRN_BUSY while another writer of the
+ * directory holds one (read-only handles may be any number beside it);
+ * *slot names the entry for store_release_dir. */
+int store_claim_dir(dev_t dev, ino_t ino, cairn_store *s, int writer, int *slot);
+void store_release_dir(int slot);
+/* May a store be created in directory dirfd (path) that has no data.mdb?
+ * 0; CAIRN_CORRUPT when it holds the rest of a store (a log or LMDB's
+ * lock file: data.mdb was lost); ENOTEMPTY when it holds anything else.
+ * msg says why not. */
+int store_check_creatable(int dirfd, const char *path, char *msg, size_t msglen);
+/* What cairn_errmsg(NULL) says after a failed open. */
+void store_set_open_error(const char *msg);
+
+/* readonly.c: read-only handles (a snapshot and a pager over it). */
+int readonly_open(const char *path, const cairn_options *o, cairn_store **out);
+int readonly_close(cairn_store *s);
 int store_foreign(const cairn_store *s);
 void store_set_error(cairn_store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The store cannot go on: record code and the message as its failure

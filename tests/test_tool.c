@@ -335,6 +335,23 @@ static void read_commands_work_on_an_open_store(void **state)
     assert_int_equal(tool(dir, "stat --json %s", dir), 0);
     assert_true(out_has("{\"name\":\"late\""));
     assert_true(out_has("\"transactions\":1,"));
+    /* stat names who holds the store: this process as the writer, and as
+     * a reader once a read-only handle is open beside it. */
+    char want[128];
+    snprintf(want, sizeof want, "\"holders\":{\"writer_pid\":%ld,\"readers\":[]", (long)getpid());
+    assert_true(out_has(want));
+    cairn_options ro = o;
+    ro.flags = CAIRN_RDONLY;
+    cairn_store *ro_handle;
+    assert_cairn_ok(cairn_open(dir, &ro, &ro_handle));
+    assert_int_equal(tool(dir, "stat --json %s", dir), 0);
+    snprintf(want, sizeof want, "\"readers\":[{\"pid\":%ld,", (long)getpid());
+    assert_true(out_has(want));
+    assert_true(out_has("\"commits_behind\":0}"));
+    assert_int_equal(tool(dir, "stat %s", dir), 0);
+    snprintf(want, sizeof want, "reader pid %ld, snapshot 0 LMDB commits behind", (long)getpid());
+    assert_true(out_has(want));
+    assert_cairn_ok(cairn_close(ro_handle));
     assert_int_equal(tool(dir, "dump --root late %s", dir), 0);
     assert_true(out_has("\"8\":4242}"));
     char dest[4200];

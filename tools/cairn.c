@@ -169,8 +169,34 @@ static int print_root(void *arg, const char *name, uint64_t v)
     return 0;
 }
 
+static void print_holders(const struct holders *h, int json)
+{
+    if (json) {
+        printf(",\"holders\":{\"writer_pid\":");
+        if (h->writer_pid)
+            printf("%ld", h->writer_pid);
+        else
+            printf("null");
+        printf(",\"readers\":[");
+        for (size_t i = 0; i < h->n_readers; i++)
+            printf("%s{\"pid\":%ld,\"txnid\":%llu,\"commits_behind\":%llu}", i ? "," : "", h->readers[i].pid,
+                   (unsigned long long)h->readers[i].txnid, (unsigned long long)h->readers[i].behind);
+        printf("],\"readers_not_listed\":%zu}", h->more_readers);
+        return;
+    }
+    if (h->writer_pid)
+        printf("held by      writer pid %ld\n", h->writer_pid);
+    else
+        printf("held by      no writer\n");
+    for (size_t i = 0; i < h->n_readers; i++)
+        printf("             reader pid %ld, snapshot %llu LMDB commits behind\n", h->readers[i].pid,
+               (unsigned long long)h->readers[i].behind);
+    if (h->more_readers)
+        printf("             and %zu more readers\n", h->more_readers);
+}
+
 static void print_stat(const char *path, const struct snapshot_info *in, const struct store_stat *st, struct walk *w,
-                       int json)
+                       const struct holders *h, int json)
 {
     char id[33];
     for (int i = 0; i < 16; i++)
@@ -217,8 +243,10 @@ static void print_stat(const char *path, const struct snapshot_info *in, const s
                (unsigned long long)in->log_bytes, (unsigned long long)in->log_generation,
                (unsigned long long)in->log_start_lsn, (unsigned long long)in->log_txns,
                (unsigned long long)in->last_lsn);
-        printf(",\"checkpoint\":{\"lsn\":%llu,\"data_mdb_mtime\":%lld}}\n", (unsigned long long)in->ckpt_lsn,
+        printf(",\"checkpoint\":{\"lsn\":%llu,\"data_mdb_mtime\":%lld}", (unsigned long long)in->ckpt_lsn,
                (long long)data_mtime);
+        print_holders(h, 1);
+        printf("}\n");
         return;
     }
     char when[64];
@@ -250,6 +278,7 @@ static void print_stat(const char *path, const struct snapshot_info *in, const s
            human_bytes(in->log_bytes, b1), (unsigned long long)in->log_generation, (unsigned long long)in->log_txns);
     printf("checkpoint   LSN %llu (data.mdb written %s); last committed LSN %llu\n", (unsigned long long)in->ckpt_lsn,
            when, (unsigned long long)in->last_lsn);
+    print_holders(h, 0);
 }
 
 static int cmd_stat(int argc, char **argv)
@@ -288,7 +317,10 @@ static int cmd_stat(int argc, char **argv)
         snapshot_close(sn);
         return cmd_exit_for(rc);
     }
-    print_stat(path, &in, &st, w, json);
+    struct holders h;
+    if (snapshot_holders(sn, &h) != 0)
+        memset(&h, 0, sizeof h); /* LMDB's reader table unreadable: say nothing of readers */
+    print_stat(path, &in, &st, w, &h, json);
     inspect_stat_free(&st);
     walk_close(w);
     snapshot_close(sn);
