@@ -7,8 +7,11 @@
  * store, then:
  *   1. the writer's durable commit rate (one node's value changed per
  *      transaction, CAIRN_SYNC_FULL) for SECONDS (default 3) with 0, 1 and
- *      4 reader processes that refresh and read the changed node in a
- *      loop; prints each rate and its ratio to the rate without readers;
+ *      4 other processes of three kinds: readers that refresh and read the
+ *      changed node in a tight loop; readers that do so once a
+ *      millisecond; and, as the peer that says what merely sharing the
+ *      CPUs costs, processes that spin without touching any store.  Each
+ *      rate is printed with its ratio to the rate with none;
  *   2. refresh latency against the number of pages a commit changed
  *      (1, 16, 256, 4096 pages), each the median of 15 refreshes;
  *   3. a cold walk of the whole list through a fresh read-only handle
@@ -63,19 +66,29 @@ static void build(const char *dir, long n)
     bench_check(cairn_close(s), "close");
 }
 
-/* A reader process: refresh and read the list's head, until killed. */
-static pid_t start_reader(const char *dir)
+enum other { SPIN, REFRESH, PACED };
+static const char *other_name[] = {"spinning processes (no store)", "readers refreshing in a loop",
+                                   "readers refreshing every 1 ms"};
+
+/* Another process: a reader that refreshes and reads the list's head, in
+ * a loop or once a millisecond, or a spinner; until killed. */
+static pid_t start_other(const char *dir, enum other kind)
 {
     pid_t pid = fork();
     if (pid != 0)
         return pid;
-    cairn_store *r = open_store(dir, CAIRN_RDONLY);
     volatile int64_t sink = 0;
+    if (kind == SPIN)
+        for (;;)
+            sink++;
+    cairn_store *r = open_store(dir, CAIRN_RDONLY);
     for (;;) {
         bench_check(cairn_refresh(r), "refresh");
         struct node *h;
         bench_check(cairn_root_get(r, "list", (void **)&h), "root");
         sink += h->value;
+        if (kind == PACED)
+            usleep(1000);
     }
 }
 
@@ -121,23 +134,25 @@ int main(int argc, char **argv)
     snprintf(dir, sizeof dir, "%s/store", tmp);
     build(dir, nodes);
 
-    /* 1. Commit rate against readers. */
+    /* 1. Commit rate against other processes.  The rate with none is
+     * measured again before each kind, so that drift shows. */
     cairn_store *w = open_store(dir, 0);
-    double base = 0;
-    int counts[] = {0, 1, 4};
-    for (int k = 0; k < 3; k++) {
-        pid_t pids[4];
-        for (int i = 0; i < counts[k]; i++)
-            pids[i] = start_reader(dir);
-        usleep(200000); /* let them open */
-        double rate = commit_rate(w, seconds);
-        for (int i = 0; i < counts[k]; i++) {
-            kill(pids[i], SIGKILL);
-            waitpid(pids[i], NULL, 0);
+    for (int kind = SPIN; kind <= PACED; kind++) {
+        double base = commit_rate(w, seconds);
+        printf("commits/s alone: %.0f\n", base);
+        int counts[] = {1, 4};
+        for (int k = 0; k < 2; k++) {
+            pid_t pids[4];
+            for (int i = 0; i < counts[k]; i++)
+                pids[i] = start_other(dir, (enum other)kind);
+            usleep(200000); /* let them open */
+            double rate = commit_rate(w, seconds);
+            for (int i = 0; i < counts[k]; i++) {
+                kill(pids[i], SIGKILL);
+                waitpid(pids[i], NULL, 0);
+            }
+            printf("commits/s with %d %s: %.0f (%.2fx of alone)\n", counts[k], other_name[kind], rate, rate / base);
         }
-        if (k == 0)
-            base = rate;
-        printf("commits/s with %d refreshing reader processes: %.0f (%.2fx of none)\n", counts[k], rate, rate / base);
     }
 
     /* 2. Refresh latency against pages changed (each page's first node). */

@@ -243,7 +243,10 @@ typedef struct cairn_options {
  * changed are not kept resident (prefault again).
  *
  * On failure (CAIRN_BUSY when checkpoints raced every attempt, ENOMEM, a
- * damaged file) the handle keeps its snapshot.
+ * damaged file) the handle keeps its snapshot; if the failure came while
+ * applying the log's new records to it, what is resident stays readable
+ * but every load of another page fails with CAIRN_IOERR (the fault
+ * handler's error) until a later cairn_refresh succeeds.
  * @return CAIRN_OK; CAIRN_INVALID on a read-write handle or NULL.
  */
 CAIRN_API int cairn_refresh(cairn_store *s);

@@ -92,6 +92,16 @@ int replay_log(struct replay *r, struct wal *w, uint64_t after)
     return wal_replay(w, after, apply_change, transaction_applied, r, &r->last_lsn, &r->txns);
 }
 
+int replay_more(struct replay *r, struct wal *w)
+{
+    uint64_t last, txns;
+    int rc = wal_replay_more(w, apply_change, transaction_applied, r, &last, &txns);
+    if (txns)
+        r->last_lsn = last;
+    r->txns += txns;
+    return rc;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

@@ -46,6 +46,11 @@ struct replay {
  * errno. */
 int replay_log(struct replay *r, struct wal *w, uint64_t after);
 
+/* Apply the transactions committed to w since replay_log (or the last
+ * replay_more) stopped.  An error can leave part of a transaction applied
+ * to the images. */
+int replay_more(struct replay *r, struct wal *w);
+
 /* The image of extent e if replay holds it, else NULL. */
 unsigned char *replay_image(const struct replay *r, uint64_t e);
 /* The extents held, sorted, into *out (malloc'd); their count. */

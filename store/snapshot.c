@@ -115,6 +115,8 @@ static int base_image(void *arg, uint64_t e, void *raw)
 
 int snapshot_get(struct snapshot *sn, unsigned i, uint64_t e, void *buf, const void **val, size_t *len)
 {
+    if (sn->broken)
+        return CAIRN_IOERR;
     const unsigned char *img = snapshot_overlay(sn, e);
     if (img) {
         *val = img;
@@ -472,15 +474,55 @@ static void view_put(struct snapshot *sn, struct snapshot_view *v)
     sn->log.arg = sn;
 }
 
+/* Has nothing but appends to the log happened since the state was read?
+ * LMDB has had no commit (no checkpoint, no type registered) and "wal" is
+ * still the file read (a reset renames a new one over it). */
+static int only_appended(struct snapshot *sn)
+{
+    cairn_store *s = &sn->st;
+    MDB_envinfo info;
+    struct stat now, ours;
+    return sn->txn && mdb_env_info(s->cat.env, &info) == 0 && info.me_last_txnid == mdb_txn_id(sn->txn) &&
+           fstatat(s->dirfd, "wal", &now, 0) == 0 && fstat(s->wal.fd, &ours) == 0 && now.st_ino == ours.st_ino &&
+           now.st_dev == ours.st_dev;
+}
+
 int snapshot_refresh(struct snapshot *sn, struct snapshot_view *old)
 {
+    cairn_store *s = &sn->st;
+    memset(old, 0, sizeof *old);
+    old->spill_fd = old->wal.fd = -1;
+    if (only_appended(sn)) {
+        /* The same LMDB state and log: go on reading the log where the
+         * last read stopped, into the same images (the cost is what was
+         * appended).  No old state to keep: snapshot_changed only needs
+         * its last LSN. */
+        old->last_lsn = sn->last_lsn;
+        old->ckpt_lsn = s->cat.ckpt_lsn;
+        int rc = replay_more(&sn->log, &s->wal);
+        if (rc == 0) {
+            sn->log_txns = sn->log.txns;
+            sn->last_lsn = sn->log.last_lsn > s->cat.ckpt_lsn ? sn->log.last_lsn : s->cat.ckpt_lsn;
+            struct stat st;
+            sn->log_bytes = fstat(s->wal.fd, &st) == 0 ? (uint64_t)st.st_size : sn->log_bytes;
+            sn->broken = 0;
+            return 0;
+        }
+        /* Part of a transaction may be in the images now: build the state
+         * anew (below); if that fails too, the images cannot be trusted. */
+        sn->broken = 1;
+    }
     view_take(sn, old);
     int rc = read_state(sn);
     if (rc) {
         reset_attempt(sn);
         view_put(sn, old);
+        memset(old, 0, sizeof *old);
+        old->spill_fd = old->wal.fd = -1;
+        return rc;
     }
-    return rc;
+    sn->broken = 0;
+    return 0;
 }
 
 void snapshot_view_free(struct snapshot *sn, struct snapshot_view *v)

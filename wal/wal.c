@@ -95,7 +95,7 @@ static void adopt_header(struct wal *w, const struct wal_header *h)
     w->salt = h->salt;
     w->start_lsn = h->start_lsn;
     w->next_lsn = h->start_lsn;
-    w->chain = h->checksum;
+    w->chain = w->header_chain = h->checksum;
     w->end = WAL_HEADER_SIZE;
 }
 
@@ -457,8 +457,10 @@ static int apply_pending(struct scan *sc, const struct pending_page *pend, size_
     return 0;
 }
 
-int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn committed, void *ctx,
-               uint64_t *last_lsn, uint64_t *txns)
+/* The scan, from the record at `from` (LSN lsn, chain the checksum
+ * before it). */
+static int scan_from(struct wal *w, uint64_t from, uint64_t chain, uint64_t lsn, uint64_t after, wal_apply_fn apply,
+                     wal_commit_fn committed, void *ctx, uint64_t *last_lsn, uint64_t *txns)
 {
     struct stat st;
     if (fstat(w->fd, &st) != 0)
@@ -470,11 +472,11 @@ int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn 
     struct pending_page *pend = NULL;
     size_t npend = 0, cap = 0;
     int rc = sc.buf && again.buf ? 0 : ENOMEM;
-    uint64_t chain = w->chain, lsn = w->start_lsn, txn = 0;
-    uint64_t good_end = WAL_HEADER_SIZE, good_chain = chain, good_lsn = lsn;
-    *last_lsn = w->start_lsn - 1;
+    uint64_t txn = 0;
+    uint64_t good_end = from, good_chain = chain, good_lsn = lsn;
+    *last_lsn = lsn - 1;
     *txns = 0;
-    for (uint64_t at = WAL_HEADER_SIZE; rc == 0;) {
+    for (uint64_t at = from; rc == 0;) {
         unsigned char *rec;
         struct wal_record r;
         int end = scan_at(&sc, at, WAL_RECORD_HEADER, &rec);
@@ -544,4 +546,16 @@ int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn 
     free(sc.buf);
     free(again.buf);
     return rc;
+}
+
+int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn committed, void *ctx,
+               uint64_t *last_lsn, uint64_t *txns)
+{
+    return scan_from(w, WAL_HEADER_SIZE, w->header_chain, w->start_lsn, after, apply, committed, ctx, last_lsn, txns);
+}
+
+int wal_replay_more(struct wal *w, wal_apply_fn apply, wal_commit_fn committed, void *ctx, uint64_t *last_lsn,
+                    uint64_t *txns)
+{
+    return scan_from(w, w->end, w->chain, w->next_lsn, 0, apply, committed, ctx, last_lsn, txns);
 }

@@ -16,10 +16,11 @@ struct wal {
     uint8_t store_id[16];
     uint64_t generation;
     uint64_t salt;
-    uint64_t start_lsn; /* LSN of the first record of this generation */
-    uint64_t next_lsn;  /* LSN the next record gets */
-    uint64_t chain;     /* checksum of the last valid record (or the seed) */
-    uint64_t end;       /* file offset where the next record goes */
+    uint64_t start_lsn;    /* LSN of the first record of this generation */
+    uint64_t next_lsn;     /* LSN the next record gets */
+    uint64_t chain;        /* checksum of the last valid record (or the seed) */
+    uint64_t header_chain; /* the seed: the header's checksum */
+    uint64_t end;          /* file offset where the next record goes */
     /* The transaction being built: records accumulate here, then one
      * write puts them all after `end`. */
     unsigned char *buf;
@@ -59,6 +60,12 @@ int wal_probe(int dirfd);
  * valid commit.  *last_lsn = LSN of that commit. */
 int wal_replay(struct wal *w, uint64_t after, wal_apply_fn apply, wal_commit_fn committed, void *ctx,
                uint64_t *last_lsn, uint64_t *txns);
+
+/* Go on from where the last scan stopped (w as wal_replay or an earlier
+ * wal_replay_more left it): the transactions committed since, all of
+ * them applied.  *last_lsn = LSN of the last commit, or next_lsn - 1. */
+int wal_replay_more(struct wal *w, wal_apply_fn apply, wal_commit_fn committed, void *ctx, uint64_t *last_lsn,
+                    uint64_t *txns);
 
 /* Build a transaction: page records, then the commit record. */
 void wal_batch_begin(struct wal *w);
