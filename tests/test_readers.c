@@ -569,6 +569,107 @@ static void a_user_who_can_only_read_the_store_reads_it(void **state)
     assert_cairn_ok(cairn_close(w));
 }
 
+/* A reader process killed at random instants - while it opens, refreshes
+ * or reads - in a loop, beside a committing writer: nothing it leaves
+ * stops the writer or the next reader, and data.mdb stays bounded. */
+static void readers_killed_at_random_instants(void **state)
+{
+    const char *dir = *state;
+    cairn_store *w = tu_open(dir, 0);
+    commit_version(w, 1);
+    assert_cairn_ok(cairn_checkpoint(w));
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    long first = 0;
+    for (int round = 0; round < 40; round++) {
+        struct reader r = start_reader(dir);
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (round % 2)
+            (void)!write(r.to, "rrrrrrrrrrrrrrrr", 16); /* refreshes in flight when it dies */
+        usleep((useconds_t)(x % 30000));
+        kill(r.pid, SIGKILL);
+        int status;
+        assert_int_equal(waitpid(r.pid, &status, 0), r.pid);
+        close(r.to);
+        close(r.from);
+        commit_version(w, round + 2);
+        if (round % 4 == 3)
+            assert_cairn_ok(cairn_checkpoint(w));
+        if (round == 10)
+            first = tu_file_size(dir, "data.mdb");
+    }
+    long last = tu_file_size(dir, "data.mdb");
+    if (last > 2 * first)
+        fail_msg("data.mdb grew from %ld to %ld bytes over 30 rounds", first, last);
+    struct reader r = start_reader(dir);
+    assert_int_equal(ask(&r, 's'), 41);
+    stop_reader(&r);
+    assert_cairn_ok(cairn_close(w));
+}
+
+/* A writer killed while a reader reads leaves the reader on its snapshot;
+ * the next writer recovers as always, and a refresh then sees it. */
+static void writer_killed_under_a_reader(void **state)
+{
+    const char *dir = *state;
+    cairn_store *w = tu_open(dir, 0);
+    commit_version(w, 1);
+    assert_cairn_ok(cairn_close(w));
+    cairn_store *r = open_reader(dir);
+    assert_int_equal(read_version(r), 1);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        cairn_options o;
+        tu_options(&o);
+        cairn_store *s;
+        CHILD_OK(cairn_open(dir, &o, &s));
+        for (int64_t v = 2; v < 6; v++) {
+            cairn_txn *t;
+            struct state *st;
+            CHILD_OK(cairn_txn_begin(s, &t));
+            CHILD_OK(cairn_root_get(s, "state", (void **)&st));
+            st->version = v;
+            for (size_t i = 0; i < ITEMS; i++)
+                st->items[i] = item(v, i);
+            CHILD_OK(cairn_txn_commit(t));
+        }
+        kill(getpid(), SIGKILL);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(read_state(r), 1);
+    w = tu_open(dir, 0);
+    assert_int_equal(read_state(w), 5);
+    assert_int_equal(read_state(r), 1);
+    assert_cairn_ok(cairn_refresh(r));
+    assert_int_equal(read_state(r), 5);
+    assert_cairn_ok(cairn_close(w));
+    assert_cairn_ok(cairn_close(r));
+}
+
+/* A reader whose snapshot holds a damaged extent gets CAIRN_CORRUPT from
+ * cairn_check and from cairn_prefault, as a writer would. */
+static void reader_of_a_damaged_extent_gets_corrupt(void **state)
+{
+    const char *dir = *state;
+    cairn_store *w = tu_open(dir, 0);
+    commit_version(w, 1);
+    assert_cairn_ok(cairn_close(w));
+    tu_flip_extent_byte(dir, TU_LAST_EXTENT);
+    cairn_store *r = open_reader(dir);
+    cairn_check_report rep;
+    assert_cairn_rc(cairn_check(r, &rep), CAIRN_CORRUPT);
+    assert_true(rep.corrupt_extents > 0);
+    void *base;
+    size_t len;
+    assert_cairn_ok(cairn_range(r, &base, &len));
+    struct state *st;
+    assert_cairn_ok(cairn_root_get(r, "state", (void **)&st));
+    assert_cairn_rc(cairn_prefault(r, st->items, ITEMS * sizeof(int64_t), 0), CAIRN_CORRUPT);
+    assert_cairn_ok(cairn_close(r));
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--child") == 0)
@@ -582,6 +683,9 @@ int main(int argc, char **argv)
         tu_dir_test(refresh_moves_to_the_newest_commit),
         tu_dir_test(refresh_in_another_process_sees_every_acknowledged_commit),
         tu_dir_test(a_user_who_can_only_read_the_store_reads_it),
+        tu_dir_test(readers_killed_at_random_instants),
+        tu_dir_test(writer_killed_under_a_reader),
+        tu_dir_test(reader_of_a_damaged_extent_gets_corrupt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
