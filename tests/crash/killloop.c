@@ -3,7 +3,7 @@
  * and check after each kill that the store holds exactly a prefix of the
  * committed transactions, with every acknowledged one in it.
  *
- *   killloop [--cycles N] [--seed S] [--dir D] [--keep] [--verbose]
+ *   killloop [--cycles N] [--readers R] [--seed S] [--dir D] [--keep] [--verbose]
  *
  * (--dir: where the stores go, default a new directory under $TMPDIR;
  * --keep: keep them even when all passed.)
@@ -44,6 +44,14 @@
  * when the allocator's high-water mark gets high (HWM_LIMIT).  The kill
  * moments are random in time, so a seed reproduces the workload and the
  * cycle plan, not the exact interleaving.
+ *
+ * With --readers R, R read-only handles in processes of their own (this
+ * binary re-executed with --reader) read the store through every cycle
+ * after its first: each opens, runs cairn_check on its snapshot and
+ * refreshes, over and over, and is SIGKILLed when the cycle ends.  Every
+ * snapshot a reader sees is a committed state, so every check must be
+ * clean and every open and refresh succeed (CAIRN_BUSY aside); a reader
+ * that exits on its own is a violation.
  *
  * Output: nothing per cycle (unless --verbose); at the end the counts and
  * "N passed, M failed" (cycles).  Exit status 1 on any violation.
@@ -175,14 +183,71 @@ static int child_main(int argc, char **argv)
     }
 }
 
+/* A reader (--reader DIR FD): open read-only, check, refresh, over and
+ * over, writing a byte to FD after each clean check; exits only on a
+ * failure (status 3-5, the reason on stderr). */
+static int reader_main(const char *dir, int fd)
+{
+    for (;;) {
+        cairn_options o;
+        store_options(&o, 0);
+        o.flags = CAIRN_RDONLY;
+        cairn_store *s;
+        int rc = cairn_open(dir, &o, &s);
+        if (rc == CAIRN_BUSY) {
+            usleep(1000);
+            continue;
+        }
+        if (rc) {
+            fprintf(stderr, "killloop reader: open: %s\n", cairn_errmsg(NULL));
+            _exit(3);
+        }
+        for (int i = 0; i < 20; i++) {
+            cairn_check_report r;
+            rc = cairn_check(s, &r);
+            if (rc) {
+                fprintf(stderr, "killloop reader: check: %s (%s)\n", cairn_strerror(rc), r.first_problem);
+                _exit(4);
+            }
+            (void)!write(fd, "c", 1);
+            rc = cairn_refresh(s);
+            if (rc && rc != CAIRN_BUSY) {
+                fprintf(stderr, "killloop reader: refresh: %s\n", cairn_errmsg(s));
+                _exit(5);
+            }
+        }
+        cairn_close(s);
+    }
+}
+
 /* ---- the parent ---- */
+
+static int n_readers;
+static pid_t reader_pids[8];
+static int reader_pipe[2] = {-1, -1}; /* a byte per clean check */
+
+static void start_readers(const char *dir)
+{
+    if (reader_pipe[0] < 0 && (pipe(reader_pipe) != 0 || fcntl(reader_pipe[0], F_SETFL, O_NONBLOCK) != 0)) {
+        perror("pipe");
+        exit(2);
+    }
+    char fd[16];
+    snprintf(fd, sizeof fd, "%d", reader_pipe[1]);
+    for (int i = 0; i < n_readers; i++) {
+        char *argv[] = {"killloop", "--reader", (char *)dir, fd, NULL};
+        fflush(NULL);
+        if (posix_spawn(&reader_pids[i], "/proc/self/exe", NULL, NULL, argv, environ) != 0)
+            reader_pids[i] = 0;
+    }
+}
 
 static int verbose, keep;
 static uint64_t run_seed;
 
 static struct {
     uint64_t cycles, failed, violations, verified, deferred;
-    uint64_t acks, child_ckpts, bg_cycles, bg_ckpts;
+    uint64_t acks, child_ckpts, bg_cycles, bg_ckpts, reader_runs, reader_checks;
     uint64_t k_commit, k_ckpt, k_open_recovery, k_open, k_body, k_recovery, k_recovery_after, k_walreset;
     uint64_t recovery_children;
     int64_t us_work, us_recovery, us_verify, us_open_seen, n_open_seen;
@@ -509,7 +574,7 @@ static int rm_tree(const char *path)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: killloop [--cycles N] [--seed S] [--dir D] [--keep] [--verbose]\n");
+    fprintf(stderr, "usage: killloop [--cycles N] [--readers R] [--seed S] [--dir D] [--keep] [--verbose]\n");
     exit(2);
 }
 
@@ -517,12 +582,16 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--child") == 0)
         return child_main(argc, argv);
+    if (argc == 4 && strcmp(argv[1], "--reader") == 0)
+        return reader_main(argv[2], atoi(argv[3]));
     uint64_t cycles = 200;
     const char *dir_arg = NULL;
     run_seed = ((uint64_t)time(NULL) * 2654435761u) ^ ((uint64_t)getpid() << 20);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--cycles") && i + 1 < argc)
             cycles = strtoull(argv[++i], NULL, 0);
+        else if (!strcmp(argv[i], "--readers") && i + 1 < argc)
+            n_readers = atoi(argv[++i]) < 8 ? atoi(argv[i]) : 8;
         else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             run_seed = strtoull(argv[++i], NULL, 0);
         else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
@@ -590,6 +659,11 @@ int main(int argc, char **argv)
         int defer = crnd(100) < 20 && c + 1 < cycles;
         int64_t recovery_delay = (int64_t)crnd((uint64_t)(open_est * 13 / 10 + 1));
 
+        /* Readers, once the store exists (not while a child creates it). */
+        int readers = file_exists(t.dir, "data.mdb");
+        if (readers)
+            start_readers(t.dir);
+
         /* 1-2: the work child. */
         off_t wal_before = wal_size(t.dir);
         struct child_run r;
@@ -648,6 +722,20 @@ int main(int argc, char **argv)
         } else {
             st.deferred++;
         }
+        for (int i = 0; readers && i < n_readers; i++) {
+            int status;
+            if (reader_pids[i] <= 0)
+                continue;
+            kill(reader_pids[i], SIGKILL);
+            waitpid(reader_pids[i], &status, 0);
+            st.reader_runs++;
+            if (WIFEXITED(status))
+                violation(&t, c, "a reader exited with status %d (see its message above)", WEXITSTATUS(status));
+        }
+        char drain[512];
+        ssize_t got;
+        while (readers && (got = read(reader_pipe[0], drain, sizeof drain)) > 0)
+            st.reader_checks += (uint64_t)got;
         st.cycles++;
         stuck = t.lo > lo_before || in_open ? 0 : stuck + 1;
         if (t.cycle_failed)
@@ -690,6 +778,13 @@ int main(int argc, char **argv)
     printf("background checkpointing: %llu cycles with a small checkpoint_bytes; %llu checkpoints by the "
            "flushers of the children\n",
            (unsigned long long)st.bg_cycles, (unsigned long long)st.bg_ckpts);
+    printf("readers: %llu runs of a read-only handle beside the cycles, killed at their end; %llu clean "
+           "checks of their snapshots\n",
+           (unsigned long long)st.reader_runs, (unsigned long long)st.reader_checks);
+    if (n_readers && st.reader_runs > 4 && st.reader_checks == 0) {
+        printf("the readers never completed a check: they tested nothing\n");
+        st.violations++;
+    }
     printf("violations: %llu\n", (unsigned long long)st.violations);
     printf("%llu passed, %llu failed\n", (unsigned long long)(st.cycles - st.failed), (unsigned long long)st.failed);
     model_free(&t.exp);
