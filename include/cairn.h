@@ -170,7 +170,12 @@ extern "C" {
  * keeps the pages a read-only handle's snapshot sees (as for LMDB's own
  * long readers, data.mdb grows while such a snapshot is old), and the
  * reader slot of a process that died is reclaimed at the writer's next
- * checkpoint.  Any other bit is CAIRN_INVALID (CAIRN_READONLY is an error
+ * checkpoint.  A read-only handle takes 5 of LMDB's 510 reader slots of a
+ * store (the writer takes 32; a refresh briefly 5 more), so about 90
+ * read-only handles of one store can be open at once, across processes;
+ * past that open and refresh fail.  A user who cannot write lock.mdb
+ * reads without a reader slot, holding the store's lock shared instead:
+ * a writer then waits for it (busy_timeout_ms) or gets CAIRN_BUSY.  Any other bit is CAIRN_INVALID (CAIRN_READONLY is an error
  * code, not a flag). */
 #define CAIRN_RDONLY 0x1u
 

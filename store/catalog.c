@@ -176,7 +176,7 @@ static struct shared_env {
     dev_t dev;
     ino_t ino;
     MDB_env *env;
-    int users;
+    int users, writers; /* writers: read-write handles among the users */
 } envs[SHARED_ENVS];
 static pthread_once_t envs_once = PTHREAD_ONCE_INIT;
 
@@ -203,12 +203,12 @@ static void envs_install(void)
 
 /* The environment open on data.mdb of dir, with one user more; NULL if
  * none.  Caller holds envs_mutex. */
-static MDB_env *shared_env(const struct stat *st)
+static struct shared_env *shared_env(const struct stat *st)
 {
     for (int i = 0; i < SHARED_ENVS; i++) {
         if (envs[i].env && envs[i].dev == st->st_dev && envs[i].ino == st->st_ino) {
             envs[i].users++;
-            return envs[i].env;
+            return &envs[i];
         }
     }
     return NULL;
@@ -233,6 +233,10 @@ int catalog_open_env(struct catalog *c, const char *dir, unsigned flags, int cre
     char *file;
     if (asprintf(&file, "%s/data.mdb", dir) < 0)
         return ENOMEM;
+    int writer = !(flags & MDB_RDONLY);
+    /* Looked up and opened under the mutex: two first users must not
+     * open two environments. */
+    pthread_mutex_lock(&envs_mutex);
     struct stat st;
     int have = stat(file, &st) == 0;
     /* A read-only user opens the environment read-write where it may, so
@@ -249,6 +253,7 @@ int catalog_open_env(struct catalog *c, const char *dir, unsigned flags, int cre
         char *lock;
         if (asprintf(&lock, "%s/lock.mdb", dir) < 0) {
             free(file);
+            pthread_mutex_unlock(&envs_mutex);
             return ENOMEM;
         }
         c->no_lock = access(lock, W_OK) != 0 && (errno != ENOENT || access(dir, W_OK) != 0);
@@ -257,23 +262,68 @@ int catalog_open_env(struct catalog *c, const char *dir, unsigned flags, int cre
             flags |= MDB_NOLOCK;
     }
     free(file);
-    pthread_mutex_lock(&envs_mutex);
-    c->env = have && !c->no_lock ? shared_env(&st) : NULL;
-    if (c->env) {
+    struct shared_env *e = have && !c->no_lock ? shared_env(&st) : NULL;
+    if (e) {
+        c->env = e->env;
+        c->env_writer = writer;
+        e->writers += writer;
         pthread_mutex_unlock(&envs_mutex);
         return 0;
     }
+    int slot = -1;
+    for (int i = 0; i < SHARED_ENVS && slot < 0; i++)
+        if (!envs[i].env)
+            slot = i;
+    if (slot < 0 && !c->no_lock) {
+        pthread_mutex_unlock(&envs_mutex);
+        catalog_error(c, "%s: %d LMDB environments are open in this process already", dir, SHARED_ENVS);
+        return CAIRN_BUSY;
+    }
     int rc = open_env(c, dir, flags, create, max_bytes);
+    /* The databases' handles, committed, for every transaction of every
+     * user (a handle opened in one user's read transaction would be that
+     * transaction's only, and gone with it).  A damaged file fails here
+     * without a word: catalog_read says what is wrong. */
+    if (rc == 0 && have)
+        (void)catalog_open_dbis(c);
     if (rc == 0 && !c->no_lock && fstat_env(c->env, &st) == 0) {
-        for (int i = 0; i < SHARED_ENVS; i++) {
-            if (!envs[i].env) {
-                envs[i] = (struct shared_env){st.st_dev, st.st_ino, c->env, 1};
-                break;
-            }
-        }
+        envs[slot] = (struct shared_env){st.st_dev, st.st_ino, c->env, 1, writer};
+        c->env_writer = writer;
+    } else if (rc && c->env) {
+        mdb_env_close(c->env);
+        c->env = NULL;
     }
     pthread_mutex_unlock(&envs_mutex);
     return rc;
+}
+
+int catalog_env_alone_begin(const struct catalog *c)
+{
+    pthread_mutex_lock(&envs_mutex);
+    int n = 0;
+    for (int i = 0; i < SHARED_ENVS; i++)
+        if (envs[i].env && envs[i].env == c->env)
+            n = envs[i].users;
+    if (n <= 1)
+        return 1;
+    pthread_mutex_unlock(&envs_mutex);
+    return 0;
+}
+
+void catalog_env_alone_end(void)
+{
+    pthread_mutex_unlock(&envs_mutex);
+}
+
+int catalog_env_has_writer(const struct catalog *c)
+{
+    int n = 0;
+    pthread_mutex_lock(&envs_mutex);
+    for (int i = 0; i < SHARED_ENVS; i++)
+        if (envs[i].env && envs[i].env == c->env)
+            n = envs[i].writers;
+    pthread_mutex_unlock(&envs_mutex);
+    return n > 0;
 }
 
 static int open_env(struct catalog *c, const char *dir, unsigned flags, int create, uint64_t max_bytes)
@@ -356,6 +406,7 @@ void catalog_close_env(struct catalog *c)
     pthread_mutex_lock(&envs_mutex);
     for (int i = 0; i < SHARED_ENVS; i++) {
         if (envs[i].env == c->env) {
+            envs[i].writers -= c->env_writer;
             close_it = --envs[i].users == 0;
             if (close_it)
                 envs[i] = (struct shared_env){0};

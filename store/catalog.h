@@ -41,6 +41,7 @@ struct catalog {
     uint64_t pages;    /* the store's range */
     uint64_t ckpt_lsn; /* as read or last written */
     int no_readahead;  /* open with MDB_NORDAHEAD (knobs.lmdb_no_readahead) */
+    int env_writer;    /* this user of the shared environment is a read-write handle */
     int no_lock;       /* read-only user who cannot write lock.mdb: MDB_NOLOCK, so
                           LMDB has no reader slot of ours (see catalog_open_env) */
     /* Where messages go: the first failure's detail ("dir/data.mdb: ..."). */
@@ -68,6 +69,13 @@ void catalog_close_env(struct catalog *c);
 /* How many handles of this process share c's environment (0: not shared,
  * a private one such as a copy's). */
 int catalog_env_users(const struct catalog *c);
+/* Is c the environment's only user?  If so (1) no other handle can join
+ * until catalog_env_alone_end: for growing LMDB's map, which remaps under
+ * every transaction of the process. */
+int catalog_env_alone_begin(const struct catalog *c);
+void catalog_env_alone_end(void);
+/* Does a read-write handle of this process share c's environment? */
+int catalog_env_has_writer(const struct catalog *c);
 /* LMDB's reader slots: the writer's load slots, SNAPSHOT_READERS + 1 for
  * each read-only handle, one for each of the command's snapshots. */
 #define CATALOG_MAX_READERS 510

@@ -443,8 +443,16 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
 {
     if (!s || !r)
         return CAIRN_INVALID;
-    if (s->snap) /* a read-only handle shows its snapshot: check that */
-        return check_snapshot(s->snap, r, NULL);
+    if (store_foreign(s))
+        return CAIRN_INVALID;
+    if (s->snap) { /* a read-only handle shows its snapshot: check that */
+        /* One at a time, and not during a refresh: the snapshot's read
+         * transaction and decoder serve one thread. */
+        pthread_rwlock_wrlock(&s->lmdb_lock);
+        int rc = check_snapshot(s->snap, r, NULL);
+        pthread_rwlock_unlock(&s->lmdb_lock);
+        return rc;
+    }
     memset(r, 0, sizeof *r);
     struct checker c = {.r = r};
 

@@ -70,6 +70,7 @@ int readonly_open(const char *path, const cairn_options *o, cairn_store **out)
     s->opt = *o;
     s->snap = sn;
     s->claim_slot = slot;
+    store_claim_set(slot, s); /* a forked child closes its lock descriptor */
     s->dev = st.st_dev, s->ino = st.st_ino;
     struct stat now;
     if (fstat(s->dirfd, &now) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
@@ -132,15 +133,34 @@ int cairn_refresh(cairn_store *s)
 {
     if (!s || store_foreign(s) || !s->snap)
         return CAIRN_INVALID;
+    /* Exclusive against cairn_check on this handle, and against type
+     * lookups (the type table is rebuilt). */
+    pthread_rwlock_wrlock(&s->lmdb_lock);
+    pthread_rwlock_wrlock(&s->types_lock);
     struct snapshot_view old;
     int rc = snapshot_refresh(s->snap, &old);
-    if (rc)
+    pthread_rwlock_unlock(&s->types_lock);
+    if (rc) {
+        pthread_rwlock_unlock(&s->lmdb_lock);
         return rc;
+    }
     struct pager *p = s->pager;
     uint64_t hwm = atomic_load(&p->ext_hwm);
-    for (uint64_t e = 0; e < hwm; e++)
-        if (XS_STATE(atomic_load(&p->ext_state[e])) == XS_RESIDENT && snapshot_changed(s->snap, &old, e))
+    for (uint64_t e = 0; e < hwm && rc == 0; e++) {
+        if (XS_STATE(atomic_load(&p->ext_state[e])) != XS_RESIDENT || !snapshot_changed(s->snap, &old, e))
+            continue;
+        /* An extent that stays resident would show the old state beside
+         * the new one: a state that never was.  Eviction backs off only
+         * when protecting or punching fails (a full mapping table). */
+        for (int attempt = 0; attempt < 3 && XS_STATE(atomic_load(&p->ext_state[e])) == XS_RESIDENT; attempt++)
             evict_extent(p, e);
+        if (XS_STATE(atomic_load(&p->ext_state[e])) == XS_RESIDENT) {
+            s->snap->broken = 1;
+            rc = store_fail(s, CAIRN_IOERR, "%s: a refresh could not drop changed extent %llu from memory", s->path,
+                            (unsigned long long)e);
+        }
+    }
     snapshot_view_free(s->snap, &old);
-    return 0;
+    pthread_rwlock_unlock(&s->lmdb_lock);
+    return rc;
 }

@@ -124,9 +124,8 @@ int snapshot_get(struct snapshot *sn, unsigned i, uint64_t e, void *buf, const v
     }
     int64_t at = spilled(sn, e);
     if (at >= 0) {
-        int rc = spill_io(sn->spill_fd, buf, (uint64_t)at, 0);
         *val = buf;
-        return rc ? rc : PAGESTORE_IMAGE;
+        return spill_io(sn->spill_fd, buf, (uint64_t)at, 0) ? CAIRN_IOERR : PAGESTORE_IMAGE;
     }
     MDB_val key = {sizeof e, &e}, v;
     int rc = lmdb_get(sn->reader_txn[i], sn->st.cat.extents, &key, &v);
@@ -207,10 +206,7 @@ static void end_reads(struct snapshot *sn)
 static int begin_reads(struct snapshot *sn)
 {
     cairn_store *s = &sn->st;
-    int rc = sn->readers ? catalog_open_dbis(&s->cat) : 0;
-    if (rc)
-        return rc;
-    lmdb_file_follow(s->cat.env);
+    int rc = 0;
     for (int attempt = 0; attempt < 1000; attempt++) {
         rc = begin_read(s->cat.env, &sn->txn);
         int same = 1;
@@ -218,13 +214,23 @@ static int begin_reads(struct snapshot *sn)
             rc = begin_read(s->cat.env, &sn->reader_txn[i]);
             same = rc == 0 && mdb_txn_id(sn->reader_txn[i]) == mdb_txn_id(sn->txn);
         }
-        if (rc == 0 && same)
+        if (rc == 0 && same) {
+            /* A writer of another process may have grown data.mdb past
+             * the zeros LMDB's map shows beyond its old end: map the file
+             * again.  After the transactions began, so every page they can
+             * see is in the file as measured.  Not with a writer of this
+             * process sharing the map: it keeps the map right itself, and
+             * zeros put there now could cover pages it commits next. */
+            if (!catalog_env_has_writer(&s->cat))
+                lmdb_file_follow(s->cat.env);
             return 0;
+        }
         end_reads(sn);
-        if (rc == MDB_MAP_RESIZED && catalog_env_users(&s->cat) > 1) {
+        if (rc == MDB_MAP_RESIZED && (sn->refreshing || catalog_env_users(&s->cat) > 1)) {
             store_set_error(s,
                             "%s/data.mdb: a writer of another process grew LMDB's map, which this process can "
-                            "adopt only with no other handle of the store open",
+                            "adopt only with no transaction of it open: close this process's handles of the "
+                            "store (a read-only one that refreshes holds its old snapshot) and open them again",
                             s->path);
             return CAIRN_BUSY;
         }
@@ -513,7 +519,9 @@ int snapshot_refresh(struct snapshot *sn, struct snapshot_view *old)
         sn->broken = 1;
     }
     view_take(sn, old);
+    sn->refreshing = 1; /* the old state's transactions stay open meanwhile */
     int rc = read_state(sn);
+    sn->refreshing = 0;
     if (rc) {
         reset_attempt(sn);
         view_put(sn, old);

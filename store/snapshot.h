@@ -33,6 +33,7 @@ struct snapshot {
     uint64_t log_bytes; /* size of the log when it was read */
     int retries;        /* times a checkpoint raced the open */
     int broken;         /* a failed refresh left the images half-updated: every load fails */
+    int refreshing;     /* snapshot_refresh is building a new state beside the old */
     /* Extents changed by the log, unswizzled: at most a batch of them in
      * memory (log), the rest spilled to an unlinked temporary file, one
      * 64 KiB image each, found by extent (open addressing on e + 1). */

@@ -45,7 +45,7 @@ static struct {
     int used, writer;
     dev_t dev;
     ino_t ino;
-    cairn_store *s; /* a writer's, for its lock descriptor at fork */
+    cairn_store *s; /* for its lock descriptor at fork */
 } open_dirs[MAX_OPEN];
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
@@ -121,6 +121,13 @@ int store_claim_dir(dev_t dev, ino_t ino, cairn_store *s, int writer, int *slot)
     }
     pthread_mutex_unlock(&open_mutex);
     return rc;
+}
+
+void store_claim_set(int slot, cairn_store *s)
+{
+    pthread_mutex_lock(&open_mutex);
+    open_dirs[slot].s = s;
+    pthread_mutex_unlock(&open_mutex);
 }
 
 void store_release_dir(int slot)
@@ -470,8 +477,9 @@ int store_grow_map(cairn_store *s)
     MDB_envinfo info;
     int rc;
     /* LMDB remaps on growth, under every transaction of the process: the
-     * read-only handles sharing the environment hold theirs open. */
-    if (catalog_env_users(&s->cat) > 1) {
+     * read-only handles sharing the environment hold theirs open, and none
+     * may join while the map moves. */
+    if (!catalog_env_alone_begin(&s->cat)) {
         store_set_error(s,
                         "%s/data.mdb: LMDB's map is full, and cannot grow while read-only handles of this store "
                         "are open in this process",
@@ -508,6 +516,7 @@ int store_grow_map(cairn_store *s)
     if (s->pagestore)
         pagestore_lmdb_resume(s->pagestore);
     pthread_rwlock_unlock(&s->lmdb_lock);
+    catalog_env_alone_end();
     return lmdb_to_cairn(rc);
 }
 

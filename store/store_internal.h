@@ -80,6 +80,10 @@ struct cairn_store {
      *               -> LMDB write transaction
      *                    -> page lock bits (PS_LOCK, held for one copy)
      *   types_lock (write: registration) -> lmdb_lock
+     *   store_grow_map: the process's table of shared LMDB environments
+     *     (catalog.c, envs_mutex) -> lmdb_lock
+     *   a read-only handle: lmdb_lock (exclusive: cairn_refresh, cairn_check)
+     *     -> types_lock (refresh rebuilds the type table)
      *   alloc_mutex, flush_mutex, err_mutex: leaves (flush_mutex is
      *   dropped before the flusher takes log_mutex)
      *
@@ -140,6 +144,7 @@ void store_handle_destroy(cairn_store *s);
  * *slot names the entry for store_release_dir. */
 int store_claim_dir(dev_t dev, ino_t ino, cairn_store *s, int writer, int *slot);
 void store_release_dir(int slot);
+void store_claim_set(int slot, cairn_store *s);
 /* May a store be created in directory dirfd (path) that has no data.mdb?
  * 0; CAIRN_CORRUPT when it holds the rest of a store (a log or LMDB's
  * lock file: data.mdb was lost); ENOTEMPTY when it holds anything else.

@@ -15,6 +15,7 @@
 #include "child.h"
 #include "files.h"
 #include "storeutil.h"
+#include "store/inspect.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -670,6 +671,31 @@ static void reader_of_a_damaged_extent_gets_corrupt(void **state)
     assert_cairn_ok(cairn_close(r));
 }
 
+/* The command's snapshot (no pager) opened first in a process, a writer
+ * after it, the snapshot closed: the writer's LMDB environment (shared)
+ * keeps its database handles, and it commits and checkpoints on. */
+static void a_snapshot_closing_beside_a_writer_leaves_it_working(void **state)
+{
+    const char *dir = *state;
+    cairn_store *w = tu_open(dir, 0);
+    commit_version(w, 1);
+    assert_cairn_ok(cairn_close(w));
+    struct snapshot *sn;
+    char err[512];
+    assert_cairn_ok(snapshot_open(dir, &sn, err, sizeof err));
+    w = tu_open(dir, 0);
+    snapshot_close(sn);
+    commit_version(w, 2);
+    assert_cairn_ok(cairn_checkpoint(w));
+    commit_version(w, 3);
+    assert_cairn_ok(cairn_close(w));
+    w = tu_open(dir, 0);
+    assert_int_equal(read_state(w), 3);
+    cairn_check_report rep;
+    assert_cairn_ok(cairn_check(w, &rep));
+    assert_cairn_ok(cairn_close(w));
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--child") == 0)
@@ -686,6 +712,7 @@ int main(int argc, char **argv)
         tu_dir_test(readers_killed_at_random_instants),
         tu_dir_test(writer_killed_under_a_reader),
         tu_dir_test(reader_of_a_damaged_extent_gets_corrupt),
+        tu_dir_test(a_snapshot_closing_beside_a_writer_leaves_it_working),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
