@@ -58,7 +58,7 @@ int readonly_open(const char *path, const cairn_options *o, cairn_store **out)
         return rc;
     }
     struct snapshot *sn;
-    rc = snapshot_open_readers(path, SNAPSHOT_READERS, &sn, err, sizeof err);
+    rc = snapshot_open_readers(path, SNAPSHOT_READERS, o, &sn, err, sizeof err);
     if (rc) {
         store_release_dir(slot);
         if (rc == ENOENT)
@@ -67,7 +67,6 @@ int readonly_open(const char *path, const cairn_options *o, cairn_store **out)
         return rc;
     }
     cairn_store *s = &sn->st;
-    s->opt = *o;
     s->snap = sn;
     s->claim_slot = slot;
     store_claim_set(slot, s); /* a forked child closes its lock descriptor */

@@ -374,10 +374,11 @@ static void reset_attempt(struct snapshot *sn)
 
 int snapshot_open(const char *path, struct snapshot **out, char *err, size_t errlen)
 {
-    return snapshot_open_readers(path, 0, out, err, errlen);
+    return snapshot_open_readers(path, 0, NULL, out, err, errlen);
 }
 
-int snapshot_open_readers(const char *path, unsigned readers, struct snapshot **out, char *err, size_t errlen)
+int snapshot_open_readers(const char *path, unsigned readers, const cairn_options *o, struct snapshot **out, char *err,
+                          size_t errlen)
 {
     if (readers > SNAPSHOT_READERS)
         return CAIRN_INVALID;
@@ -389,7 +390,7 @@ int snapshot_open_readers(const char *path, unsigned readers, struct snapshot **
     sn->readers = readers;
     sn->spill_fd = -1;
     cairn_store *s = &sn->st;
-    store_handle_init(s, NULL);
+    store_handle_init(s, o);
     s->readonly = 1;
     int rc = ENOMEM;
     s->path = strdup(path);

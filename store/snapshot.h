@@ -44,8 +44,11 @@ struct snapshot {
 };
 
 /* snapshot_open, with `readers` (at most SNAPSHOT_READERS) transactions
- * for a read-only handle's fault path in reader_txn. */
-int snapshot_open_readers(const char *path, unsigned readers, struct snapshot **out, char *err, size_t errlen);
+ * for a read-only handle's fault path in reader_txn, and the handle's
+ * options (NULL: the defaults; max_bytes sizes LMDB's map as for a
+ * writer). */
+int snapshot_open_readers(const char *path, unsigned readers, const cairn_options *o, struct snapshot **out, char *err,
+                          size_t errlen);
 
 /* Async-signal-safe (the fault path of a read-only handle): extent e as
  * reader i sees it.  PAGESTORE_IMAGE with *val its pages (replayed from
