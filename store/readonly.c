@@ -80,20 +80,7 @@ int readonly_open(const char *path, const cairn_options *o, cairn_store **out)
     rc = snapshot_pagestore_open(sn, &s->pagestore);
     if (rc)
         goto fail;
-    struct pager_config pc = {
-        .pages = s->cat.pages,
-        .cache_bytes = s->opt.cache_bytes,
-        .backend = s->opt.backend != CAIRN_BACKEND_AUTO ? s->opt.backend : s->knobs.backend,
-        .evict_random = s->knobs.evict_random,
-        .publish_page_only = s->knobs.publish_page_only,
-        .pagestore = s->pagestore,
-        .checksum_seed = s->cat.seed,
-        .store = s,
-        .fault_error = s->opt.fault_error,
-        .fault_error_arg = s->opt.fault_error_arg,
-        .name = s->path,
-    };
-    rc = pager_open(&s->pager, &pc);
+    rc = store_open_pager(s);
     if (rc)
         goto fail;
     store_set_open_error("");

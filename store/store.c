@@ -582,6 +582,25 @@ void store_handle_init(cairn_store *s, const cairn_options *o)
     }
 }
 
+int store_open_pager(cairn_store *s)
+{
+    struct pager_config pc = {
+        .pages = s->cat.pages,
+        .cache_bytes = s->opt.cache_bytes,
+        /* The option wins over the environment variable. */
+        .backend = s->opt.backend != CAIRN_BACKEND_AUTO ? s->opt.backend : s->knobs.backend,
+        .evict_random = s->knobs.evict_random,
+        .publish_page_only = s->knobs.publish_page_only,
+        .pagestore = s->pagestore,
+        .checksum_seed = s->cat.seed,
+        .store = s,
+        .fault_error = s->opt.fault_error,
+        .fault_error_arg = s->opt.fault_error_arg,
+        .name = s->path,
+    };
+    return pager_open(&s->pager, &pc);
+}
+
 void store_handle_destroy(cairn_store *s)
 {
     pthread_mutex_destroy(&s->txn_mutex);
@@ -773,21 +792,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     if (rc)
         goto fail;
 
-    struct pager_config pc = {
-        .pages = s->cat.pages,
-        .cache_bytes = s->opt.cache_bytes,
-        /* The option wins over the environment variable. */
-        .backend = s->opt.backend != CAIRN_BACKEND_AUTO ? s->opt.backend : s->knobs.backend,
-        .evict_random = s->knobs.evict_random,
-        .publish_page_only = s->knobs.publish_page_only,
-        .pagestore = s->pagestore,
-        .checksum_seed = s->cat.seed,
-        .store = s,
-        .fault_error = s->opt.fault_error,
-        .fault_error_arg = s->opt.fault_error_arg,
-        .name = s->path,
-    };
-    rc = pager_open(&s->pager, &pc);
+    rc = store_open_pager(s);
     if (rc)
         goto fail;
     if (!s->readonly) {

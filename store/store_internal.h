@@ -138,6 +138,9 @@ struct cairn_store {
  * knobs read); and their end (with path).  cairn_open and the snapshot. */
 void store_handle_init(cairn_store *s, const cairn_options *o);
 void store_handle_destroy(cairn_store *s);
+/* The handle's pager over s->pagestore, configured from its options and
+ * knobs. */
+int store_open_pager(cairn_store *s);
 /* The table of stores open in this process (by directory), an entry per
  * handle: a writer's claim is CAIRN_BUSY while another writer of the
  * directory holds one (read-only handles may be any number beside it);
