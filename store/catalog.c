@@ -282,10 +282,9 @@ int catalog_open_env(struct catalog *c, const char *dir, unsigned flags, int cre
     int rc = open_env(c, dir, flags, create, max_bytes);
     /* The databases' handles, committed, for every transaction of every
      * user (a handle opened in one user's read transaction would be that
-     * transaction's only, and gone with it).  A damaged file fails here
-     * without a word: catalog_read says what is wrong. */
+     * transaction's only, and gone with it). */
     if (rc == 0 && have)
-        (void)catalog_open_dbis(c);
+        rc = catalog_open_dbis(c);
     if (rc == 0 && !c->no_lock && fstat_env(c->env, &st) == 0) {
         envs[slot] = (struct shared_env){st.st_dev, st.st_ino, c->env, 1, writer};
         c->env_writer = writer;
@@ -449,18 +448,32 @@ int catalog_create(struct catalog *c)
 
 int catalog_open_dbis(struct catalog *c)
 {
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
-    if (rc)
-        return lmdb_to_cairn(rc);
-    rc = lmdb_dbi_open(txn, "meta", 0, &c->meta);
-    if (rc == 0)
-        rc = lmdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &c->extents);
-    if (rc) {
-        mdb_txn_abort(txn);
-        return rc == MDB_NOTFOUND ? 0 : lmdb_to_cairn(rc);
+    int rc;
+    /* A read transaction has nothing to write; MDB_MAP_FULL from its
+     * begin or commit (as the I/O-error tests inject) is tried once more,
+     * as a writer retries after growing the map. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        MDB_txn *txn;
+        rc = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+        if (rc == MDB_MAP_FULL)
+            continue;
+        if (rc)
+            break;
+        rc = lmdb_dbi_open(txn, "meta", 0, &c->meta);
+        if (rc == 0)
+            rc = lmdb_dbi_open(txn, "extents", MDB_INTEGERKEY, &c->extents);
+        if (rc) {
+            /* Missing or damaged: catalog_read says which. */
+            mdb_txn_abort(txn);
+            return 0;
+        }
+        rc = mdb_txn_commit(txn);
+        if (rc != MDB_MAP_FULL)
+            break;
     }
-    return lmdb_to_cairn(mdb_txn_commit(txn));
+    if (rc)
+        catalog_error(c, "%s/data.mdb: opening the catalog's databases: %s", c->path, mdb_strerror(rc));
+    return lmdb_to_cairn(rc);
 }
 
 int catalog_read(struct catalog *c, MDB_txn *txn)

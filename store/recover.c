@@ -71,7 +71,7 @@ int recover_log(cairn_store *s, int *pending)
     r->cat = &s->cat;
     r->dctx = s->dctx;
     r->batch = REPLAY_BATCH;
-    r->flush = s->readonly ? NULL : write_batch;
+    r->flush = write_batch;
     r->arg = &rec;
     if (s->knobs.test.recover_batch)
         r->batch = s->knobs.test.recover_batch;
@@ -95,16 +95,6 @@ int recover_log(cairn_store *s, int *pending)
     if (rc == 0)
         rc = store_log_continues(s, s->cat.ckpt_lsn, s->wal.start_lsn, last);
     if (rc)
-        goto out;
-    if (txns > 0 && s->readonly) {
-        store_set_error(s,
-                        "%s: the log holds %llu committed transactions not yet in LMDB; "
-                        "open the store read-write once to recover them",
-                        s->path, (unsigned long long)txns);
-        rc = CAIRN_READONLY;
-        goto out;
-    }
-    if (s->readonly)
         goto out;
     if (txns > 0 && (r->images.used > 0 || s->cat.ckpt_lsn != last)) {
         rc = write_batch(&rec, last);

@@ -3,8 +3,10 @@
  * catalog.c); stats and errors.
  *
  * A store is a directory:
- *   lock       flock()ed exclusively by the read-write opener (shared by
- *              read-only openers); the kernel drops it when the owner dies
+ *   lock       flock()ed exclusively by the read-write opener (read-only
+ *              handles take no lock, but for a user who cannot write
+ *              lock.mdb: shared, see snapshot.c); the kernel drops it when
+ *              the owner dies
  *   data.mdb   LMDB: database "extents" (extent number -> extent record)
  *   lock.mdb   and database "meta" (the catalog, see docs/FORMAT.md)
  *   wal        the write-ahead log (wal/wal.c)
@@ -522,7 +524,7 @@ int store_grow_map(cairn_store *s)
 
 static int open_lmdb(cairn_store *s)
 {
-    int rc = catalog_open_env(&s->cat, s->path, s->readonly ? MDB_RDONLY : 0, 0, s->opt.max_bytes);
+    int rc = catalog_open_env(&s->cat, s->path, 0, 0, s->opt.max_bytes);
     if (rc)
         return rc;
     int dead;
@@ -693,7 +695,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     s->cat.error_arg = s;
     s->cat.no_readahead = s->knobs.lmdb_no_readahead;
 
-    if (!s->readonly) {
+    {
         if (mkdir(path, 0755) == 0) {
             s->made_dir = 1;
             rc = fsync_parent(path); /* the new directory entry must survive a crash */
@@ -706,7 +708,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     }
     s->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dirfd < 0) {
-        rc = errno == ENOENT && s->readonly ? CAIRN_READONLY : errno;
+        rc = errno;
         goto fail;
     }
     struct stat st;
@@ -714,7 +716,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         rc = errno;
         goto fail;
     }
-    uint64_t deadline = now_ms() + (s->readonly ? 0 : s->opt.busy_timeout_ms);
+    uint64_t deadline = now_ms() + s->opt.busy_timeout_ms;
     while ((rc = store_claim_dir(st.st_dev, st.st_ino, s, 1, &s->claim_slot)) == CAIRN_BUSY && busy_wait(deadline))
         ;
     if (rc) {
@@ -722,8 +724,8 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         goto fail;
     }
     s->dev = st.st_dev, s->ino = st.st_ino;
-    s->lockfd = openat(s->dirfd, "lock", (s->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-    if (s->lockfd < 0 && errno == ENOENT && !s->readonly) {
+    s->lockfd = openat(s->dirfd, "lock", O_RDWR | O_CLOEXEC);
+    if (s->lockfd < 0 && errno == ENOENT) {
         /* Exclusive, so that a refused or failed creation knows it may
          * remove the file again. */
         s->lockfd = openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -732,13 +734,11 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
             s->lockfd = openat(s->dirfd, "lock", O_RDWR | O_CLOEXEC);
     }
     if (s->lockfd < 0) {
-        rc = errno == ENOENT && s->readonly ? CAIRN_READONLY : errno;
+        rc = errno;
         goto fail;
     }
     for (;;) {
-        rc = flock(s->lockfd, (s->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0 ? 0
-             : errno == EWOULDBLOCK                                             ? CAIRN_BUSY
-                                                                                : errno;
+        rc = flock(s->lockfd, LOCK_EX | LOCK_NB) == 0 ? 0 : errno == EWOULDBLOCK ? CAIRN_BUSY : errno;
         if (rc != CAIRN_BUSY || !busy_wait(deadline))
             break;
     }
@@ -755,10 +755,6 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     }
     if (created) {
         rc = check_creatable(s);
-        if (rc == 0 && s->readonly) {
-            store_set_error(s, "%s: store does not exist (read-only open cannot create it)", path);
-            rc = CAIRN_READONLY;
-        }
         if (rc == 0)
             rc = create_store(s);
         if (rc)
@@ -768,14 +764,14 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
     if (rc)
         goto fail;
     rc = open_catalog(s);
-    if (rc == 0 && !s->readonly)
+    if (rc == 0)
         rc = catalog_verify(&s->cat);
     if (rc == 0)
         rc = open_pagestore(s);
     if (rc)
         goto fail;
     if (!created) {
-        rc = store_open_log(s, s->readonly);
+        rc = store_open_log(s, 0);
         if (rc)
             goto fail;
     }
@@ -793,13 +789,10 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         goto fail;
 
     rc = store_open_pager(s);
+    if (rc == 0)
+        rc = checkpoint_flusher_start(s);
     if (rc)
         goto fail;
-    if (!s->readonly) {
-        rc = checkpoint_flusher_start(s);
-        if (rc)
-            goto fail;
-    }
     s->made_dir = s->made_lock = s->made_store = 0; /* a store now: kept */
     *out = s;
     open_errmsg[0] = 0;
@@ -828,7 +821,7 @@ int cairn_close(cairn_store *s)
     if (t)
         cairn_txn_abort(t);
     int rc = 0;
-    if (!s->readonly && !s->failed)
+    if (!s->failed)
         rc = checkpoint_run(s);
     store_free(s);
     return rc;

@@ -1605,10 +1605,11 @@ static void check_open_rc(int rc, cairn_store *s, cairn_store *sentinel, const s
 /* Is the first injection inside a catalog transaction at open (up to its
  * mdb_txn_commit)?  Those do not grow the map on MDB_MAP_FULL: a catalog of
  * a few hundred bytes cannot fill a map of at least 1 GiB, so CAIRN_FULL is
- * accepted there; recovery's LMDB transaction does grow it.  Creating a
- * store commits twice before recovery (the new catalog in the staging
- * environment, then the catalog read in the store's own), opening an
- * existing one once. */
+ * accepted there; recovery's LMDB transaction does grow it.  Opening an
+ * existing store commits twice before recovery (the read transaction that
+ * makes the databases' handles the environment's, then the catalog read);
+ * creating one once more before those (the new catalog in the staging
+ * environment). */
 static bool in_catalog_txn(const struct report *rep, int catalog_commits)
 {
     if (!g_baseline_all || rep->first_index <= 0)
@@ -1645,7 +1646,7 @@ static void run_open(const void *arg, const struct plan *pl, struct report *rep_
     *rep_out = rep;
     check_report(pl, &rep, g_baseline_seq);
     struct hitinfo h = hit_of(pl, &rep);
-    check_open_rc(rc, s, sentinel, &h, !in_catalog_txn(&rep, sc->variant == 3 ? 2 : 1));
+    check_open_rc(rc, s, sentinel, &h, !in_catalog_txn(&rep, sc->variant == 3 ? 3 : 2));
     if (rc == 0 && s && s != sentinel) {
         struct types ty;
         int r2 = register_types(s, &ty);
