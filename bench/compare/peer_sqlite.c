@@ -69,6 +69,11 @@ static sqlite3 *connect(const char *path, uint64_t cache_bytes)
 {
     sqlite3 *db;
     ck(sqlite3_open(path, &db), NULL, "open");
+    /* The phases open a connection per thread; the first to read a WAL
+     * database left by a closed one rebuilds its index under an exclusive
+     * lock, and without a busy handler the others fail at once with
+     * "database is locked". */
+    ck(sqlite3_busy_timeout(db, 60000), db, "busy_timeout");
     exec(db, "PRAGMA journal_mode=WAL");
     exec(db, "PRAGMA synchronous=FULL");
     if (cache_bytes) {
