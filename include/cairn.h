@@ -355,13 +355,24 @@ CAIRN_API int cairn_txn_begin(cairn_store *s, cairn_txn **out);
 
 /**
  * Commit: unswizzle and log every page written, append a commit record,
- * fdatasync (CAIRN_SYNC_FULL), write-protect the pages again.  Durable
- * when it returns CAIRN_OK (under CAIRN_SYNC_OFF: atomic, but durable only
- * once a checkpoint has put it in LMDB, or the kernel has written the log
- * back), and t is freed.  On error
- * the transaction is still open and unchanged; the caller may fix it (for
- * CAIRN_EXTERNAL_POINTER) and commit again, or must abort it - until then
- * it stays the store's open transaction and every cairn_txn_begin waits.
+ * write-protect the pages again and release the transaction, so another
+ * thread's cairn_txn_begin may proceed; then (CAIRN_SYNC_FULL) wait until
+ * the log is durable up to this commit.  Commits of several threads share
+ * one fdatasync: the first waiter syncs for every record written before
+ * it began (group commit; the crash rule is unchanged, see DESIGN.md).
+ * Durable when it returns CAIRN_OK (under CAIRN_SYNC_OFF: atomic, but
+ * durable only once a checkpoint has put it in LMDB, or the kernel has
+ * written the log back), and t is freed.
+ * On an error before the record is written, the transaction is still
+ * open and unchanged; the caller may fix it (for CAIRN_EXTERNAL_POINTER)
+ * and commit again, or must abort it - until then it stays the store's
+ * open transaction and every cairn_txn_begin waits.
+ * If the log sync fails, this commit and every commit waiting on the same
+ * sync return CAIRN_IOERR and the store is failed (sticky): whether the
+ * commit is durable is known only after reopening, which recovers a
+ * prefix of the commit order.  The transaction is no longer open then
+ * (later transactions may have read its bytes, which stay in memory);
+ * cairn_txn_abort only frees t, and a retried commit returns CAIRN_IOERR.
  * t must be the open transaction (a handle already committed or aborted
  * has been freed).  No thread may write store memory or use t while this
  * runs.
@@ -374,8 +385,8 @@ CAIRN_API int cairn_txn_begin(cairn_store *s, cairn_txn **out);
  *   CAIRN_CORRUPT or CAIRN_IOERR if a page the commit needs could not be
  *   loaded, ENOMEM.
  *   If the commit was logged but the pages could not be write-protected
- *   again, it returns CAIRN_OK (the commit is durable) and the store is
- *   failed from then on: the next cairn_txn_begin returns CAIRN_IOERR.
+ *   again, it returns CAIRN_OK once durable and the store is failed from
+ *   then on: the next cairn_txn_begin returns CAIRN_IOERR.
  */
 CAIRN_API int cairn_txn_commit(cairn_txn *t);
 

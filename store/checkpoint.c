@@ -89,7 +89,7 @@ int checkpoint_write_extents(cairn_store *s, const uint64_t *ext, size_t n, exte
      * together (store_log_continues).  Commits sync already unless
      * CAIRN_SYNC_OFF, and recovery may replay records that a crashed
      * process left only in the page cache; otherwise this costs nothing. */
-    if (s->wal.fd >= 0 && fdatasync(s->wal.fd) != 0)
+    if (s->wal.fd >= 0 && wal_sync(&s->wal, ckpt_lsn) != 0)
         return CAIRN_IOERR;
     for (;;) {
         pthread_rwlock_rdlock(&s->lmdb_lock);

@@ -46,6 +46,9 @@ struct type_info {
 struct cairn_txn {
     cairn_store *s;
     uint64_t id;
+    /* Its record is in the log and it left the slot; only a sync failure
+     * keeps the handle alive then (cairn_txn_commit). */
+    int logged;
 };
 
 struct cairn_store {

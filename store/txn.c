@@ -6,13 +6,19 @@
  *   1. under the log mutex, for each page written: unswizzle the current
  *      bytes (refusing pointers that leave the store) and the before-image,
  *      and log the words that differ;
- *   2. append the commit record, write the batch, fdatasync (SYNC_FULL);
+ *   2. append the commit record and write the batch;
  *   3. write-protect the pages again, mark them unflushed, drop the
- *      before-images; wake the flusher if the log is large.
+ *      before-images; leave the log mutex and release the transaction
+ *      slot, so the next transaction may begin and commit meanwhile;
+ *   4. (CAIRN_SYNC_FULL) wait until the log is durable up to the commit
+ *      record: one fdatasync covers every batch written before it began,
+ *      whoever's it is (group commit, wal_sync; DESIGN.md "Group commit").
  * Any failure in 1-2 leaves the transaction open and every page as it
  * was; the caller aborts or (after fixing an external pointer) retries.
- * A failed write or fsync is sticky (fsyncgate: a retried fsync proves
- * nothing); a full disk is not.
+ * A failed sync in 4 fails the store and every commit waiting on it: the
+ * handle is then a logged one that cairn_txn_abort only frees.  A failed
+ * write or fsync is sticky (fsyncgate: a retried fsync proves nothing);
+ * a full disk is not.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -105,6 +111,8 @@ int cairn_txn_commit(cairn_txn *t)
     if (!t)
         return CAIRN_INVALID;
     cairn_store *s = t->s;
+    if (t->logged) /* its sync failed: the store failed with it */
+        return store_failed(s) ? store_failed(s) : CAIRN_IOERR;
     unsigned char *cur = malloc(2 * PAGE_BYTES);
     if (!cur)
         return ENOMEM;
@@ -119,7 +127,7 @@ int cairn_txn_commit(cairn_txn *t)
     rc = log_dirty_pages(t, cur, cur + PAGE_BYTES);
     if (rc)
         goto out;
-    rc = wal_batch_write(&s->wal, s->opt.sync == CAIRN_SYNC_FULL);
+    rc = wal_batch_write(&s->wal);
     if (rc) {
         if (rc == ENOSPC || rc == EDQUOT) {
             /* The write stopped short of the commit record: nothing of
@@ -127,10 +135,11 @@ int cairn_txn_commit(cairn_txn *t)
             store_set_error(s, "commit failed: disk full writing the log");
             rc = CAIRN_FULL;
         } else {
-            rc = store_fail(s, CAIRN_IOERR, "commit failed: log write or sync error %d; reopen the store", rc);
+            rc = store_fail(s, CAIRN_IOERR, "commit failed: log write error %d; reopen the store", rc);
         }
         goto out;
     }
+    uint64_t lsn = s->wal.next_lsn - 1; /* the commit record's */
     rc = pager_txn_committed(s->pager);
     if (rc) {
         /* The commit is durable, but pages could not be write-protected
@@ -138,13 +147,23 @@ int cairn_txn_commit(cairn_txn *t)
         store_fail(s, CAIRN_IOERR, "commit: re-protecting pages failed (%d); reopen the store", rc);
         rc = 0;
     }
-    atomic_fetch_add(&s->commits, 1);
     uint64_t wal_size = s->wal.end;
     pthread_mutex_unlock(&s->log_mutex);
     free(cur);
+    /* The record is in the log and the pages are protected again: the
+     * next transaction may begin.  It sees this one's bytes, and its own
+     * record follows this one's, so a crash can never keep it without
+     * this one (DESIGN.md, "Group commit"). */
+    t->logged = 1;
+    txn_slot_release(s);
     if (wal_size >= s->opt.checkpoint_bytes)
         checkpoint_poke(s);
-    txn_end(t);
+    if (s->opt.sync == CAIRN_SYNC_FULL && wal_sync(&s->wal, lsn) != 0)
+        return store_fail(s, CAIRN_IOERR,
+                          "commit failed: log sync error; the commit may or may not be durable; "
+                          "reopen the store");
+    atomic_fetch_add(&s->commits, 1);
+    free(t);
     return 0;
 out:
     pthread_mutex_unlock(&s->log_mutex);
@@ -157,6 +176,10 @@ void cairn_txn_abort(cairn_txn *t)
     if (!t)
         return;
     cairn_store *s = t->s;
+    if (t->logged) { /* a commit whose sync failed: nothing left to undo */
+        free(t);
+        return;
+    }
     pthread_mutex_lock(&s->log_mutex);
     pager_txn_rolled_back(s->pager);
     pthread_mutex_unlock(&s->log_mutex);

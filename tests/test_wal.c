@@ -225,7 +225,7 @@ static void write_txn(struct wal *w, struct mtxn *t, int commit)
     t->first_lsn = w->next_lsn;
     assert_int_equal(w->len % 8, 0);
     size_t len = w->len;
-    assert_cairn_ok(wal_batch_write(w, 1));
+    assert_cairn_ok(wal_batch_write(w));
     assert_int_equal(w->end, t->start + len);
     assert_int_equal(w->next_lsn, t->first_lsn + t->nrec + (commit ? 1 : 0));
     t->end = w->end;

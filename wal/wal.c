@@ -56,6 +56,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -97,6 +98,11 @@ static void adopt_header(struct wal *w, const struct wal_header *h)
     w->next_lsn = h->start_lsn;
     w->chain = w->header_chain = h->checksum;
     w->end = WAL_HEADER_SIZE;
+    /* Records before the start are gone from this file: durable where they
+     * went (LMDB), so no sync waits for them. */
+    w->written_lsn = h->start_lsn - 1;
+    if (w->durable_lsn < w->written_lsn)
+        w->durable_lsn = w->written_lsn;
 }
 
 /* Does "wal" in dirfd name the file open as fd? */
@@ -145,10 +151,14 @@ int wal_reset(struct wal *w, uint64_t start_lsn)
     /* From the rename on, "wal" is the new file: keep writing there, never
      * to the old, unlinked one.  A failure now means the rename may not be
      * durable: report it as CAIRN_IOERR so the store stops committing. */
+    pthread_mutex_lock(&w->sync_mutex);
+    while (w->syncing) /* a leader still syncing the old file */
+        pthread_cond_wait(&w->sync_cond, &w->sync_mutex);
     if (w->fd >= 0)
         close(w->fd);
     w->fd = fd;
     adopt_header(w, &h);
+    pthread_mutex_unlock(&w->sync_mutex);
     return rc ? CAIRN_IOERR : 0;
 }
 
@@ -156,6 +166,8 @@ int wal_open(struct wal *w, int dirfd, const uint8_t store_id[16], int create, i
 {
     memset(w, 0, sizeof *w);
     w->fd = -1;
+    w->sync_mutex = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    w->sync_cond = (pthread_cond_t)PTHREAD_COND_INITIALIZER;
     w->dirfd = dirfd;
     memcpy(w->store_id, store_id, 16);
     if (create)
@@ -186,6 +198,17 @@ int wal_open(struct wal *w, int dirfd, const uint8_t store_id[16], int create, i
     }
     adopt_header(w, &h);
     return 0;
+}
+
+/* Where a scan leaves the log, every record before it counts as written,
+ * not as durable: a crashed writer may have left them in the page cache
+ * only, and the first wal_sync (a checkpoint's, before LMDB records them)
+ * makes them so. */
+static void adopt_scan_end(struct wal *w)
+{
+    pthread_mutex_lock(&w->sync_mutex);
+    w->written_lsn = w->next_lsn - 1;
+    pthread_mutex_unlock(&w->sync_mutex);
 }
 
 int wal_probe(int dirfd)
@@ -312,21 +335,70 @@ int wal_batch_commit(struct wal *w, uint64_t txn_id)
     return 0;
 }
 
-int wal_batch_write(struct wal *w, int sync)
+int wal_batch_write(struct wal *w)
 {
     int rc = write_all(w->fd, w->buf, w->len, w->end);
     if (rc)
         return rc;
-    /* After a failed sync the whole batch may be in the file and be
-     * replayed, or may vanish: the outcome is unknown, never "not
-     * committed", so this is CAIRN_IOERR whatever errno said. */
-    if (sync && fdatasync(w->fd) != 0)
-        return CAIRN_IOERR;
     w->end += w->len;
     w->chain = w->batch_chain;
     w->next_lsn = w->batch_lsn;
     w->len = 0;
+    pthread_mutex_lock(&w->sync_mutex);
+    w->written_lsn = w->next_lsn - 1;
+    pthread_mutex_unlock(&w->sync_mutex);
     return 0;
+}
+
+/*
+ * Group commit.  A leader takes the target (everything written so far)
+ * and the descriptor under sync_mutex, syncs without it, and publishes
+ * the result; batches written meanwhile wait for the next leader, which
+ * is the first of their writers to find no sync running.  After a failed
+ * sync the batches may be in the file and be replayed, or may vanish: the
+ * outcome is unknown, never "not committed", so every waiter, and every
+ * later caller, gets CAIRN_IOERR whatever errno said.
+ */
+int wal_sync(struct wal *w, uint64_t lsn)
+{
+    pthread_mutex_lock(&w->sync_mutex);
+    int rc = 0;
+    for (;;) {
+        if (w->sync_failed) {
+            rc = CAIRN_IOERR;
+            break;
+        }
+        if (w->durable_lsn >= lsn)
+            break;
+        if (w->syncing) {
+            pthread_cond_wait(&w->sync_cond, &w->sync_mutex);
+            continue;
+        }
+        /* The caller's records are in the file, whether or not written
+         * through wal_batch_write (recovery syncs what it is replaying). */
+        uint64_t target = w->written_lsn > lsn ? w->written_lsn : lsn;
+        int fd = w->fd;
+        int fail = w->fail_syncs_after && w->syncs >= w->fail_syncs_after;
+        w->syncing = 1;
+        pthread_mutex_unlock(&w->sync_mutex);
+        int bad = fd < 0 || fdatasync(fd) != 0;
+        if (fail) {
+            /* The test hook: a slow failing sync, so waiters pile up. */
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            bad = 1;
+        }
+        pthread_mutex_lock(&w->sync_mutex);
+        w->syncing = 0;
+        w->syncs++;
+        if (bad)
+            w->sync_failed = 1;
+        else if (target > w->durable_lsn)
+            w->durable_lsn = target;
+        pthread_cond_broadcast(&w->sync_cond);
+    }
+    pthread_mutex_unlock(&w->sync_mutex);
+    return rc;
 }
 
 /* ---- reading it back ---- */
@@ -541,6 +613,7 @@ static int scan_from(struct wal *w, uint64_t from, uint64_t chain, uint64_t lsn,
         w->end = good_end;
         w->chain = good_chain;
         w->next_lsn = good_lsn;
+        adopt_scan_end(w);
     }
     free(pend);
     free(sc.buf);

@@ -5,6 +5,7 @@
 #ifndef CAIRN_WAL_H
 #define CAIRN_WAL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,21 @@ struct wal {
     size_t len, cap;
     uint64_t batch_chain, batch_lsn;
     uint32_t batch_records;
+    /*
+     * Durability (wal_sync), under sync_mutex.  Records are written by
+     * wal_batch_write under the caller's lock; syncing happens outside
+     * it, so one fdatasync covers every batch written before it began.
+     * written_lsn: the last LSN in the file; durable_lsn: the last LSN a
+     * completed fdatasync covered; syncing: a thread is in fdatasync (the
+     * leader; the others wait on sync_cond); sync_failed: sticky, every
+     * later wal_sync fails (a retried fsync proves nothing).
+     */
+    pthread_mutex_t sync_mutex;
+    pthread_cond_t sync_cond;
+    uint64_t written_lsn, durable_lsn;
+    int syncing, sync_failed;
+    uint64_t syncs;           /* fdatasyncs done by wal_sync */
+    unsigned fail_syncs_after; /* test hook: syncs after the first N fail (0: never) */
     /* Set by a wal_open that returned CAIRN_CORRUPT because the header is
      * intact but names another store (whose id is then in store_id). */
     int foreign;
@@ -71,14 +87,24 @@ int wal_replay_more(struct wal *w, wal_apply_fn apply, wal_commit_fn committed, 
 void wal_batch_begin(struct wal *w);
 int wal_batch_page(struct wal *w, uint64_t txn_id, uint64_t page, const void *cur, const void *old);
 int wal_batch_commit(struct wal *w, uint64_t txn_id);
-/* Write the batch (and fdatasync if sync).  A failed write returns its
- * errno: the batch's commit record is incomplete, w stays positioned
- * before it, and the next batch overwrites it.  A failed sync returns
- * CAIRN_IOERR: the batch may or may not be durable. */
-int wal_batch_write(struct wal *w, int sync);
+/* Write the batch.  A failed write returns its errno: the batch's
+ * commit record is incomplete, w stays positioned before it, and the
+ * next batch overwrites it.  Caller holds the lock that orders appends. */
+int wal_batch_write(struct wal *w);
+
+/* Return once every record up to lsn (which must be in the file) is
+ * durable: 0, or CAIRN_IOERR if a
+ * sync failed (now or before: sticky), when those records may or may not
+ * be durable.  Needs no lock of the caller's and may run beside
+ * wal_batch_write: the first caller that finds no sync running syncs for
+ * everything written so far; the others wait for it and sync again only
+ * if their record was written after it began. */
+int wal_sync(struct wal *w, uint64_t lsn);
 
 /* Start a new generation: a fresh file with a new salt, renamed over the
- * old one, the directory fsynced.  Records before start_lsn are gone.
+ * old one, the directory fsynced.  Records before start_lsn are gone, and
+ * count as durable (the caller made them so elsewhere); a sync running on
+ * the old file is waited for.
  * An errno return means nothing changed (the old log is intact and still
  * in use); CAIRN_IOERR means the new file is in use but its rename may
  * not be durable. */

@@ -150,15 +150,15 @@ static void roundtrip(struct wal *w, uint64_t last)
     static struct capture_ctx cap;
     memset(old, 0x11, sizeof old);
     memcpy(cur, old, sizeof cur);
-    memset(cur + 8, 0x77, 24);      /* a data range */
-    memset(cur + 1024, 0, 64);      /* a zero range */
-    memset(cur + 4088, 0x99, 8);    /* the last word */
+    memset(cur + 8, 0x77, 24);   /* a data range */
+    memset(cur + 1024, 0, 64);   /* a zero range */
+    memset(cur + 4088, 0x99, 8); /* the last word */
     const uint64_t tid = 0xF0220001, pg = 7;
 
     wal_batch_begin(w);
     FZ_CHECK(wal_batch_page(w, tid, pg, cur, old) == 0, "wal_batch_page");
     FZ_CHECK(wal_batch_commit(w, tid) == 0, "wal_batch_commit");
-    int rc = wal_batch_write(w, 0);
+    int rc = wal_batch_write(w);
     FZ_CHECK(rc == 0, "wal_batch_write: %d", rc);
     wal_close(w);
 
@@ -170,8 +170,7 @@ static void roundtrip(struct wal *w, uint64_t last)
     FZ_CHECK(rc == 0, "replay after append: %d", rc);
     FZ_CHECK(txns2 >= 1 && cap.seen >= 1, "appended transaction lost (txns %llu, changes %d)",
              (unsigned long long)txns2, cap.seen);
-    FZ_CHECK(cap.page == pg, "first change after the old tail is page %llu, not ours",
-             (unsigned long long)cap.page);
+    FZ_CHECK(cap.page == pg, "first change after the old tail is page %llu, not ours", (unsigned long long)cap.page);
     FZ_CHECK(last2 == last + 2 || txns2 > 1, "commit LSN %llu, expected %llu", (unsigned long long)last2,
              (unsigned long long)(last + 2));
     memcpy(img, old, sizeof img);
@@ -233,9 +232,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = wal_replay(&w, after, apply, NULL, &ctx, &last, &txns);
     FZ_CHECK(rc == 0 || rc == CAIRN_CORRUPT || rc == ENOMEM, "wal_replay returned %d", rc);
     if (fz_debug())
-        fprintf(stderr, "fuzz_wal: mode %u after %llu, %zu bytes: replay %d, txns %llu, changes %llu, last LSN %llu, end %llu\n",
-                mode, (unsigned long long)after, n, rc, (unsigned long long)txns, (unsigned long long)ctx.changes,
-                (unsigned long long)last, (unsigned long long)w.end);
+        fprintf(
+            stderr,
+            "fuzz_wal: mode %u after %llu, %zu bytes: replay %d, txns %llu, changes %llu, last LSN %llu, end %llu\n",
+            mode, (unsigned long long)after, n, rc, (unsigned long long)txns, (unsigned long long)ctx.changes,
+            (unsigned long long)last, (unsigned long long)w.end);
     if (rc == 0) {
         FZ_CHECK(w.end >= FZ_WAL_HEADER && w.end % 8 == 0 && w.end <= fz_pad8(n),
                  "replay left the append position at %llu in a %zu-byte log", (unsigned long long)w.end, n);
