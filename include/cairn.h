@@ -504,6 +504,8 @@ typedef struct cairn_stats {
     uint64_t bytes_uncompressed; /**< their uncompressed size */
     uint64_t pages_allocated;    /**< high-water mark of the allocator, in pages */
     int backend;             /**< CAIRN_BACKEND_UFFD or CAIRN_BACKEND_MPROTECT */
+    uint64_t log_syncs;      /**< fdatasyncs of the log by commits and checkpoints; below
+                                  commits when commits of several threads shared one sync */
 } cairn_stats;
 
 /** Snapshot the counters (counted since this open).  Never faults; any

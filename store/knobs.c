@@ -24,6 +24,7 @@ static const struct {
 } test_hooks[] = {
     {"recover_batch", offsetof(struct test_hooks, recover_batch)},
     {"backup_pause_ms", offsetof(struct test_hooks, backup_pause_ms)},
+    {"log_sync_fails_after", offsetof(struct test_hooks, log_sync_fails_after)},
 };
 
 /* Parse "name=N,name=N" into *t (every hook not named is 0). */

@@ -775,6 +775,7 @@ int cairn_open(const char *path, const cairn_options *o, cairn_store **out)
         if (rc)
             goto fail;
     }
+    s->wal.fail_syncs_after = (unsigned)s->knobs.test.log_sync_fails_after;
 
     s->cctx = ZSTD_createCCtx();
     s->dctx = ZSTD_createDCtx();
@@ -895,6 +896,9 @@ int cairn_stats_get(cairn_store *s, cairn_stats *out)
     out->wal_bytes = s->wal.end;
     out->pages_unflushed = p->n_unflushed;
     pthread_mutex_unlock(&s->log_mutex);
+    pthread_mutex_lock(&s->wal.sync_mutex);
+    out->log_syncs = s->wal.syncs;
+    pthread_mutex_unlock(&s->wal.sync_mutex);
     struct stat st;
     if (fstatat(s->dirfd, "data.mdb", &st, 0) == 0)
         out->bytes_on_disk += (uint64_t)st.st_size;

@@ -24,6 +24,7 @@
 struct test_hooks {
     unsigned long recover_batch;   /* recovery and the snapshot: images per batch; 0 = REPLAY_BATCH */
     unsigned long backup_pause_ms; /* backup sleeps between its LMDB copy and the log (races a checkpoint) */
+    unsigned long log_sync_fails_after; /* the writer's log syncs after the first N fail, slowly (group commit) */
 };
 struct snapshot;
 struct knobs {

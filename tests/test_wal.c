@@ -14,6 +14,7 @@
 #include "splitmix.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1143,6 +1144,75 @@ static void apply_ranges_rejects_malformed(void **state)
     free(buf);
 }
 
+/* ---- group commit: wal_sync ---- */
+
+struct sync_call {
+    struct wal *w;
+    uint64_t lsn;
+    int rc;
+};
+
+static void *sync_thread(void *p)
+{
+    struct sync_call *c = p;
+    c->rc = wal_sync(c->w, c->lsn);
+    return NULL;
+}
+
+static int sync_running(struct wal *w)
+{
+    pthread_mutex_lock(&w->sync_mutex);
+    int r = w->syncing;
+    pthread_mutex_unlock(&w->sync_mutex);
+    return r;
+}
+
+/* One fdatasync covers every record written before it; a record written
+ * while it runs waits for the next; a failed sync fails its waiters and
+ * every later call, even for records durable before it. */
+static void sync_is_shared_and_its_failure_sticky(void **state)
+{
+    struct tdir d;
+    tdir_open(&d, *state);
+    struct wal w = new_log(d.fd, ID_A);
+    struct mtxn *a = mtxn_random(1, 2), *b = mtxn_random(2, 3), *c = mtxn_random(3, 1), *e = mtxn_random(4, 2),
+                *f = mtxn_random(5, 2);
+    write_txn(&w, a, 1);
+    write_txn(&w, b, 1);
+    assert_cairn_ok(wal_sync(&w, a->commit_lsn));
+    assert_int_equal(w.syncs, 1);
+    assert_int_equal(w.durable_lsn, b->commit_lsn); /* b was in the file: covered too */
+    assert_cairn_ok(wal_sync(&w, b->commit_lsn));
+    assert_int_equal(w.syncs, 1);
+    write_txn(&w, c, 1);
+    assert_cairn_ok(wal_sync(&w, c->commit_lsn));
+    assert_int_equal(w.syncs, 2);
+
+    /* The next sync is slow and fails.  While it runs, f is written and
+     * its writer waits on it. */
+    write_txn(&w, e, 1);
+    w.fail_syncs_after = 2;
+    struct sync_call leader = {&w, e->commit_lsn, -1};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, sync_thread, &leader), 0);
+    while (!sync_running(&w))
+        usleep(1000);
+    write_txn(&w, f, 1);
+    assert_int_equal(wal_sync(&w, f->commit_lsn), CAIRN_IOERR);
+    pthread_join(th, NULL);
+    assert_int_equal(leader.rc, CAIRN_IOERR);
+    assert_int_equal(w.syncs, 3); /* the follower did not sync on its own */
+    w.fail_syncs_after = 0;
+    assert_int_equal(wal_sync(&w, a->commit_lsn), CAIRN_IOERR);
+    assert_int_equal(wal_sync(&w, f->commit_lsn), CAIRN_IOERR);
+    assert_int_equal(w.syncs, 3);
+    wal_close(&w);
+    struct mtxn *all[] = {a, b, c, e, f};
+    for (size_t i = 0; i < 5; i++)
+        free(all[i]);
+    tdir_close(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1158,6 +1228,7 @@ int main(void)
         tu_dir_test(flipped_header_byte_refused),
         tu_dir_test(other_store_refused),
         tu_dir_test(reset_invalidates_old_records),
+        tu_dir_test(sync_is_shared_and_its_failure_sticky),
         cmocka_unit_test(apply_ranges_rejects_malformed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
