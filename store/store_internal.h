@@ -83,6 +83,8 @@ struct cairn_store {
      *             fault path; exclusive while the map grows)
      *               -> LMDB write transaction
      *                    -> page lock bits (PS_LOCK, held for one copy)
+     *          -> wal.sync_mutex (leaf, never held across fdatasync; a
+     *             commit waits for its sync holding no lock)
      *   types_lock (write: registration) -> lmdb_lock
      *   store_grow_map: the process's table of shared LMDB environments
      *     (catalog.c, envs_mutex) -> lmdb_lock
