@@ -507,7 +507,7 @@ static void killed_store(const char *dir, int64_t min_txns, int64_t *last_ack, s
     run_child(dir, &c, STOP_ACK, target, (int64_t)rnd(3000), &run);
     assert_true(run.last_ack >= target);
     *last_ack = run.last_ack;
-    assert_true(tu_file_size(dir, "wal") > 64 * 20); /* the commits are in the log only */
+    assert_true(tu_log_end(dir) > 64 * 20); /* the commits are in the log only */
     if (out)
         *out = run;
     else
@@ -787,7 +787,7 @@ static void torn_tail(void **state)
     assert_true(run.done);
     /* No checkpoint ran: the log holds transactions 0..K, and ends with K. */
     uint64_t end = run.wal_after[K], start = run.wal_after[K - 1];
-    assert_int_equal(tu_file_size(orig, "wal"), (off_t)end);
+    assert_int_equal(tu_log_end(orig), end);
     assert_true(start < end && end - start > 100);
 
     struct {
@@ -843,7 +843,7 @@ static void torn_tail_sync_off(void **state)
     run_child(orig, &c, STOP_DONE, 0, 0, &run);
     assert_int_equal(run.last_ack, K);
     uint64_t end = run.wal_after[K];
-    assert_int_equal(tu_file_size(orig, "wal"), (off_t)end);
+    assert_int_equal(tu_log_end(orig), end);
     for (int i = 0; i < 6; i++) {
         uint64_t start = run.wal_after[K - 1];
         uint64_t cut = start + rnd(end - start);

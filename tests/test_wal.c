@@ -93,6 +93,24 @@ static void tdir_close(struct tdir *d)
     tu_rmdir(d->made);
 }
 
+static unsigned char *file_read(int dirfd, const char *name, size_t *len);
+
+/* The log's bytes up to end (its records), after checking that the rest
+ * of the file is zeros written ahead, up to a chunk boundary. */
+static unsigned char *log_read(int dirfd, uint64_t end, size_t *len)
+{
+    unsigned char *f = file_read(dirfd, "wal", len);
+    assert_true(*len >= end);
+    if (*len > end)
+        assert_int_equal(*len % WAL_ZERO_CHUNK, 0);
+    for (size_t i = end; i < *len; i++)
+        if (f[i])
+            fail_msg("byte %zu past the records (which end at %llu) is %#x, not zero", i, (unsigned long long)end,
+                     f[i]);
+    *len = end;
+    return f;
+}
+
 static unsigned char *file_read(int dirfd, const char *name, size_t *len)
 {
     int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
@@ -482,8 +500,7 @@ static void diffs_roundtrip(void **state)
 
     /* The file is exactly what the format says, records in LSN order from 1. */
     size_t flen;
-    unsigned char *f = file_read(d.fd, "wal", &flen);
-    assert_int_equal(flen, expect_file);
+    unsigned char *f = log_read(d.fd, expect_file, &flen);
     assert_memory_equal(f, "CAIRNWAL", 8);
     size_t at = WAL_HEADER_SIZE;
     uint64_t lsn = 1, chain;
@@ -597,8 +614,7 @@ static void commit_rule_enforced(void **state)
     write_txn(&w, a, 1);
     wal_close(&w);
     size_t base_len;
-    unsigned char *base = file_read(d.fd, "wal", &base_len);
-    assert_int_equal(base_len, a->end);
+    unsigned char *base = log_read(d.fd, a->end, &base_len);
     uint64_t chain0;
     {
         /* The chain after A: the checksum of its commit record. */
@@ -741,8 +757,7 @@ static unsigned char *three_txns(int dirfd, struct mtxn **a, struct mtxn **b, st
     write_txn(&w, *c, 1);
     assert_int_equal((*c)->nrec, 3);
     wal_close(&w);
-    unsigned char *f = file_read(dirfd, "wal", len);
-    assert_int_equal(*len, (*c)->end);
+    unsigned char *f = log_read(dirfd, (*c)->end, len);
     return f;
 }
 
@@ -970,8 +985,7 @@ static void reset_invalidates_old_records(void **state)
     write_txn(&w, a, 1);
     write_txn(&w, b, 1);
     size_t len;
-    unsigned char *old = file_read(d.fd, "wal", &len);
-    assert_int_equal(len, b->end);
+    unsigned char *old = log_read(d.fd, b->end, &len);
 
     /* Reset with the same start LSN: the old records carry exactly the
      * LSNs the new generation expects; only the chain tells them apart. */
@@ -1144,6 +1158,50 @@ static void apply_ranges_rejects_malformed(void **state)
     free(buf);
 }
 
+/* The file grows in chunks of zeros written ahead of the records: a
+ * small first commit makes it one chunk long, crossing the boundary makes
+ * it two; every transaction replays, and a log reopened with zeros ahead
+ * appends at its end and replays whole. */
+static void zeros_ahead_grow_in_chunks(void **state)
+{
+    struct tdir d;
+    tdir_open(&d, *state);
+    struct wal w = new_log(d.fd, ID_A);
+    enum { MAXT = 4096 };
+    struct mtxn **t = calloc(MAXT, sizeof *t);
+    size_t n = 0;
+    t[n] = mtxn_random(1, 1);
+    write_txn(&w, t[n++], 1);
+    assert_int_equal(file_size(d.fd, "wal"), (off_t)WAL_ZERO_CHUNK);
+    while (w.end <= WAL_ZERO_CHUNK) {
+        assert_true(n < MAXT - 1);
+        t[n] = mtxn_random(n + 1, MAX_PAGES - 1);
+        write_txn(&w, t[n++], 1);
+        assert_int_equal(file_size(d.fd, "wal"), (off_t)(w.end <= WAL_ZERO_CHUNK ? 1 : 2) * (off_t)WAL_ZERO_CHUNK);
+    }
+    wal_close(&w);
+    size_t len;
+    free(log_read(d.fd, t[n - 1]->end, &len));
+    expect_replay(d.fd, ID_A, 0, t, n, t[n - 1]->commit_lsn, t[n - 1]->end, NULL);
+
+    assert_cairn_ok(wal_open(&w, d.fd, ID_A, 0, 0));
+    struct coll cl = {0};
+    uint64_t last, ntx;
+    assert_cairn_ok(wal_replay(&w, 0, collect, NULL, &cl, &last, &ntx));
+    coll_free(&cl);
+    assert_int_equal(ntx, n);
+    t[n] = mtxn_random(n + 1, 3);
+    write_txn(&w, t[n], 1);
+    assert_int_equal(t[n]->start, t[n - 1]->end);
+    n++;
+    wal_close(&w);
+    expect_replay(d.fd, ID_A, 0, t, n, t[n - 1]->commit_lsn, t[n - 1]->end, NULL);
+    for (size_t i = 0; i < n; i++)
+        free(t[i]);
+    free(t);
+    tdir_close(&d);
+}
+
 /* ---- group commit: wal_sync ---- */
 
 struct sync_call {
@@ -1228,6 +1286,7 @@ int main(void)
         tu_dir_test(flipped_header_byte_refused),
         tu_dir_test(other_store_refused),
         tu_dir_test(reset_invalidates_old_records),
+        tu_dir_test(zeros_ahead_grow_in_chunks),
         tu_dir_test(sync_is_shared_and_its_failure_sticky),
         cmocka_unit_test(apply_ranges_rejects_malformed),
     };

@@ -43,6 +43,12 @@
  * the records seen.  Everything after the last valid commit is ignored
  * (and overwritten by the next append).
  *
+ * Zeros ahead.  The file is grown in chunks of zeros written ahead of the
+ * records (wal_batch_write), so most commits' syncs overwrite blocks the
+ * file already has and journal no size change.  A scan stops at the first
+ * zero word (kind 0 is no record), so what lies past the last record
+ * needs no marker.
+ *
  * The log is reset (wal_reset) only after a checkpoint whose LMDB commit
  * is durable; the new file is written and fsynced as "wal.tmp", renamed
  * over "wal", and the directory fsynced, so at every instant "wal" is
@@ -86,6 +92,20 @@ static int write_all(int fd, const void *buf, size_t len, uint64_t off)
         if (n == 0)
             return EIO;
         p += n, len -= (size_t)n, off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* Write zeros over [from, to) of fd. */
+static int write_zeros(int fd, uint64_t from, uint64_t to)
+{
+    static const unsigned char zeros[1 << 16];
+    while (from < to) {
+        size_t n = to - from < sizeof zeros ? (size_t)(to - from) : sizeof zeros;
+        int rc = write_all(fd, zeros, n, from);
+        if (rc)
+            return rc;
+        from += n;
     }
     return 0;
 }
@@ -158,6 +178,7 @@ int wal_reset(struct wal *w, uint64_t start_lsn)
         close(w->fd);
     w->fd = fd;
     adopt_header(w, &h);
+    w->zeroed_end = WAL_HEADER_SIZE;
     pthread_mutex_unlock(&w->sync_mutex);
     return rc ? CAIRN_IOERR : 0;
 }
@@ -197,6 +218,10 @@ int wal_open(struct wal *w, int dirfd, const uint8_t store_id[16], int create, i
         return CAIRN_CORRUPT;
     }
     adopt_header(w, &h);
+    struct stat st;
+    if (fstat(w->fd, &st) != 0)
+        return errno;
+    w->zeroed_end = (uint64_t)st.st_size; /* whatever lies past the records is overwritten before it is relied on */
     return 0;
 }
 
@@ -337,6 +362,17 @@ int wal_batch_commit(struct wal *w, uint64_t txn_id)
 
 int wal_batch_write(struct wal *w)
 {
+    uint64_t end = w->end + w->len;
+    if (end > w->zeroed_end) {
+        /* Zeros first, beyond the batch, then the batch: a failure (a full
+         * disk) leaves nothing of the batch written.  What lies between
+         * the old zeros and the batch's end is written by the batch. */
+        uint64_t to = (end + WAL_ZERO_CHUNK) & ~(WAL_ZERO_CHUNK - 1);
+        int rc = write_zeros(w->fd, end, to);
+        if (rc)
+            return rc;
+        w->zeroed_end = to;
+    }
     int rc = write_all(w->fd, w->buf, w->len, w->end);
     if (rc)
         return rc;

@@ -275,7 +275,7 @@ static int setup(void **state)
         return -1;
     }
     fx.data = tu_file_read(fx.orig, "data.mdb", &fx.dlen);
-    fx.wal = tu_file_read(fx.orig, "wal", &fx.wlen);
+    fx.wal = tu_log_read(fx.orig, &fx.wlen); /* without the zeros ahead */
 
     /* Log records. */
     size_t at = WAL_HEADER;

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,35 @@ off_t tu_file_size(const char *dir, const char *name)
     int rc = stat(p, &st);
     free(p);
     return rc == 0 ? st.st_size : -1;
+}
+
+unsigned char *tu_log_read(const char *dir, size_t *len)
+{
+    size_t size;
+    unsigned char *f = tu_file_read(dir, "wal", &size);
+    size_t at = 64; /* the header */
+    while (at + 32 <= size) {
+        uint32_t kind, plen;
+        memcpy(&kind, f + at, 4);
+        memcpy(&plen, f + at + 4, 4);
+        if (kind == 0)
+            break;
+        at = (at + 32 + plen + 7) & ~(size_t)7;
+    }
+    if (at > size)
+        fail_msg("%s/wal: the last record runs past the end of the file (%zu > %zu)", dir, at, size);
+    for (size_t i = at; i < size; i++)
+        if (f[i])
+            fail_msg("%s/wal: byte %zu past the records (which end at %zu) is %#x, not zero", dir, i, at, f[i]);
+    *len = at;
+    return f;
+}
+
+size_t tu_log_end(const char *dir)
+{
+    size_t len;
+    free(tu_log_read(dir, &len));
+    return len;
 }
 
 void tu_same_file(const char *dir1, const char *name1, const char *dir2, const char *name2)

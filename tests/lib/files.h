@@ -21,6 +21,16 @@ void tu_file_write(const char *dir, const char *name, const void *buf, size_t le
 /* The size of dir/name, -1 if there is none. */
 off_t tu_file_size(const char *dir, const char *name);
 
+/* The store's log dir/wal up to the end of its records, malloc'd; *len
+ * that end.  The file holds zeros written ahead of its records after it
+ * (FORMAT.md, "Past the records"): fails the test unless every byte from
+ * the first zero record kind on is zero.  For logs the test did not
+ * damage yet. */
+unsigned char *tu_log_read(const char *dir, size_t *len);
+
+/* Where dir/wal's records end (tu_log_read). */
+size_t tu_log_end(const char *dir);
+
 /* Fails unless dir1/name1 and dir2/name2 hold the same bytes. */
 void tu_same_file(const char *dir1, const char *name1, const char *dir2, const char *name2);
 
