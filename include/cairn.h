@@ -498,8 +498,9 @@ typedef struct cairn_stats {
     uint64_t commits;
     uint64_t aborts;
     uint64_t checkpoints;
-    uint64_t wal_bytes;      /**< current size of the log */
-    uint64_t bytes_on_disk;  /**< LMDB data file plus log */
+    uint64_t wal_bytes;      /**< current size of the log's records */
+    uint64_t bytes_on_disk;  /**< LMDB data file plus the log file (with the
+                                  zeros written ahead of its records, < 1 MiB) */
     uint64_t bytes_compressed;   /**< compressed size of extents written by checkpoints */
     uint64_t bytes_uncompressed; /**< their uncompressed size */
     uint64_t pages_allocated;    /**< high-water mark of the allocator, in pages */

@@ -894,6 +894,7 @@ int cairn_stats_get(cairn_store *s, cairn_stats *out)
     out->backend = pager_backend(p);
     pthread_mutex_lock(&s->log_mutex);
     out->wal_bytes = s->wal.end;
+    uint64_t wal_file = s->wal.zeroed_end > s->wal.end ? s->wal.zeroed_end : s->wal.end; /* with zeros ahead */
     out->pages_unflushed = p->n_unflushed;
     pthread_mutex_unlock(&s->log_mutex);
     pthread_mutex_lock(&s->wal.sync_mutex);
@@ -902,7 +903,7 @@ int cairn_stats_get(cairn_store *s, cairn_stats *out)
     struct stat st;
     if (fstatat(s->dirfd, "data.mdb", &st, 0) == 0)
         out->bytes_on_disk += (uint64_t)st.st_size;
-    out->bytes_on_disk += out->wal_bytes;
+    out->bytes_on_disk += wal_file;
     out->pages_allocated = next ? next - p->layout.data_start : 0;
     return 0;
 }
