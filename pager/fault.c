@@ -94,8 +94,6 @@ static void slot_release(struct pager *p, int i)
     atomic_fetch_or_explicit(&p->slots_free, 1u << i, memory_order_release);
 }
 
-static const unsigned char zero_extent[BYTES_PER_EXTENT];
-
 /* Put a prepared extent into the memfd.  pwrite, not a store through the
  * private view: the pages enter the page cache without being mapped in
  * this process a second time, so they count once in RSS and need no TLB
@@ -114,6 +112,31 @@ static int write_extent(struct pager *p, const unsigned char *buf, uint64_t firs
         done += (size_t)n;
     }
     return 0;
+}
+
+/* An extent the page store never had: zero pages, allocated by the kernel
+ * (cheaper than writing 64 KiB of zeros: no copy).  The range is a hole
+ * while the extent is not resident (evict.c and a failed load punch it),
+ * so what fallocate allocates is zeros. */
+static int zero_extent(struct pager *p, uint64_t first)
+{
+    for (;;) {
+        if (fallocate(p->memfd, 0, (off_t)(first * PAGE_BYTES), (off_t)BYTES_PER_EXTENT) == 0)
+            return 0;
+        if (errno != EINTR)
+            return errno;
+    }
+}
+
+/* Mark the pages of the extent at first as zero pages (PS_ZERO) or not. */
+static void mark_zero(struct pager *p, uint64_t first, int zero)
+{
+    for (uint64_t i = 0; i < PAGES_PER_EXTENT; i++) {
+        if (zero)
+            atomic_fetch_or_explicit(&p->page_state[first + i], PS_ZERO, memory_order_relaxed);
+        else
+            atomic_fetch_and_explicit(&p->page_state[first + i], (uint8_t)~PS_ZERO, memory_order_relaxed);
+    }
 }
 
 /* Read extent e from the page store (or zeros), swizzle it in a load slot's buffer,
@@ -143,14 +166,14 @@ static int prepare_extent(struct pager *p, uint64_t e)
     int slot = slot_claim(p);
     struct load_slot *s = &p->slots[slot];
     const struct pagestore_ops *ps = p->pagestore->ops;
-    const unsigned char *src = s->buf;
+    int never_written = 0;
     rc = ps->read_begin(s->reader);
     if (rc == 0) {
         const void *val;
         size_t len;
         rc = ps->get(s->reader, e, &val, &len);
         if (rc == CAIRN_NOT_FOUND) {
-            src = zero_extent; /* never written: zero pages */
+            never_written = 1;
             rc = 0;
         } else if (rc == PAGESTORE_IMAGE) {
             memcpy(s->buf, val, BYTES_PER_EXTENT);
@@ -163,11 +186,13 @@ static int prepare_extent(struct pager *p, uint64_t e)
 
     uintptr_t base = (uintptr_t)p->base;
     uint64_t lo = p->layout.data_start * PAGE_BYTES, hi = p->layout.pages * PAGE_BYTES;
-    for (uint64_t i = 0; rc == 0 && src == s->buf && i < PAGES_PER_EXTENT; i++)
+    for (uint64_t i = 0; rc == 0 && !never_written && i < PAGES_PER_EXTENT; i++)
         rc = swizzle_page((uint64_t *)(s->buf + i * PAGE_BYTES), maps[i], base, lo, hi);
     if (rc == 0)
-        rc = write_extent(p, src, first);
+        rc = never_written ? zero_extent(p, first) : write_extent(p, s->buf, first);
     slot_release(p, slot);
+    if (rc == 0)
+        mark_zero(p, first, never_written);
     return rc;
 }
 
@@ -246,9 +271,12 @@ int fault_snapshot_page(struct pager *p, uint64_t n)
         return rc;
     uint8_t st = atomic_load_explicit(&p->page_state[n], memory_order_relaxed);
     if (!(st & PS_DIRTY)) {
-        memcpy(p->shadow + n * PAGE_BYTES, p->priv + n * PAGE_BYTES, PAGE_BYTES);
+        /* A zero page's before-image is the hole its shadow page is. */
+        if (!(st & PS_ZERO))
+            memcpy(p->shadow + n * PAGE_BYTES, p->priv + n * PAGE_BYTES, PAGE_BYTES);
         uint64_t i = atomic_fetch_add_explicit(&p->ndirty, 1, memory_order_relaxed);
         p->dirty[i] = (uint32_t)n;
+        atomic_fetch_and_explicit(&p->page_state[n], (uint8_t)~PS_ZERO, memory_order_relaxed);
         atomic_fetch_or_explicit(&p->page_state[n], PS_DIRTY, memory_order_relaxed);
         atomic_fetch_add_explicit(&p->faults_write, 1, memory_order_relaxed);
     }

@@ -57,7 +57,14 @@
  *     mprotect: only if its extent has XS_WRITABLE, and then every page
  *     of the extent is DIRTY).
  *  3. A DIRTY page's before-image is in the shadow, taken before the page
- *     became writable.
+ *     became writable - or, for a page that was PS_ZERO then, the hole
+ *     its shadow page is (a page's shadow is a hole while it is not
+ *     DIRTY: forget_before_images punches it).
+ *  7. A page is PS_ZERO only if it holds zeros and its committed state
+ *     is zeros: set when its extent loads as never written, cleared at
+ *     its first write and at every other load.  An extent that is not
+ *     resident is a hole in the memfd (evict.c, a failed load), so a
+ *     never-written one loads with fallocate, no copy.
  *  4. The bytes of a page that is not DIRTY in the private view are its
  *     committed state.
  *  5. An UNFLUSHED or DIRTY page is never dropped from memory; neither is

@@ -31,6 +31,10 @@
 /* Page state bits (page_state[]). */
 #define PS_DIRTY 0x01     /* written in the open transaction; before-image in shadow */
 #define PS_UNFLUSHED 0x02 /* committed changes not yet in LMDB */
+/* All zeros, as loaded from an extent the page store never had, and not
+ * written since: its first write needs no before-image, because its
+ * shadow page is a hole, which reads as zeros (fault_snapshot_page). */
+#define PS_ZERO 0x04
 #define PS_LOCK 0x80      /* held while the page's bytes are copied */
 
 #define PAGER_SLOTS 32 /* concurrent loads; more faulting threads wait */

@@ -429,6 +429,64 @@ struct pair {
 };
 static const size_t pair_ptrs[] = {offsetof(struct pair, a), offsetof(struct pair, b)};
 
+/* Pages of extents the page store never had load as zeros and their first
+ * write saves no before-image (the hole of the shadow is one): an abort
+ * still leaves zeros there, and a page committed since keeps its
+ * committed bytes through a later aborted write (it is no zero page any
+ * more), before a checkpoint and after one. */
+static void fresh_pages_roll_back_and_commit(void **state)
+{
+    const char *dir = *state;
+    enum { LEN = 200 * 1024, PART = 3 * 4096 + 100 };
+    cairn_store *s = tu_open(dir, 0);
+    cairn_txn *t;
+    unsigned char *a, *b, *c;
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    assert_cairn_ok(cairn_alloc_bytes(t, LEN, (void **)&a));
+    fill(a, LEN, 1);
+    assert_cairn_ok(cairn_root_set(t, "a", a));
+    assert_cairn_ok(cairn_txn_commit(t));
+
+    /* Fresh pages written, then aborted: zeros again. */
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    assert_cairn_ok(cairn_alloc_bytes(t, LEN, (void **)&b));
+    fill(b, LEN, 2);
+    cairn_txn_abort(t);
+    check_zero(b, LEN, "fresh pages after the abort");
+    check_fill(a, LEN, 1, "committed pages beside the aborted fresh ones");
+
+    /* The committed pages, written again and aborted: their committed
+     * bytes, not zeros (before the checkpoint, then after it). */
+    for (int round = 0; round < 2; round++) {
+        assert_cairn_ok(cairn_txn_begin(s, &t));
+        memset(a, 0xee, LEN);
+        cairn_txn_abort(t);
+        check_fill(a, LEN, 1,
+                   round ? "committed pages after the abort, checkpointed" : "committed pages after the abort");
+        assert_cairn_ok(cairn_checkpoint(s));
+    }
+
+    /* Part of a fresh region written (the rest of its extents stays zero,
+     * and under the mprotect backend becomes writable with it). */
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    assert_cairn_ok(cairn_alloc_bytes(t, LEN, (void **)&c));
+    fill(c + 4096, PART, 3);
+    assert_cairn_ok(cairn_root_set(t, "c", c));
+    assert_cairn_ok(cairn_txn_commit(t));
+    assert_cairn_ok(cairn_close(s));
+
+    s = tu_open(dir, 0);
+    assert_cairn_ok(cairn_root_get(s, "a", (void **)&a));
+    assert_cairn_ok(cairn_root_get(s, "c", (void **)&c));
+    check_fill(a, LEN, 1, "a after reopening");
+    check_zero(c, 4096, "c's first page after reopening");
+    check_fill(c + 4096, PART, 3, "c's written part after reopening");
+    check_zero(c + 4096 + PART, LEN - 4096 - PART, "c's unwritten rest after reopening");
+    cairn_check_report r;
+    assert_cairn_ok(cairn_check(s, &r));
+    assert_cairn_ok(cairn_close(s));
+}
+
 static void assert_errmsg_names(cairn_store *s, const void *obj)
 {
     char want[32];
@@ -1238,6 +1296,7 @@ int main(void)
         tu_dir_test(commit_then_reopen_persists),
         tu_dir_test(commit_survives_exit_without_close),
         tu_dir_test(abort_restores_every_byte),
+        tu_dir_test(fresh_pages_roll_back_and_commit),
         tu_dir_test(commit_refuses_malloced_pointer),
         tu_dir_test(commit_refuses_pointer_into_other_store),
         tu_dir_test(commit_refuses_pointer_past_store_end),
