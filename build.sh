@@ -128,7 +128,7 @@ scale)
 bench)
     install_missing
     build build/release -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
-    for b in fault_cost scale_threads evict_policy alloc_overhead readahead hugepages readers; do
+    for b in fault_cost scale_threads evict_policy alloc_overhead readahead hugepages readers log_sync commit_rate; do
         echo "== $b"
         "./build/release/bench/$b"
     done
