@@ -44,7 +44,8 @@
  *      clean --first write (ops->make_writable)--> DIRTY
  *      DIRTY --commit (pager_txn_committed)--> UNFLUSHED, write-protected
  *      DIRTY --abort (pager_txn_rolled_back)--> previous flags, bytes restored
- *      UNFLUSHED --checkpoint (pager_flushed)--> clean
+ *      UNFLUSHED --checkpoint (pager_checkpoint_done; a page committed
+ *          again while the checkpoint ran stays UNFLUSHED)--> clean
  * A page can be DIRTY|UNFLUSHED: written again before its last commit
  * reached LMDB; the checkpoint then takes its before-image, which is the
  * committed state.
@@ -144,6 +145,8 @@ static int map_client_view(struct pager *p)
 int pager_open(struct pager **out, const struct pager_config *cfg)
 {
     struct pager *p = calloc(1, sizeof *p);
+    if (p)
+        pthread_mutex_init(&p->ckpt_lock, NULL);
     if (!p)
         return ENOMEM;
     int rc;
@@ -260,6 +263,10 @@ void pager_close(struct pager *p)
     if (p->shadow_fd >= 0)
         close(p->shadow_fd);
     free(p->unflushed);
+    free(p->saved_key);
+    free(p->saved_at);
+    free(p->saved_img);
+    pthread_mutex_destroy(&p->ckpt_lock);
     free(p);
 }
 
@@ -340,9 +347,137 @@ void pager_txn_begin(struct pager *p)
     atomic_store_explicit(&p->txn_open, 1, memory_order_release);
 }
 
+/* ---- the images a checkpoint in flight reads (under ckpt_lock) ---- */
+
+static size_t saved_slot(const struct pager *p, uint64_t n)
+{
+    size_t mask = p->saved_slots - 1, i = (size_t)(n * 0x9E3779B97F4A7C15ull >> 32) & mask;
+    while (p->saved_key[i] != UINT32_MAX && p->saved_key[i] != n)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Page n's image as of the checkpoint's start, if a commit saved it. */
+static const unsigned char *saved_image(const struct pager *p, uint64_t n)
+{
+    if (!p->n_saved)
+        return NULL;
+    size_t i = saved_slot(p, n);
+    return p->saved_key[i] == n ? p->saved_img + (size_t)p->saved_at[i] * PAGE_BYTES : NULL;
+}
+
+/* Room for `more` saved images, so that saving cannot fail at commit. */
+static int reserve_saved(struct pager *p, size_t more)
+{
+    size_t need = p->n_saved + more;
+    if (need > p->cap_saved) {
+        size_t cap = p->cap_saved ? p->cap_saved : 64;
+        while (cap < need)
+            cap *= 2;
+        unsigned char *img = realloc(p->saved_img, cap * PAGE_BYTES);
+        if (!img)
+            return ENOMEM;
+        p->saved_img = img;
+        p->cap_saved = cap;
+    }
+    if (2 * need >= p->saved_slots) {
+        size_t slots = p->saved_slots ? p->saved_slots : 256;
+        while (2 * need >= slots)
+            slots *= 2;
+        uint32_t *key = malloc(slots * sizeof *key), *at = malloc(slots * sizeof *at);
+        if (!key || !at) {
+            free(key);
+            free(at);
+            return ENOMEM;
+        }
+        memset(key, 0xff, slots * sizeof *key);
+        uint32_t *old_key = p->saved_key, *old_at = p->saved_at;
+        size_t old_slots = p->saved_slots;
+        p->saved_key = key;
+        p->saved_at = at;
+        p->saved_slots = slots;
+        for (size_t i = 0; i < old_slots; i++)
+            if (old_key[i] != UINT32_MAX) {
+                size_t j = saved_slot(p, old_key[i]);
+                key[j] = old_key[i];
+                at[j] = old_at[i];
+            }
+        free(old_key);
+        free(old_at);
+    }
+    return 0;
+}
+
+/* Commit, before the before-images go: keep the committed state of every
+ * page written that the checkpoint in flight has not got saved yet. */
+static void save_for_checkpoint(struct pager *p)
+{
+    pthread_mutex_lock(&p->ckpt_lock);
+    uint64_t nd = atomic_load(&p->ndirty);
+    for (uint64_t k = 0; k < nd; k++) {
+        uint64_t n = p->dirty[k];
+        size_t i = saved_slot(p, n);
+        if (p->saved_key[i] == n)
+            continue;
+        p->saved_key[i] = (uint32_t)n;
+        p->saved_at[i] = (uint32_t)p->n_saved;
+        /* The before-image: the shadow page, a hole reading as zeros for a
+         * page that was PS_ZERO. */
+        memcpy(p->saved_img + p->n_saved * PAGE_BYTES, p->shadow + n * PAGE_BYTES, PAGE_BYTES);
+        p->n_saved++;
+    }
+    pthread_mutex_unlock(&p->ckpt_lock);
+}
+
+void pager_checkpoint_begin(struct pager *p)
+{
+    pthread_mutex_lock(&p->ckpt_lock);
+    p->ckpt_active = 1;
+    pthread_mutex_unlock(&p->ckpt_lock);
+}
+
+void pager_checkpoint_done(struct pager *p, size_t n)
+{
+    pthread_mutex_lock(&p->ckpt_lock);
+    /* A page committed again while the checkpoint ran has changes LMDB
+     * does not hold: it stays unflushed (and in the list, once). */
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t page = p->unflushed[i];
+        if (saved_image(p, page))
+            p->unflushed[kept++] = page;
+        else
+            atomic_fetch_and(&p->page_state[page], (uint8_t)~PS_UNFLUSHED);
+    }
+    if (n) /* unflushed is NULL until the first commit */
+        memmove(p->unflushed + kept, p->unflushed + n, (p->n_unflushed - n) * sizeof *p->unflushed);
+    p->n_unflushed -= n - kept;
+    p->ckpt_active = 0;
+    /* The images go with the checkpoint: what it held stays bounded by the
+     * pages committed while it ran. */
+    free(p->saved_key);
+    free(p->saved_at);
+    free(p->saved_img);
+    p->saved_key = p->saved_at = NULL;
+    p->saved_img = NULL;
+    p->saved_slots = p->n_saved = p->cap_saved = 0;
+    pthread_mutex_unlock(&p->ckpt_lock);
+    /* What was held back for want of a checkpoint may go now. */
+    if (p->budget_extents)
+        evict_for_room(p, UINT64_MAX);
+}
+
 int pager_reserve_unflushed(struct pager *p)
 {
-    size_t need = p->n_unflushed + atomic_load(&p->ndirty);
+    uint64_t nd = atomic_load(&p->ndirty);
+    if (p->ckpt_active) { /* set and cleared under the log mutex, which we hold */
+        pthread_mutex_lock(&p->ckpt_lock);
+        int rc = reserve_saved(p, nd);
+        pthread_mutex_unlock(&p->ckpt_lock);
+        if (rc)
+            return rc;
+    }
+    size_t need = p->n_unflushed + nd;
     if (need <= p->cap_unflushed)
         return 0;
     size_t cap = p->cap_unflushed ? p->cap_unflushed : 1024;
@@ -391,6 +526,10 @@ int pager_txn_committed(struct pager *p)
 {
     /* Protection first: once txn_open drops, a stray write must trap. */
     int rc = protect_dirty(p);
+    /* Before a page's before-image goes and its new bytes count as
+     * committed, a checkpoint in flight gets the old state. */
+    if (p->ckpt_active)
+        save_for_checkpoint(p);
     uint64_t nd = atomic_load(&p->ndirty);
     for (uint64_t i = 0; i < nd; i++) {
         uint64_t n = p->dirty[i];
@@ -411,49 +550,87 @@ void pager_txn_rolled_back(struct pager *p)
         memcpy(p->priv + n * PAGE_BYTES, p->shadow + n * PAGE_BYTES, PAGE_BYTES);
     }
     protect_dirty(p);
+    /* A checkpoint in flight may be copying a before-image as the
+     * committed state: not while it goes. */
+    if (p->ckpt_active)
+        pthread_mutex_lock(&p->ckpt_lock);
     for (uint64_t i = 0; i < nd; i++)
         atomic_fetch_and(&p->page_state[p->dirty[i]], (uint8_t)~PS_DIRTY);
     forget_before_images(p);
+    if (p->ckpt_active)
+        pthread_mutex_unlock(&p->ckpt_lock);
     if (p->budget_extents)
         evict_for_room(p, UINT64_MAX);
 }
 
-/* The pointer map of page n: as it is now, or as of the last commit (from
- * the before-image of its descriptor page if that is being written now). */
-static int ptr_map_of(struct pager *p, uint64_t n, int committed, uint64_t map[PAGE_WORDS / 64])
+/* Which state of a page to read: as it is now (the open transaction's
+ * writes included), as of the last commit, or as of the start of the
+ * checkpoint in flight (caller holds ckpt_lock). */
+enum page_state_of { NOW, COMMITTED, CHECKPOINTED };
+
+/* The pointer map of page n in the state `of`, from its descriptor page
+ * in that state. */
+static int ptr_map_of(struct pager *p, uint64_t n, enum page_state_of of, uint64_t map[PAGE_WORDS / 64])
 {
     if (n < p->layout.data_start) {
         swizzle_ptr_map(p, n, NULL, map);
         return 0;
     }
     uint64_t d = layout_desc_page(n);
+    const unsigned char *saved = of == CHECKPOINTED ? saved_image(p, d) : NULL;
+    if (saved) {
+        const struct page_desc *desc = (const struct page_desc *)(saved + layout_desc_offset(n));
+        memcpy(map, desc->ptr_bits, sizeof desc->ptr_bits);
+        return 0;
+    }
     int rc = fault_hold_page(p, d);
     if (rc)
         return rc;
     int dirty = atomic_load(&p->page_state[d]) & PS_DIRTY;
-    swizzle_ptr_map(p, n, committed && dirty ? p->shadow : p->priv, map);
+    swizzle_ptr_map(p, n, of != NOW && dirty ? p->shadow : p->priv, map);
     fault_unlock_page(p, d);
+    return 0;
+}
+
+static int read_unswizzled(struct pager *p, uint64_t n, enum page_state_of of, void *out)
+{
+    uint64_t map[PAGE_WORDS / 64];
+    int rc = ptr_map_of(p, n, of, map);
+    if (rc)
+        return rc;
+    const unsigned char *saved = of == CHECKPOINTED ? saved_image(p, n) : NULL;
+    if (saved) {
+        memcpy(out, saved, PAGE_BYTES);
+    } else {
+        fault_lock_page(p, n);
+        uint8_t st = XS_STATE(atomic_load(&p->ext_state[n / PAGES_PER_EXTENT]));
+        if (st != XS_RESIDENT && st != XS_EVICTING) {
+            fault_unlock_page(p, n);
+            return 1;
+        }
+        int dirty = atomic_load(&p->page_state[n]) & PS_DIRTY;
+        memcpy(out, (dirty ? p->shadow : p->priv) + n * PAGE_BYTES, PAGE_BYTES);
+        fault_unlock_page(p, n);
+    }
+    /* Committed pages passed the external-pointer check at commit. */
+    unswizzle_page(out, out, map, (uintptr_t)p->base, p->layout.data_start * PAGE_BYTES, p->bytes, NULL);
     return 0;
 }
 
 int pager_read_committed(struct pager *p, uint64_t n, void *out)
 {
-    uint64_t map[PAGE_WORDS / 64];
-    int rc = ptr_map_of(p, n, 1, map);
-    if (rc)
-        return rc;
-    fault_lock_page(p, n);
-    uint8_t st = XS_STATE(atomic_load(&p->ext_state[n / PAGES_PER_EXTENT]));
-    if (st != XS_RESIDENT && st != XS_EVICTING) {
-        fault_unlock_page(p, n);
-        return 1;
-    }
-    int dirty = atomic_load(&p->page_state[n]) & PS_DIRTY;
-    memcpy(out, (dirty ? p->shadow : p->priv) + n * PAGE_BYTES, PAGE_BYTES);
-    fault_unlock_page(p, n);
-    /* Committed pages passed the external-pointer check at commit. */
-    unswizzle_page(out, out, map, (uintptr_t)p->base, p->layout.data_start * PAGE_BYTES, p->bytes, NULL);
-    return 0;
+    return read_unswizzled(p, n, COMMITTED, out);
+}
+
+int pager_read_checkpoint(struct pager *p, uint64_t n, void *out)
+{
+    /* Held across the copy: a commit saving this page (or its descriptor)
+     * waits, so the bytes read are either the saved image or the page
+     * before that commit made its new bytes the committed ones. */
+    pthread_mutex_lock(&p->ckpt_lock);
+    int rc = read_unswizzled(p, n, CHECKPOINTED, out);
+    pthread_mutex_unlock(&p->ckpt_lock);
+    return rc;
 }
 
 int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_t *bad)
@@ -462,9 +639,9 @@ int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_
     uintptr_t base = (uintptr_t)p->base;
     uint64_t lo = p->layout.data_start * PAGE_BYTES;
     unsigned w = 0;
-    int rc = ptr_map_of(p, n, 0, map_cur);
+    int rc = ptr_map_of(p, n, NOW, map_cur);
     if (rc == 0)
-        rc = ptr_map_of(p, n, 1, map_old);
+        rc = ptr_map_of(p, n, COMMITTED, map_old);
     if (rc)
         return rc;
     rc = unswizzle_page(cur, (const uint64_t *)(p->priv + n * PAGE_BYTES), map_cur, base, lo, p->bytes, &w);
@@ -474,16 +651,4 @@ int pager_read_dirty(struct pager *p, uint64_t n, void *cur, void *old, uintptr_
     }
     unswizzle_page(old, (const uint64_t *)(p->shadow + n * PAGE_BYTES), map_old, base, lo, p->bytes, NULL);
     return 0;
-}
-
-void pager_flushed(struct pager *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        atomic_fetch_and(&p->page_state[p->unflushed[i]], (uint8_t)~PS_UNFLUSHED);
-    if (n) /* unflushed is NULL until the first commit */
-        memmove(p->unflushed, p->unflushed + n, (p->n_unflushed - n) * sizeof *p->unflushed);
-    p->n_unflushed -= n;
-    /* What was held back for want of a checkpoint may go now. */
-    if (p->budget_extents)
-        evict_for_room(p, UINT64_MAX);
 }

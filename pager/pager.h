@@ -9,6 +9,7 @@
 #define CAIRN_PAGER_H
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -136,6 +137,20 @@ struct pager {
     uint32_t *unflushed;
     size_t n_unflushed, cap_unflushed;
 
+    /* A checkpoint in flight (pager_checkpoint_begin .. _done) reads the
+     * committed state as of its start while commits go on: a commit
+     * meanwhile saves the before-images of its pages here first (the
+     * first save of a page wins), and the checkpoint's reads take a saved
+     * image over the page.  Under ckpt_lock, which commit takes inside
+     * the log mutex and the checkpoint outside every page lock. */
+    pthread_mutex_t ckpt_lock;
+    int ckpt_active;
+    uint32_t *saved_key; /* open addressing over page numbers; UINT32_MAX: empty */
+    uint32_t *saved_at;  /* image index of saved_key[i] */
+    size_t saved_slots;  /* a power of two, more than twice n_saved */
+    unsigned char *saved_img;
+    size_t n_saved, cap_saved;
+
     /* Cache budget (0 = none): extents resident beyond it are evicted by a
      * clock over [0, ext_hwm), skipping pinned, dirty and unflushed ones. */
     uint64_t budget_extents;
@@ -176,9 +191,17 @@ int pager_txn_committed(struct pager *p);
 /* Before the log write: make room so that pager_txn_committed cannot fail
  * for want of memory. */
 int pager_reserve_unflushed(struct pager *p);
-/* Checkpoint side: the unflushed pages, and marking them flushed after
- * the LMDB transaction holding them is durable. */
-void pager_flushed(struct pager *p, size_t n);
+/* Checkpoint side, under the log mutex: the committed state from now on
+ * is what pager_read_checkpoint reads until pager_checkpoint_done, however
+ * many commits follow. */
+void pager_checkpoint_begin(struct pager *p);
+/* The first n unflushed pages are in LMDB as of the checkpoint (0 after a
+ * failed one): mark them flushed, except those committed again since it
+ * began, and end it.  Under the log mutex. */
+void pager_checkpoint_done(struct pager *p, size_t n);
+/* pager_read_committed as of pager_checkpoint_begin.  Holds no lock but
+ * its own; runs beside commits. */
+int pager_read_checkpoint(struct pager *p, uint64_t n, void *out);
 /* Abort side: copy every before-image back and write-protect. */
 void pager_txn_rolled_back(struct pager *p);
 /* Copy the committed (last commit, not the open transaction's) bytes of

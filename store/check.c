@@ -461,6 +461,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     int rc = txn_slot_claim(s, &self);
     if (rc)
         return rc;
+    pthread_mutex_lock(&s->ckpt_mutex); /* and no checkpoint in flight */
     pthread_mutex_lock(&s->log_mutex);
 
     pthread_rwlock_rdlock(&s->lmdb_lock);
@@ -476,6 +477,7 @@ int cairn_check(cairn_store *s, cairn_check_report *r)
     pthread_rwlock_unlock(&s->lmdb_lock);
 
     pthread_mutex_unlock(&s->log_mutex);
+    pthread_mutex_unlock(&s->ckpt_mutex);
     txn_slot_release(s);
     if (rc)
         return rc;

@@ -59,6 +59,7 @@ static int collect_unmarked(void *arg, const struct walk_object *o)
  * clean. */
 static int find_garbage(cairn_store *s, struct gc_report *r, const struct inspect_hooks *hooks)
 {
+    pthread_mutex_lock(&s->ckpt_mutex); /* no checkpoint in flight */
     pthread_mutex_lock(&s->log_mutex);
     pthread_rwlock_rdlock(&s->lmdb_lock);
     MDB_txn *txn;
@@ -77,6 +78,7 @@ static int find_garbage(cairn_store *s, struct gc_report *r, const struct inspec
     }
     pthread_rwlock_unlock(&s->lmdb_lock);
     pthread_mutex_unlock(&s->log_mutex);
+    pthread_mutex_unlock(&s->ckpt_mutex);
     return rc;
 }
 

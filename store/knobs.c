@@ -25,6 +25,7 @@ static const struct {
     {"recover_batch", offsetof(struct test_hooks, recover_batch)},
     {"backup_pause_ms", offsetof(struct test_hooks, backup_pause_ms)},
     {"log_sync_fails_after", offsetof(struct test_hooks, log_sync_fails_after)},
+    {"checkpoint_pause_ms", offsetof(struct test_hooks, checkpoint_pause_ms)},
 };
 
 /* Parse "name=N,name=N" into *t (every hook not named is 0). */

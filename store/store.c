@@ -566,6 +566,7 @@ void store_handle_init(cairn_store *s, const cairn_options *o)
     s->owner = getpid();
     pthread_mutex_init(&s->txn_mutex, NULL);
     pthread_cond_init(&s->txn_cond, NULL);
+    pthread_mutex_init(&s->ckpt_mutex, NULL);
     pthread_mutex_init(&s->log_mutex, NULL);
     pthread_mutex_init(&s->alloc_mutex, NULL);
     pthread_rwlock_init(&s->types_lock, NULL);
@@ -607,6 +608,7 @@ void store_handle_destroy(cairn_store *s)
 {
     pthread_mutex_destroy(&s->txn_mutex);
     pthread_cond_destroy(&s->txn_cond);
+    pthread_mutex_destroy(&s->ckpt_mutex);
     pthread_mutex_destroy(&s->log_mutex);
     pthread_mutex_destroy(&s->alloc_mutex);
     pthread_rwlock_destroy(&s->types_lock);
@@ -823,7 +825,7 @@ int cairn_close(cairn_store *s)
         cairn_txn_abort(t);
     int rc = 0;
     if (!s->failed)
-        rc = checkpoint_run(s);
+        rc = checkpoint_run(s, 0);
     store_free(s);
     return rc;
 }
@@ -834,7 +836,7 @@ int cairn_checkpoint(cairn_store *s)
         return CAIRN_INVALID;
     if (s->readonly)
         return CAIRN_READONLY;
-    return checkpoint_run(s);
+    return checkpoint_run(s, 0);
 }
 
 int cairn_prefault(cairn_store *s, const void *addr, size_t len, int for_write)

@@ -25,6 +25,7 @@ struct test_hooks {
     unsigned long recover_batch;   /* recovery and the snapshot: images per batch; 0 = REPLAY_BATCH */
     unsigned long backup_pause_ms; /* backup sleeps between its LMDB copy and the log (races a checkpoint) */
     unsigned long log_sync_fails_after; /* the writer's log syncs after the first N fail, slowly (group commit) */
+    unsigned long checkpoint_pause_ms;  /* a checkpoint sleeps after its start and after its LMDB write */
 };
 struct snapshot;
 struct knobs {
@@ -78,11 +79,16 @@ struct cairn_store {
      * Lock order (the one statement of it; docs/DESIGN.md explains it):
      *
      *   txn_mutex (brief: who owns the transaction slot)
-     *     -> log_mutex (commit, abort, checkpoint, check, gc's mark)
+     *   ckpt_mutex (a checkpoint, throughout; check and gc's mark wait
+     *   for one; taken holding the transaction slot, never txn_mutex)
+     *     -> log_mutex (commit, abort, a checkpoint's start and end,
+     *        check, gc's mark)
      *          -> lmdb_lock (shared by every LMDB transaction outside the
      *             fault path; exclusive while the map grows)
      *               -> LMDB write transaction
-     *                    -> page lock bits (PS_LOCK, held for one copy)
+     *                    -> pager.ckpt_lock (commit: inside log_mutex;
+     *                       a checkpoint's reads: inside its LMDB write)
+     *                         -> page lock bits (PS_LOCK, held for one copy)
      *          -> wal.sync_mutex (leaf, never held across fdatasync; a
      *             commit waits for its sync holding no lock)
      *   types_lock (write: registration) -> lmdb_lock
@@ -103,7 +109,8 @@ struct cairn_store {
     pthread_t txn_thread; /* who claimed the slot (valid while txn is set) */
     uint64_t next_txn_id;
 
-    pthread_mutex_t log_mutex; /* commit, checkpoint, cat.ckpt_lsn */
+    pthread_mutex_t ckpt_mutex; /* one checkpoint at a time; its scratch below */
+    pthread_mutex_t log_mutex;  /* commit, a checkpoint's start and end, cat.ckpt_lsn */
     /* Sticky: the first failure that leaves the store unusable (a log or
      * LMDB write or sync that failed, the LMDB map lost), its code and,
      * under err_mutex, its message.  Every later call that would write
@@ -127,7 +134,7 @@ struct cairn_store {
     pthread_mutex_t flush_mutex;
     pthread_cond_t flush_cond;
 
-    /* Checkpoint scratch (under log_mutex). */
+    /* Checkpoint scratch (under ckpt_mutex, or at open). */
     ZSTD_CCtx *cctx;
     ZSTD_DCtx *dctx;
     unsigned char *zbuf;
@@ -209,7 +216,8 @@ int alloc_free(cairn_txn *t, void *obj);
 uintptr_t alloc_object_start(cairn_store *s, uintptr_t addr);
 
 /* checkpoint.c */
-int checkpoint_run(cairn_store *s);
+/* Checkpoint if the log holds at least min_log bytes (and anything). */
+int checkpoint_run(cairn_store *s, uint64_t min_log);
 int checkpoint_flusher_start(cairn_store *s);
 void checkpoint_flusher_stop(cairn_store *s);
 void checkpoint_poke(cairn_store *s);

@@ -5,10 +5,15 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 #include "files.h"
+#include "storeutil.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "store/store_internal.h"
@@ -194,6 +199,191 @@ static void checkpoint_grows_a_full_map(void **state)
     assert_cairn_ok(cairn_close(s));
 }
 
+/*
+ * Commits while a checkpoint is in flight (the test hook pauses it after
+ * its start and after its LMDB write).  They must neither wait for it nor
+ * leak into it, and what they committed must survive any crash: the log
+ * the checkpoint starts carries them on.
+ */
+struct inflight {
+    cairn_store *s;
+    _Atomic int done;
+    int rc;
+};
+
+static void *checkpoint_thread(void *arg)
+{
+    struct inflight *f = arg;
+    f->rc = cairn_checkpoint(f->s);
+    atomic_store(&f->done, 1);
+    return NULL;
+}
+
+#define PAUSE_MS 400
+#define PAUSE_HOOK "checkpoint_pause_ms=400"
+#define LINKS 300
+
+/* A store with the 3-page counter at 1 and a list of LINKS links whose
+ * values are 1, all committed and in the log, none checkpointed. */
+static struct tu_link *build(cairn_store *s, uint64_t **counter)
+{
+    *counter = make_counter(s, 1);
+    cairn_type lt = tu_link_type(s);
+    cairn_txn *t;
+    struct tu_link *head = NULL;
+    assert_cairn_ok(cairn_txn_begin(s, &t));
+    for (int i = 0; i < LINKS; i++) {
+        struct tu_link *l;
+        assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&l));
+        l->next = head;
+        l->val = 1;
+        head = l;
+    }
+    assert_cairn_ok(cairn_root_set(t, "list", head));
+    assert_cairn_ok(cairn_txn_commit(t));
+    return head;
+}
+
+/* During the checkpoint: rewrite pages it covers (the counter, every
+ * other link's value, the list cut in two) and add pages it does not
+ * (new links with pointers, so descriptor pages change too). */
+static void commit_meanwhile(cairn_store *s, uint64_t *c, struct tu_link *old)
+{
+    cairn_type lt = tu_link_type(s);
+    struct tu_link *head = old;
+    for (int round = 2; round <= 4; round++) {
+        cairn_txn *t;
+        assert_cairn_ok(cairn_txn_begin(s, &t));
+        for (int i = 0; i < 3 * 512; i++)
+            c[i] = (uint64_t)round;
+        int k = 0;
+        for (struct tu_link *l = old; l; l = l->next, k++)
+            if (k % 2 == 0)
+                l->val = (uint64_t)round;
+        struct tu_link *fresh;
+        assert_cairn_ok(cairn_alloc(t, lt, 1, (void **)&fresh));
+        fresh->next = head;
+        fresh->val = 100 + (uint64_t)round;
+        head = fresh;
+        assert_cairn_ok(cairn_root_set(t, "list", head));
+        assert_cairn_ok(cairn_txn_commit(t));
+    }
+}
+
+/* The state after commit_meanwhile: 3 new links (104, 103, 102), then the
+ * old ones with values 4 and 1 alternating; the counter at 4. */
+static void verify_meanwhile(cairn_store *s)
+{
+    uint64_t *c;
+    struct tu_link *l;
+    assert_cairn_ok(cairn_root_get(s, "counter", (void **)&c));
+    for (int i = 0; i < 3 * 512; i++)
+        assert_int_equal(c[i], 4);
+    assert_cairn_ok(cairn_root_get(s, "list", (void **)&l));
+    for (int i = 4; i >= 2; i--, l = l->next)
+        assert_int_equal(l->val, 100 + (uint64_t)i);
+    int k = 0;
+    for (; l; l = l->next, k++)
+        assert_int_equal(l->val, k % 2 == 0 ? 4 : 1);
+    assert_int_equal(k, LINKS);
+    cairn_check_report r;
+    assert_cairn_ok(cairn_check(s, &r));
+}
+
+static void commits_go_on_while_a_checkpoint_runs(void **state)
+{
+    const char *dir = *state;
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s;
+    cairn_stats st;
+    assert_cairn_ok(store_test_control(PAUSE_HOOK));
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    uint64_t *c;
+    struct tu_link *head = build(s, &c);
+    struct inflight f = {.s = s};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, checkpoint_thread, &f), 0);
+    usleep(PAUSE_MS * 1000 / 4);
+    commit_meanwhile(s, c, head);
+    /* Three durable commits while the checkpoint slept: they did not wait
+     * for it. */
+    assert_false(atomic_load(&f.done));
+    pthread_join(th, NULL);
+    assert_cairn_ok(f.rc);
+    assert_cairn_ok(cairn_stats_get(s, &st));
+    assert_int_equal(st.checkpoints, 1);
+    /* The pages committed meanwhile are not in LMDB yet, and their records
+     * are in the new log. */
+    assert_true(st.pages_unflushed >= 4);
+    assert_true(st.wal_bytes > 64);
+    verify_meanwhile(s);
+    assert_cairn_ok(cairn_close(s));
+    assert_cairn_ok(store_test_control(""));
+    assert_cairn_ok(cairn_open(dir, &o, &s));
+    verify_meanwhile(s);
+    assert_cairn_ok(cairn_close(s));
+}
+
+/* A child commits during a checkpoint and dies at a chosen moment without
+ * closing; whatever it acknowledged must come back. */
+struct crash_plan {
+    const char *dir;
+    int die_after_ms; /* from the checkpoint's start; 0: once it returned */
+};
+
+static void commit_and_die(void *arg)
+{
+    const struct crash_plan *plan = arg;
+    cairn_options o;
+    tu_options(&o);
+    cairn_store *s;
+    if (cairn_open(plan->dir, &o, &s) != CAIRN_OK)
+        _exit(90);
+    uint64_t *c;
+    struct tu_link *head = build(s, &c);
+    struct inflight f = {.s = s};
+    pthread_t th;
+    if (pthread_create(&th, NULL, checkpoint_thread, &f) != 0)
+        _exit(91);
+    usleep(PAUSE_MS * 1000 / 4);
+    commit_meanwhile(s, c, head);
+    if (plan->die_after_ms) {
+        usleep((useconds_t)(plan->die_after_ms - PAUSE_MS / 4) * 1000);
+    } else {
+        pthread_join(th, NULL);
+        if (f.rc != CAIRN_OK)
+            _exit(92);
+    }
+    _exit(0); /* no close: as if killed */
+}
+
+static void acknowledged_commits_survive_a_crash_in_a_checkpoint(void **state)
+{
+    const char *dir = *state;
+    /* Before its LMDB write; after it, before the new log (the LMDB write
+     * of a few extents takes far less than half a pause); after all. */
+    static const int die_after[] = {PAUSE_MS / 2, PAUSE_MS * 3 / 2, 0};
+    for (size_t i = 0; i < sizeof die_after / sizeof *die_after; i++) {
+        assert_cairn_ok(store_test_control(PAUSE_HOOK));
+        char sub[64];
+        snprintf(sub, sizeof sub, "case%zu", i);
+        char *d = tu_path(dir, sub);
+        struct crash_plan plan = {.dir = d, .die_after_ms = die_after[i]};
+        int status = tu_in_child(commit_and_die, &plan);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_cairn_ok(store_test_control(""));
+        cairn_options o;
+        tu_options(&o);
+        cairn_store *s;
+        assert_cairn_ok(cairn_open(d, &o, &s));
+        verify_meanwhile(s);
+        assert_cairn_ok(cairn_close(s));
+        free(d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +392,8 @@ int main(void)
         tu_dir_test(flusher_checkpoints_when_log_grows),
         tu_dir_test(many_cycles_of_commit_and_checkpoint),
         tu_dir_test(checkpoint_grows_a_full_map),
+        tu_dir_test(commits_go_on_while_a_checkpoint_runs),
+        tu_dir_test(acknowledged_commits_survive_a_crash_in_a_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

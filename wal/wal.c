@@ -49,10 +49,11 @@
  * zero word (kind 0 is no record), so what lies past the last record
  * needs no marker.
  *
- * The log is reset (wal_reset) only after a checkpoint whose LMDB commit
- * is durable; the new file is written and fsynced as "wal.tmp", renamed
- * over "wal", and the directory fsynced, so at every instant "wal" is
- * either the old log or the complete new one.
+ * The log is restarted (wal_reset, wal_restart) only after a checkpoint
+ * whose LMDB commit is durable; the new file (with the records after the
+ * checkpoint carried over, sealed in its own chain) is written and
+ * fsynced as "wal.tmp", renamed over "wal", and the directory fsynced, so
+ * at every instant "wal" is either the old log or the complete new one.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -132,7 +133,69 @@ static int is_current_log(int dirfd, int fd)
     return fstat(fd, &a) == 0 && fstatat(dirfd, "wal", &b, 0) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/* Copy the records at [from, w->end) of the current log into fd from
+ * WAL_HEADER_SIZE on.  Each is checked against the old chain (seeded with
+ * c->old, the checksum of the record before from) and sealed again in the
+ * new one (seeded with c->chain); their LSNs must run from c->lsn.  On
+ * return c->lsn is the next LSN, c->chain the last record's checksum and
+ * c->len the bytes copied. */
+static uint64_t record_sum(unsigned char *rec, size_t len, uint64_t chain);
+
+struct carry {
+    uint64_t lsn, old, chain, len;
+};
+
+static int carry_records(struct wal *w, int fd, uint64_t from, struct carry *c)
+{
+    enum { CHUNK = 1 << 20 }; /* whole records: one is at most a page and some headers */
+    unsigned char *buf = malloc(CHUNK);
+    if (!buf)
+        return ENOMEM;
+    int rc = 0;
+    for (uint64_t at = from; rc == 0 && at < w->end;) {
+        size_t want = w->end - at < CHUNK ? (size_t)(w->end - at) : CHUNK;
+        ssize_t got = pread(w->fd, buf, want, (off_t)at);
+        if (got <= 0) {
+            rc = got < 0 ? errno : EIO;
+            break;
+        }
+        size_t pos = 0;
+        while (pos + WAL_RECORD_HEADER <= (size_t)got) {
+            unsigned char *rec = buf + pos;
+            struct wal_record r;
+            memcpy(&r, rec, sizeof r);
+            size_t size = pad8(WAL_RECORD_HEADER + (size_t)r.len);
+            if (size > CHUNK / 2 || pos + size > (size_t)got)
+                break; /* continued in the next chunk, or garbage (checked below) */
+            if (r.lsn != c->lsn || record_sum(rec, WAL_RECORD_HEADER + r.len, c->old) != r.checksum) {
+                rc = CAIRN_IOERR; /* our own records do not read back */
+                break;
+            }
+            c->old = r.checksum;
+            memset(rec + offsetof(struct wal_record, checksum), 0, 8);
+            r.checksum = XXH3_64bits_withSeed(rec, WAL_RECORD_HEADER + r.len, c->chain);
+            memcpy(rec + offsetof(struct wal_record, checksum), &r.checksum, 8);
+            c->chain = r.checksum;
+            c->lsn++;
+            pos += size;
+        }
+        if (rc == 0 && pos == 0)
+            rc = CAIRN_IOERR;
+        if (rc == 0)
+            rc = write_all(fd, buf, pos, WAL_HEADER_SIZE + c->len);
+        c->len += pos;
+        at += pos;
+    }
+    free(buf);
+    return rc;
+}
+
 int wal_reset(struct wal *w, uint64_t start_lsn)
+{
+    return wal_restart(w, start_lsn, w->end, 0);
+}
+
+int wal_restart(struct wal *w, uint64_t start_lsn, uint64_t from, uint64_t from_chain)
 {
     struct wal_header h;
     memset(&h, 0, sizeof h);
@@ -150,6 +213,9 @@ int wal_reset(struct wal *w, uint64_t start_lsn)
     if (fd < 0)
         return errno;
     int rc = write_all(fd, &h, sizeof h, 0);
+    struct carry c = {.lsn = start_lsn, .old = from_chain, .chain = h.checksum};
+    if (rc == 0)
+        rc = carry_records(w, fd, from, &c);
     if (rc == 0 && fdatasync(fd) != 0)
         rc = errno;
     int renamed = 0;
@@ -166,6 +232,7 @@ int wal_reset(struct wal *w, uint64_t start_lsn)
     if (!renamed) {
         /* "wal" is still the old log, intact: nothing changed. */
         close(fd);
+        unlinkat(w->dirfd, "wal.tmp", 0);
         return rc;
     }
     /* From the rename on, "wal" is the new file: keep writing there, never
@@ -178,7 +245,13 @@ int wal_reset(struct wal *w, uint64_t start_lsn)
         close(w->fd);
     w->fd = fd;
     adopt_header(w, &h);
-    w->zeroed_end = WAL_HEADER_SIZE;
+    /* The carried records were synced with the file before its rename. */
+    w->next_lsn = c.lsn;
+    w->chain = c.chain;
+    w->end = w->zeroed_end = WAL_HEADER_SIZE + c.len;
+    w->written_lsn = c.lsn - 1;
+    if (w->durable_lsn < w->written_lsn)
+        w->durable_lsn = w->written_lsn;
     pthread_mutex_unlock(&w->sync_mutex);
     return rc ? CAIRN_IOERR : 0;
 }

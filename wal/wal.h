@@ -115,6 +115,14 @@ int wal_sync(struct wal *w, uint64_t lsn);
  * in use); CAIRN_IOERR means the new file is in use but its rename may
  * not be durable. */
 int wal_reset(struct wal *w, uint64_t start_lsn);
+/* The same, carrying over the records at [from, end) of the current log
+ * (whole transactions, the first with LSN start_lsn; from_chain is the
+ * checksum of the record before from, or the header's): they are read
+ * back, checked against their chain, sealed again in the new file's chain
+ * and synced with it, so they are durable once this returns 0 (how a
+ * checkpoint hands on the commits made while it ran).  A record that does
+ * not read back returns CAIRN_IOERR with nothing changed. */
+int wal_restart(struct wal *w, uint64_t start_lsn, uint64_t from, uint64_t from_chain);
 
 /* Apply one page change to an unswizzled page image. CAIRN_CORRUPT on a
  * malformed payload. */
