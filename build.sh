@@ -58,7 +58,7 @@ suite() { # dir, label, [ctest selection args]
 
 # Tests that run several threads in one store: these also run under
 # ThreadSanitizer (the single-threaded crash and fuzz suites do not need to).
-THREADED='^(threads|evict|pager|txn|checkpoint|alloc|smoke|readers)\.'
+THREADED='^(threads|evict|pager|txn|checkpoint|alloc|smoke|readers|killthreads)\.'
 
 job=${1:-}
 case "$job" in

@@ -349,6 +349,7 @@ static void commit_and_die(void *arg)
     usleep(PAUSE_MS * 1000 / 4);
     commit_meanwhile(s, c, head);
     if (plan->die_after_ms) {
+        pthread_detach(th); /* dies with the process, mid-checkpoint */
         usleep((useconds_t)(plan->die_after_ms - PAUSE_MS / 4) * 1000);
     } else {
         pthread_join(th, NULL);
