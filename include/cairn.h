@@ -475,11 +475,14 @@ CAIRN_API int cairn_prefault(cairn_store *s, const void *addr, size_t len, int f
 CAIRN_API int cairn_release(cairn_store *s, const void *addr, size_t len);
 
 /**
- * Write every committed page back to LMDB (one LMDB transaction carrying
- * the new checkpoint position), then empty the log.  The background
- * flusher does this on its own when the log grows past checkpoint_bytes,
- * and cairn_close does it last.  Runs alongside an open transaction (its
- * uncommitted writes are not included); waits for a commit in progress.
+ * Write every page committed so far back to LMDB (one LMDB transaction
+ * carrying the new checkpoint position), then start a new log holding
+ * only what was committed after that position (empty unless other
+ * threads committed meanwhile).  The background flusher does this on its
+ * own when the log grows past checkpoint_bytes, and cairn_close does it
+ * last.  Runs alongside an open transaction (its uncommitted writes are
+ * not included) and alongside commits, which do not wait for it beyond
+ * its start and its end; one checkpoint runs at a time.
  * @return CAIRN_OK, CAIRN_INVALID (s NULL), CAIRN_READONLY,
  *   CAIRN_IOERR (LMDB write or log reset failed, or the store failed
  *   earlier: sticky, commits fail until reopened), CAIRN_FULL (disk or
